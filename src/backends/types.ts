@@ -1,0 +1,66 @@
+/**
+ * Contract between the dispatcher (which owns HTTP, deadlines, retries) and the protocol adapters
+ * (which own request bodies and response parsing). Adapters are pure: no I/O, no timers.
+ */
+import type { BackendKind } from '../types.js'
+
+/** What the dispatcher asks an adapter to encode, after defaults from the record were applied. */
+export interface WireRequest {
+  prompt: string
+  system?: string
+  temperature?: number
+  maxTokens?: number
+  stop?: readonly string[]
+  /** Backend-specific extras from the caller (GenerateRequest.options). */
+  options?: Readonly<Record<string, unknown>>
+  /**
+   * Model id to put in the body. Ollama: always set (backend_model ?? model_name).
+   * OpenAI-compatible: `backend_model` only; undefined means "omit `model`" (mlx_lm.server would
+   * otherwise try to load `model_name` from disk or the hub and evict the loaded model).
+   */
+  model?: string
+  stream: boolean
+}
+
+/** Everything the router reads from a finished generation. */
+export interface BackendOutput {
+  text: string
+  /** `stop`, `length`, ... or null when the backend said nothing. */
+  doneReason: string | null
+  promptTokens: number
+  completionTokens: number
+  /** Ollama eval_duration (ns), when reported: tokens/sec = completionTokens / evalDurationNs * 1e9. */
+  evalDurationNs?: number
+  /** Ollama load_duration (ns), when reported. */
+  loadDurationNs?: number
+}
+
+/** Incremental stream decoder. Correct at any chunk boundary, including split UTF-8 sequences. */
+export interface StreamDecoder {
+  /**
+   * Feed raw bytes. Calls `onText` for every non-empty text delta, in order.
+   * Throws RouterError(STREAM_ERROR) on an error frame, RouterError(MALFORMED_RESPONSE) on an unparseable frame.
+   */
+  push(chunk: Uint8Array, onText: (text: string) => void): void
+  /**
+   * The body ended. Returns the final output (text = everything delivered, concatenated).
+   * Throws RouterError(STREAM_ERROR) if the stream ended without its final frame (Ollama `done:true`,
+   * OpenAI `[DONE]` after a chunk with `finish_reason`).
+   */
+  end(onText: (text: string) => void): BackendOutput
+  /** True once the final frame was seen (further bytes are ignored). */
+  readonly done: boolean
+}
+
+export interface BackendAdapter {
+  readonly kind: BackendKind
+  /** Path appended to the endpoint base URL, e.g. `/api/generate`. */
+  readonly path: string
+  /** JSON request body. */
+  encode(request: WireRequest): string
+  /** Parse a complete 2xx non-streaming body. Throws RouterError(MALFORMED_RESPONSE). */
+  decode(body: string): BackendOutput
+  /** Human-readable message from a non-2xx body (both `{"error":"..."}` and `{"error":{"message":...}}` shapes, or text). */
+  errorMessage(status: number, body: string): string
+  createStreamDecoder(): StreamDecoder
+}

@@ -1,0 +1,168 @@
+/**
+ * Public types shared by the router, the config source, the backends and the metrics sinks.
+ * Wire-level names (admin records, metric records) stay snake_case as the admin API has them.
+ */
+import type { AttemptInfo, ErrorCode, RouterError } from './errors.js'
+
+export type BackendType = 'ollama' | 'mlx' | 'auto'
+/** The protocol actually spoken on one attempt. `mlx` means OpenAI-compatible `/v1/completions`. */
+export type BackendKind = 'ollama' | 'mlx'
+
+/** Credentials are referenced by environment variable name, never by value. */
+export type BackendAuth = { bearer_env: string } | { header: string; value_env: string }
+
+/** One validated backend record, as the admin API sends it (unknown fields dropped). */
+export interface BackendRecord {
+  id?: number | string
+  model_name: string
+  backend_type: BackendType
+  endpoint_url: string
+  enabled: boolean
+  /** Lower is tried first. */
+  priority: number
+  max_tokens?: number
+  temperature_default?: number
+  timeout_seconds?: number
+  description?: string
+  /** Model id sent to the backend when it differs from `model_name` (e.g. an MLX repo id). */
+  backend_model?: string
+  /** Ollama server an `auto` record falls back to. */
+  fallback_url?: string
+  auth?: BackendAuth
+}
+
+/** Where the records in use came from. */
+export type ConfigOrigin = 'admin' | 'cached' | 'stale' | 'env' | 'default'
+
+export interface RequestMetadata {
+  requestId?: string
+  sessionId?: string
+  userId?: string
+  zone?: string
+  intent?: string
+}
+
+export interface GenerateRequest {
+  /** Model name as configured in the admin records. Omitted: the highest-priority enabled record. */
+  model?: string
+  prompt: string
+  system?: string
+  /** Default: the record's `temperature_default`. */
+  temperature?: number
+  /** Default: the record's `max_tokens`. */
+  maxTokens?: number
+  stop?: string[]
+  signal?: AbortSignal
+  /** One deadline for all attempts. Default: the record's `timeout_seconds`, else `defaultTimeoutMs`. */
+  timeoutMs?: number
+  /** Opt-in cross-model fallback: a list of model names, or `'priority'` to walk enabled records by priority. */
+  fallbackModels?: string[] | 'priority'
+  metadata?: RequestMetadata
+  /** Backend-specific extras merged into the request (Ollama: `options` keys such as `top_k`, `num_ctx`; `keep_alive`). */
+  options?: Record<string, unknown>
+}
+
+export interface Usage {
+  promptTokens: number
+  completionTokens: number
+}
+
+export interface GenerateResult {
+  response: string
+  /** The configured model name that answered (may differ from the requested one after a model fallback). */
+  model: string
+  backend: BackendKind
+  /** Base URL of the backend that answered (no credentials, no path). */
+  endpoint: string
+  /** `stop`, `length`, or what the backend said; `null` when it said nothing. */
+  doneReason: string | null
+  usage: Usage
+  latencyMs: number
+  /** Decode speed: Ollama's eval_count/eval_duration, else completion tokens over wall time. */
+  tokensPerSecond: number
+  /** Streams only: milliseconds from request start to the first text. */
+  timeToFirstTokenMs?: number
+  /** Ollama's `load_duration`, in milliseconds, when reported. */
+  loadMs?: number
+  attempts: AttemptInfo[]
+}
+
+export interface StreamChunk {
+  /** Text delta. */
+  text: string
+  /** Which backend/model is producing this stream (fixed once the first chunk is yielded). */
+  model: string
+  backend: BackendKind
+}
+
+/** What `router.stream()` returns: iterate for chunks; `result` resolves after the stream ends. */
+export interface GenerateStream extends AsyncIterable<StreamChunk> {
+  /** Resolves with the final result once the stream has ended; rejects like the iterator does. */
+  readonly result: Promise<GenerateResult>
+  /** Stops the stream and closes the connection. */
+  abort(reason?: unknown): void
+}
+
+/** One metric record, in the wire format the admin API stores (`POST /api/llm-backends/metrics`). */
+export interface MetricRecord {
+  /** Unix seconds (float) at request start. */
+  timestamp: number
+  model: string
+  backend: BackendKind | 'none'
+  endpoint: string | null
+  latency_seconds: number
+  /** Completion tokens. */
+  tokens: number
+  tokens_per_second: number
+  prompt_tokens: number
+  request_id: string | null
+  session_id: string | null
+  user_id: string | null
+  zone: string | null
+  intent: string | null
+  outcome: 'success' | 'error' | 'aborted'
+  error_code: ErrorCode | null
+  attempts: number
+  fallback: boolean
+  streamed: boolean
+  time_to_first_token_seconds: number | null
+  load_seconds: number | null
+  config_origin: ConfigOrigin
+}
+
+/** A destination for metric records. `write` must not throw or block; the router guards it anyway. */
+export interface MetricsSink {
+  write(record: MetricRecord): void
+  flush(): Promise<void>
+  close(): Promise<void>
+}
+
+export type CircuitState = 'closed' | 'open' | 'half-open'
+
+export interface CircuitInfo {
+  endpoint: string
+  state: CircuitState
+  failures: number
+  /** Epoch ms when an open circuit lets a probe through. */
+  openUntil: number | null
+  lastError: ErrorCode | null
+}
+
+/** Event map of `router.on(...)`. */
+export interface RouterEvents {
+  'config:loaded': { origin: ConfigOrigin; records: number; etag: string | null }
+  'config:refreshed': { origin: ConfigOrigin; records: number; changed: boolean; etag: string | null }
+  'config:failed': { error: RouterError; consecutiveFailures: number; nextRetryMs: number; servingStale: boolean }
+  'config:fallback': { origin: 'env' | 'default'; reason: string }
+  'config:invalid-record': { index: number; modelName: string | null; field: string; message: string }
+  'request:start': { requestId: string | null; model: string | undefined; stream: boolean }
+  'request:end': { requestId: string | null; model: string; ok: boolean; latencyMs: number; code: ErrorCode | null }
+  'request:retry': { model: string; backend: BackendKind; endpoint: string; attempt: number; delayMs: number; code: ErrorCode }
+  'request:fallback': { from: { model: string; backend: BackendKind; endpoint: string }; to: { model: string; backend: BackendKind; endpoint: string }; code: ErrorCode }
+  'circuit:open': CircuitInfo
+  'circuit:close': CircuitInfo
+  metric: MetricRecord
+  'metrics:dropped': { dropped: number; totalDropped: number }
+  'metrics:flush-failed': { error: unknown; records: number }
+  'sink:error': { error: unknown }
+}
