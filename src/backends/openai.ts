@@ -1,0 +1,273 @@
+/**
+ * OpenAI-compatible `POST /v1/completions`: mlx_lm.server, llama.cpp's llama-server, vLLM, LM Studio,
+ * Ollama's `/v1` (see shared/notes/protocols.md §2 and §4). Backend kind `mlx`.
+ *
+ * Request: `{model?, prompt, max_tokens, temperature, stop:[...], stream, stream_options?, <extras>}`.
+ * - `model` only when `WireRequest.model` is set: mlx_lm.server loads any other value from disk or the hub.
+ * - `/v1/completions` has no system field, so a system prompt is prepended: `system + "\n\n" + prompt`.
+ * - `stream_options: {include_usage: true}` only when streaming (vLLM rejects it otherwise); without it
+ *   mlx_lm, vLLM and LM Studio send no usage in a stream.
+ * - Caller extras (`top_p`, `top_k`, `seed`, `repetition_penalty`, ...) go top-level, after the derived
+ *   keys, so an explicit caller `max_tokens` wins; `model`, `prompt`, `stream`, `stream_options` are never
+ *   taken from the extras.
+ *
+ * Responses: `choices[0].text`, `finish_reason` (null allowed), `usage` (absent = 0). A JSON array of
+ * completions (llama.cpp with a list prompt) yields its first element. A 2xx body carrying an error payload
+ * is BACKEND_ERROR (status 200).
+ *
+ * Streams (SSE): lines end in `\n` or `\r\n` (a bare `\r` terminator is not supported; no server here sends
+ * it); `:` comments are ignored (mlx_lm `: keepalive n/m`); `data:` lines of one event are joined with
+ * `\n`; an event is dispatched on its blank line. `[DONE]` ends the stream, but only counts as a clean end
+ * when some chunk carried a `finish_reason` (llama.cpp sends `error:` then `[DONE]`; a parser that ignores
+ * the error would see a clean end). Usage is taken from the last chunk with non-zero usage (Ollama's `/v1`
+ * sends zeroed usage on every chunk and the real numbers in a final `choices:[]` chunk). An `error:` field,
+ * an `event: error` event, or a data chunk with `error` (string or object) or `"object":"error"` (older
+ * vLLM) is STREAM_ERROR.
+ */
+import {
+  count,
+  describeStreamError,
+  errorMessage,
+  inBandError,
+  isObject,
+  type JsonObject,
+  malformed,
+  type OnText,
+  parseBody,
+  preview,
+  streamError,
+} from './common.js'
+import { LineDecoder } from './lines.js'
+import type { BackendAdapter, BackendOutput, StreamDecoder, WireRequest } from './types.js'
+
+const LABEL = 'OpenAI-compatible backend'
+
+/** Keys the adapter controls; the same keys in caller extras are ignored. */
+export const OPENAI_RESERVED_FIELDS: ReadonlySet<string> = new Set([
+  'model',
+  'prompt',
+  'stream',
+  'stream_options',
+])
+
+const INCLUDE_USAGE = { include_usage: true } as const
+
+function encode(request: WireRequest): string {
+  const body: JsonObject = {}
+  if (request.model !== undefined) body.model = request.model
+  body.prompt =
+    request.system !== undefined && request.system.length > 0
+      ? `${request.system}\n\n${request.prompt}`
+      : request.prompt
+  if (request.maxTokens !== undefined) body.max_tokens = request.maxTokens
+  if (request.temperature !== undefined) body.temperature = request.temperature
+  if (request.stop !== undefined && request.stop.length > 0) body.stop = request.stop
+  body.stream = request.stream
+  if (request.stream) body.stream_options = INCLUDE_USAGE
+  const extras = request.options
+  if (extras !== undefined) {
+    for (const key of Object.keys(extras)) {
+      const value = extras[key]
+      if (value !== undefined && !OPENAI_RESERVED_FIELDS.has(key)) body[key] = value
+    }
+  }
+  return JSON.stringify(body)
+}
+
+function isErrorPayload(object: JsonObject): boolean {
+  return (object.error !== undefined && object.error !== null) || object.object === 'error'
+}
+
+function decode(body: string): BackendOutput {
+  let parsed = parseBody('mlx', LABEL, body)
+  if (Array.isArray(parsed)) parsed = parsed[0]
+  if (!isObject(parsed)) {
+    throw malformed(
+      'mlx',
+      `${LABEL} answered 2xx with JSON that is not a completion object: ${preview(body)}`,
+    )
+  }
+  if (isErrorPayload(parsed)) throw inBandError('mlx', LABEL, parsed.error ?? parsed)
+  const choices = parsed.choices
+  const choice = Array.isArray(choices) ? choices[0] : undefined
+  if (!isObject(choice) || typeof choice.text !== 'string') {
+    throw malformed(
+      'mlx',
+      `${LABEL} answered 2xx without choices[0].text (${preview(body)}); ` +
+        'check that the endpoint serves /v1/completions (not only chat completions)',
+    )
+  }
+  const reason = choice.finish_reason
+  const usage = parsed.usage
+  return {
+    text: choice.text,
+    doneReason: typeof reason === 'string' && reason.length > 0 ? reason : null,
+    promptTokens: isObject(usage) ? count(usage.prompt_tokens) : 0,
+    completionTokens: isObject(usage) ? count(usage.completion_tokens) : 0,
+  }
+}
+
+class SseStreamDecoder extends LineDecoder {
+  private text = ''
+  /** Data of the event being read; null when no `data:` line was seen since the last dispatch. */
+  private data: string | null = null
+  private event = ''
+  private doneReason: string | null = null
+  private sawFinish = false
+  private promptTokens = 0
+  private completionTokens = 0
+
+  protected onLine(line: string, onText: OnText): void {
+    if (line.length === 0) {
+      const data = this.data
+      const event = this.event
+      this.data = null
+      this.event = ''
+      if (data !== null && data.length > 0) this.dispatch(data, event, onText)
+      return
+    }
+    // Fast path: the usual `data: {...}` line.
+    if (line.startsWith('data:')) {
+      const value = line.charCodeAt(5) === 0x20 ? line.slice(6) : line.slice(5)
+      this.data = this.data === null ? value : `${this.data}\n${value}`
+      return
+    }
+    if (line.charCodeAt(0) === 0x3a /* : */) return
+    const colon = line.indexOf(':')
+    const field = colon === -1 ? line : line.slice(0, colon)
+    if (field === 'data') {
+      // A bare `data` line (no colon) is an empty data line per the SSE spec.
+      this.data = this.data === null ? '' : `${this.data}\n`
+    } else if (field === 'event') {
+      this.event = fieldValue(line, colon)
+    } else if (field === 'error') {
+      // llama.cpp: an `error:` field line carrying a JSON error object, followed by `data: [DONE]`.
+      const raw = fieldValue(line, colon)
+      let payload: unknown = raw
+      try {
+        payload = JSON.parse(raw)
+      } catch {
+        // Not JSON: the raw text is the message.
+      }
+      throw this.errorFrame(payload)
+    }
+    // `id:`, `retry:` and unknown fields carry nothing a completion needs.
+  }
+
+  private dispatch(data: string, event: string, onText: OnText): void {
+    if (data === '[DONE]') {
+      if (!this.sawFinish) {
+        throw streamError(
+          'mlx',
+          `${LABEL} stream reached [DONE] without any chunk carrying a finish_reason, so the generation ` +
+            `was cut short (the server may have hit an error); ${this.text.length} characters delivered`,
+          this.text.length,
+        )
+      }
+      this.finished = true
+      return
+    }
+    let parsed: unknown
+    try {
+      parsed = JSON.parse(data)
+    } catch (cause) {
+      if (this.atEnd) {
+        throw streamError(
+          'mlx',
+          `${LABEL} stream ended in the middle of an event; ${this.text.length} characters delivered`,
+          this.text.length,
+          cause,
+        )
+      }
+      if (event === 'error') throw this.errorFrame(data)
+      throw malformed(
+        'mlx',
+        `${LABEL} stream event is not JSON: ${preview(data)}; check that the endpoint serves /v1/completions`,
+        cause,
+      )
+    }
+    if (!isObject(parsed)) {
+      if (event === 'error') throw this.errorFrame(parsed)
+      throw malformed('mlx', `${LABEL} stream event is not a JSON object: ${preview(data)}`)
+    }
+    if (event === 'error') throw this.errorFrame(parsed)
+    if (isErrorPayload(parsed)) throw this.errorFrame(parsed.error ?? parsed)
+    const choices = parsed.choices
+    if (Array.isArray(choices) && choices.length > 0) {
+      const choice = choices[0]
+      if (isObject(choice)) {
+        const delta = choice.text
+        if (typeof delta === 'string' && delta.length > 0) {
+          this.text += delta
+          onText(delta)
+        }
+        const reason = choice.finish_reason
+        if (typeof reason === 'string' && reason.length > 0) {
+          this.doneReason = reason
+          this.sawFinish = true
+        }
+      }
+    }
+    const usage = parsed.usage
+    if (isObject(usage)) {
+      const prompt = count(usage.prompt_tokens)
+      const completion = count(usage.completion_tokens)
+      if (prompt > 0 || completion > 0) {
+        this.promptTokens = prompt
+        this.completionTokens = completion
+      }
+    }
+  }
+
+  private errorFrame(payload: unknown): Error {
+    return streamError(
+      'mlx',
+      `${LABEL} reported an error mid-stream after ${this.text.length} characters: ` +
+        describeStreamError(payload),
+      this.text.length,
+      payload,
+    )
+  }
+
+  protected onEof(onText: OnText): void {
+    // Per the SSE spec an event without its blank line is dropped; we dispatch it instead so that a body
+    // ending in `data: [DONE]` without the final blank line still counts as complete.
+    const data = this.data
+    const event = this.event
+    this.data = null
+    if (data !== null && data.length > 0) this.dispatch(data, event, onText)
+  }
+
+  protected truncated(): Error {
+    return streamError(
+      'mlx',
+      `${LABEL} stream ended without [DONE]; ${this.text.length} characters delivered`,
+      this.text.length,
+    )
+  }
+
+  protected output(): BackendOutput {
+    return {
+      text: this.text,
+      doneReason: this.doneReason,
+      promptTokens: this.promptTokens,
+      completionTokens: this.completionTokens,
+    }
+  }
+}
+
+/** Value of an SSE field line: after the first colon, minus one leading space. */
+function fieldValue(line: string, colon: number): string {
+  if (colon === -1) return ''
+  return line.slice(line.charCodeAt(colon + 1) === 0x20 ? colon + 2 : colon + 1)
+}
+
+/** Adapter for OpenAI-compatible `/v1/completions` (SSE when streaming). */
+export const openaiAdapter: BackendAdapter = {
+  kind: 'mlx',
+  path: '/v1/completions',
+  encode,
+  decode,
+  errorMessage,
+  createStreamDecoder: (): StreamDecoder => new SseStreamDecoder(),
+}
