@@ -1,0 +1,501 @@
+import { createServer, type IncomingMessage, type Server } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import { HttpResponse, http } from 'msw'
+import { Agent } from 'undici'
+import { afterAll, afterEach, describe, expect, it, vi } from 'vitest'
+import { ErrorCode, type RouterError } from '../src/errors.js'
+import type { Clock } from '../src/internal/clock.js'
+import { createHttpSink, type HttpSinkOptions, parseRetryAfter } from '../src/metrics/http-sink.js'
+import type { MetricRecord } from '../src/types.js'
+import { setupMockNetwork } from './helpers/msw.js'
+
+const net = setupMockNetwork()
+const URL_ = 'http://admin.test/api/llm-backends/metrics'
+const agent = new Agent()
+afterAll(() => agent.close())
+
+/** Timers fire only when the test advances time; `delays` records every requested delay. */
+class ManualClock implements Clock {
+  t = 1_700_000_000_000
+  private seq = 0
+  private readonly timers = new Map<number, { at: number; fn: () => void; ms: number }>()
+  readonly delays: number[] = []
+  now(): number {
+    return this.t
+  }
+  setTimeout(fn: () => void, ms: number): unknown {
+    const id = ++this.seq
+    this.timers.set(id, { at: this.t + ms, fn, ms })
+    this.delays.push(ms)
+    return id
+  }
+  clearTimeout(handle: unknown): void {
+    this.timers.delete(handle as number)
+  }
+  random(): number {
+    return 0.5
+  }
+  pending(): number[] {
+    return [...this.timers.values()].map((t) => t.ms)
+  }
+  advance(ms: number): void {
+    const end = this.t + ms
+    for (;;) {
+      let next: [number, { at: number; fn: () => void }] | undefined
+      for (const e of this.timers)
+        if (e[1].at <= end && (next === undefined || e[1].at < next[1].at)) next = e
+      if (next === undefined) break
+      this.timers.delete(next[0])
+      this.t = next[1].at
+      next[1].fn()
+    }
+    this.t = end
+  }
+}
+
+function rec(i: number): MetricRecord {
+  return {
+    timestamp: 1_700_000_000 + i / 1000,
+    model: 'llama3',
+    backend: 'ollama',
+    endpoint: 'http://ollama.test:11434',
+    latency_seconds: 0.5,
+    tokens: 10,
+    tokens_per_second: 20,
+    prompt_tokens: 5,
+    request_id: `r${i}`,
+    session_id: null,
+    user_id: null,
+    zone: null,
+    intent: null,
+    outcome: 'success',
+    error_code: null,
+    attempts: 1,
+    fallback: false,
+    streamed: false,
+    time_to_first_token_seconds: null,
+    load_seconds: null,
+    config_origin: 'admin',
+  }
+}
+
+const ids = (records: readonly unknown[]): string[] =>
+  records.map((r) => (r as MetricRecord).request_id ?? '')
+const range = (from: number, to: number): number[] => Array.from({ length: to - from }, (_, i) => from + i)
+const tick = (ms = 15) => new Promise((r) => setTimeout(r, ms))
+
+/** Waits until the sink has asked the clock for `ms`, then advances by it. */
+async function advanceWhenPending(clock: ManualClock, ms: number): Promise<void> {
+  await vi.waitFor(() => expect(clock.pending()).toContain(ms))
+  clock.advance(ms)
+}
+
+function sinkWith(clock: ManualClock, extra: Partial<HttpSinkOptions> = {}) {
+  const failures: { error: RouterError; records: readonly MetricRecord[] }[] = []
+  const drops: [number, number][] = []
+  const sink = createHttpSink({
+    url: URL_,
+    clock,
+    dispatcher: agent,
+    onFlushFailed: (error, records) => failures.push({ error, records }),
+    onDropped: (n, total) => drops.push([n, total]),
+    ...extra,
+  })
+  return { sink, failures, drops }
+}
+
+/** Collects what the admin endpoint received; `respond` picks the answer per POST. */
+function adminEndpoint(
+  respond: (body: unknown, n: number) => Response | Promise<Response> = () =>
+    new Response(null, { status: 204 }),
+) {
+  const state = { posts: 0, bodies: [] as unknown[], records: [] as unknown[], headers: [] as Headers[] }
+  net.use(
+    http.post(URL_, async ({ request }) => {
+      const body = (await request.json()) as unknown
+      state.posts++
+      state.bodies.push(body)
+      state.headers.push(request.headers)
+      const res = await respond(body, state.posts)
+      if (res.status < 300) state.records.push(...(Array.isArray(body) ? body : [body]))
+      return res
+    }),
+  )
+  return state
+}
+
+const servers: Server[] = []
+afterEach(async () => {
+  for (const s of servers.splice(0)) {
+    s.closeAllConnections()
+    await new Promise((r) => s.close(r))
+  }
+})
+
+/** A real server on 127.0.0.1 that accepts requests and never answers. */
+async function hangingServer() {
+  const seen: IncomingMessage[] = []
+  const closed: number[] = []
+  const server = createServer((req) => {
+    seen.push(req)
+    req.socket.on('close', () => closed.push(seen.indexOf(req)))
+  })
+  servers.push(server)
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r))
+  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/api/llm-backends/metrics`
+  return { url, seen, closed }
+}
+
+describe('batching', () => {
+  it('sends N records in at most ceil(N/batch)+1 posts, full batches at once and the rest on the interval', async () => {
+    const admin = adminEndpoint()
+    const clock = new ManualClock()
+    const { sink } = sinkWith(clock, { batchSize: 100 })
+    const written = range(0, 250).map(rec)
+    for (const r of written) sink.write(r)
+    // Nothing leaves inside write()'s call stack.
+    expect(admin.posts).toBe(0)
+    expect(sink.stats()).toMatchObject({ queued: 250, sent: 0 })
+
+    await vi.waitFor(() => expect(admin.records).toHaveLength(200))
+    expect(admin.posts).toBe(2)
+    await advanceWhenPending(clock, 5000)
+    await vi.waitFor(() => expect(admin.records).toHaveLength(250))
+
+    expect(admin.posts).toBeLessThanOrEqual(Math.ceil(250 / 100) + 1)
+    // The wire format is the record itself, snake_case names untouched, in order.
+    expect(admin.records).toEqual(written)
+    expect(Array.isArray(admin.bodies[0])).toBe(true)
+    expect(admin.headers[0]?.get('content-type')).toBe('application/json')
+    await vi.waitFor(() =>
+      expect(sink.stats()).toEqual({
+        queued: 0,
+        inFlight: 0,
+        sent: 250,
+        dropped: 0,
+        failedPosts: 0,
+        posts: 3,
+      }),
+    )
+    // The interval timer is cleared once the queue is empty.
+    expect(clock.pending()).toEqual([])
+  })
+
+  it('flushes a partial batch only when the interval elapses; the timer starts on the first write', async () => {
+    const admin = adminEndpoint()
+    const clock = new ManualClock()
+    const { sink } = sinkWith(clock, { flushIntervalMs: 2000 })
+    expect(clock.pending()).toEqual([])
+    sink.write(rec(1))
+    expect(clock.pending()).toEqual([2000])
+    clock.advance(1000)
+    sink.write(rec(2))
+    sink.write(rec(3))
+    // Later writes do not restart or add timers.
+    expect(clock.pending()).toEqual([2000])
+    clock.advance(999)
+    await tick()
+    expect(admin.posts).toBe(0)
+    clock.advance(1)
+    await vi.waitFor(() => expect(admin.records).toHaveLength(3))
+    expect(admin.posts).toBe(1)
+    await vi.waitFor(() => expect(clock.pending()).toEqual([]))
+
+    // The next write starts a new interval.
+    sink.write(rec(4))
+    expect(clock.pending()).toEqual([2000])
+    await sink.flush()
+    expect(ids(admin.records)).toEqual(['r1', 'r2', 'r3', 'r4'])
+    expect(clock.pending()).toEqual([])
+  })
+
+  it('flush() sends everything queued now, in batches', async () => {
+    const admin = adminEndpoint()
+    const { sink } = sinkWith(new ManualClock(), { batchSize: 10 })
+    for (const i of range(0, 25)) sink.write(rec(i))
+    await sink.flush()
+    expect(ids(admin.records)).toEqual(range(0, 25).map((i) => `r${i}`))
+    expect(admin.bodies.map((b) => (b as unknown[]).length)).toEqual([10, 10, 5])
+  })
+
+  it('halves the batch on 413 and delivers everything', async () => {
+    const admin = adminEndpoint((body) =>
+      (body as unknown[]).length > 30
+        ? new Response('too large', { status: 413 })
+        : new Response(null, { status: 200 }),
+    )
+    const { sink, failures } = sinkWith(new ManualClock(), { batchSize: 100 })
+    for (const i of range(0, 100)) sink.write(rec(i))
+    await sink.flush()
+    expect(admin.records).toHaveLength(100)
+    expect(new Set(ids(admin.records)).size).toBe(100)
+    expect(failures).toEqual([])
+    // Later batches use the smaller size straight away.
+    const before = admin.posts
+    for (const i of range(100, 150)) sink.write(rec(i))
+    await sink.flush()
+    expect(admin.posts - before).toBe(2)
+    expect(admin.records).toHaveLength(150)
+  })
+})
+
+describe('failures never reach the caller', () => {
+  it('retries 5xx with jittered exponential backoff, then drops the batch and reports it without secrets', async () => {
+    const admin = adminEndpoint(() => HttpResponse.json({ error: 'db down' }, { status: 500 }))
+    const clock = new ManualClock()
+    const { sink, failures, drops } = sinkWith(clock, {
+      batchSize: 5,
+      headers: { authorization: 'Bearer sekrit-token' },
+    })
+    for (const i of range(0, 5)) sink.write(rec(i))
+    // random() = 0.5 -> 75 % of 500, 1000, 2000 ms.
+    for (const delay of [375, 750, 1500]) await advanceWhenPending(clock, delay)
+    await vi.waitFor(() => expect(failures).toHaveLength(1))
+    expect(admin.posts).toBe(4)
+    expect(admin.headers[0]?.get('authorization')).toBe('Bearer sekrit-token')
+    const { error, records } = failures[0]!
+    expect(error.code).toBe(ErrorCode.BACKEND_ERROR)
+    expect(error.status).toBe(500)
+    expect(error.message).toContain('HTTP 500')
+    expect(ids(records)).toEqual(['r0', 'r1', 'r2', 'r3', 'r4'])
+    const everything = `${error.message} ${JSON.stringify(error)} ${String(error.cause)}`
+    expect(everything).not.toContain('sekrit')
+    await vi.waitFor(() => expect(drops).toEqual([[5, 5]]))
+    expect(sink.stats()).toMatchObject({ sent: 0, dropped: 5, failedPosts: 1, queued: 0, inFlight: 0 })
+  })
+
+  it('does not retry other 4xx', async () => {
+    const admin = adminEndpoint(() => HttpResponse.json({ detail: 'bad' }, { status: 400 }))
+    const clock = new ManualClock()
+    const { sink, failures } = sinkWith(clock)
+    sink.write(rec(1))
+    await sink.flush()
+    expect(admin.posts).toBe(1)
+    expect(failures.map((f) => f.error.code)).toEqual([ErrorCode.BAD_REQUEST])
+    expect(clock.pending()).toEqual([])
+  })
+
+  it('honours Retry-After on 429, clamped to maxRetryAfterMs', async () => {
+    const admin = adminEndpoint((_b, n) =>
+      n === 1
+        ? new Response(null, { status: 429, headers: { 'retry-after': '7' } })
+        : n === 2
+          ? new Response(null, { status: 429, headers: { 'retry-after': '3600' } })
+          : new Response(null, { status: 204 }),
+    )
+    const clock = new ManualClock()
+    const { sink, failures } = sinkWith(clock, { maxRetryAfterMs: 20_000 })
+    sink.write(rec(1))
+    const flushed = sink.flush()
+    await advanceWhenPending(clock, 7000)
+    await advanceWhenPending(clock, 20_000)
+    await flushed
+    expect(admin.posts).toBe(3)
+    expect(ids(admin.records)).toEqual(['r1'])
+    expect(failures).toEqual([])
+  })
+
+  it('parses Retry-After as seconds or HTTP date', () => {
+    const now = Date.parse('2026-01-01T00:00:00Z')
+    expect(parseRetryAfter('3', now)).toBe(3000)
+    expect(parseRetryAfter(['1.5'], now)).toBe(1500)
+    expect(parseRetryAfter('Thu, 01 Jan 2026 00:00:10 GMT', now)).toBe(10_000)
+    expect(parseRetryAfter('soon', now)).toBeUndefined()
+    expect(parseRetryAfter(undefined, now)).toBeUndefined()
+  })
+
+  it('retries a refused connection, then reports BACKEND_UNREACHABLE', async () => {
+    const server = createServer()
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r))
+    const port = (server.address() as AddressInfo).port
+    await new Promise((r) => server.close(r))
+    const clock = new ManualClock()
+    const { sink, failures } = sinkWith(clock, { url: `http://127.0.0.1:${port}/m`, maxRetries: 1 })
+    sink.write(rec(1))
+    void sink.flush()
+    await advanceWhenPending(clock, 375)
+    await vi.waitFor(() => expect(failures).toHaveLength(1))
+    expect(failures[0]?.error.code).toBe(ErrorCode.BACKEND_UNREACHABLE)
+    expect(sink.stats()).toMatchObject({ dropped: 1, failedPosts: 1 })
+  })
+
+  it('times out a POST that gets no answer and retries it', async () => {
+    const hang = await hangingServer()
+    const clock = new ManualClock()
+    const { sink, failures } = sinkWith(clock, { url: hang.url, timeoutMs: 2000, maxRetries: 1 })
+    sink.write(rec(1))
+    void sink.flush()
+    await vi.waitFor(() => expect(hang.seen).toHaveLength(1))
+    await advanceWhenPending(clock, 2000)
+    await advanceWhenPending(clock, 375)
+    await vi.waitFor(() => expect(hang.seen).toHaveLength(2))
+    await advanceWhenPending(clock, 2000)
+    await vi.waitFor(() => expect(failures).toHaveLength(1))
+    expect(failures[0]?.error.code).toBe(ErrorCode.TIMEOUT)
+    // Timed-out requests are really cancelled, not left open.
+    await vi.waitFor(() => expect(hang.closed).toHaveLength(2))
+  })
+
+  it('while the endpoint is slow, write() stays fast and the queue stays bounded, dropping the oldest', async () => {
+    let release!: () => void
+    const gate = new Promise<void>((r) => {
+      release = r
+    })
+    const admin = adminEndpoint(async (_b, n) => {
+      if (n === 1) await gate
+      return new Response(null, { status: 204 })
+    })
+    const clock = new ManualClock()
+    const { sink, drops } = sinkWith(clock, {
+      batchSize: 5,
+      maxQueueSize: 10,
+      onDropped: (n, total) => {
+        drops.push([n, total])
+        throw new Error('listener bug')
+      },
+    })
+    for (const i of range(0, 5)) sink.write(rec(i))
+    await vi.waitFor(() => expect(admin.posts).toBe(1))
+    expect(sink.stats()).toMatchObject({ inFlight: 5, queued: 0 })
+
+    const started = performance.now()
+    for (const i of range(5, 1005)) sink.write(rec(i))
+    expect(performance.now() - started).toBeLessThan(200)
+    expect(sink.stats()).toMatchObject({ queued: 10, dropped: 990 })
+    // Drop reports are coalesced and delivered after write() returned.
+    expect(drops).toEqual([])
+    await tick()
+    expect(drops).toEqual([[990, 990]])
+
+    release()
+    await sink.flush()
+    expect(ids(admin.records)).toEqual([...range(0, 5), ...range(995, 1005)].map((i) => `r${i}`))
+    expect(sink.stats()).toMatchObject({ sent: 15, dropped: 990, queued: 0 })
+  })
+})
+
+describe('single mode', () => {
+  it('posts one object per request with bounded concurrency, where arrays are rejected', async () => {
+    let inFlight = 0
+    let maxInFlight = 0
+    const admin = adminEndpoint(async (body) => {
+      if (Array.isArray(body)) return HttpResponse.json({ detail: 'expected an object' }, { status: 422 })
+      inFlight++
+      maxInFlight = Math.max(maxInFlight, inFlight)
+      await tick(5)
+      inFlight--
+      return HttpResponse.json({ id: 1 }, { status: 201 })
+    })
+    const clock = new ManualClock()
+
+    // The same handler refuses the batch format, so this test would catch single mode sending arrays.
+    const batch = sinkWith(clock)
+    batch.sink.write(rec(0))
+    await batch.sink.flush()
+    expect(batch.failures.map((f) => f.error.status)).toEqual([422])
+
+    const { sink, failures } = sinkWith(clock, { mode: 'single', concurrency: 3, batchSize: 50 })
+    for (const i of range(1, 21)) sink.write(rec(i))
+    await sink.flush()
+    expect(failures).toEqual([])
+    expect(admin.records).toHaveLength(20)
+    expect(admin.records.every((r) => !Array.isArray(r))).toBe(true)
+    expect(new Set(ids(admin.records))).toEqual(new Set(range(1, 21).map((i) => `r${i}`)))
+    expect(maxInFlight).toBeLessThanOrEqual(3)
+    expect(maxInFlight).toBeGreaterThan(1)
+    expect(sink.stats()).toMatchObject({ sent: 20, posts: 20 })
+  })
+
+  it('stops a pass once the endpoint is down instead of retrying every record', async () => {
+    const admin = adminEndpoint(() => new Response(null, { status: 503 }))
+    const clock = new ManualClock()
+    const { sink, failures } = sinkWith(clock, { mode: 'single', concurrency: 1, maxRetries: 0 })
+    for (const i of range(0, 10)) sink.write(rec(i))
+    await sink.flush()
+    expect(admin.posts).toBe(1)
+    expect(failures).toHaveLength(1)
+    expect(failures[0]?.error.code).toBe(ErrorCode.BACKEND_BUSY)
+    expect(failures[0]?.records).toHaveLength(10)
+    expect(sink.stats()).toMatchObject({ dropped: 10, failedPosts: 1 })
+  })
+})
+
+describe('close()', () => {
+  it('flushes everything, is idempotent, and later writes are dropped', async () => {
+    const admin = adminEndpoint()
+    const clock = new ManualClock()
+    const { sink, drops } = sinkWith(clock, { batchSize: 100 })
+    for (const i of range(0, 30)) sink.write(rec(i))
+    const a = sink.close()
+    const b = sink.close()
+    expect(b).toBe(a)
+    expect(sink.flush()).toBe(a)
+    await a
+    expect(admin.records).toHaveLength(30)
+    expect(clock.pending()).toEqual([])
+    sink.write(rec(99))
+    await tick()
+    expect(admin.records).toHaveLength(30)
+    expect(sink.stats()).toMatchObject({ sent: 30, dropped: 1 })
+    expect(drops).toEqual([[1, 1]])
+  })
+
+  it('returns by closeTimeoutMs when the endpoint hangs, abandoning in-flight and queued records', async () => {
+    const hang = await hangingServer()
+    const clock = new ManualClock()
+    const { sink, failures, drops } = sinkWith(clock, { url: hang.url, batchSize: 5, closeTimeoutMs: 1000 })
+    for (const i of range(0, 8)) sink.write(rec(i))
+    await vi.waitFor(() => expect(hang.seen).toHaveLength(1))
+    let done = false
+    const closing = sink.close().then(() => {
+      done = true
+    })
+    await tick()
+    expect(done).toBe(false)
+    await advanceWhenPending(clock, 1000)
+    await Promise.race([
+      closing,
+      tick(2000).then(() => expect.fail('close() did not return after its deadline')),
+    ])
+    expect(failures).toHaveLength(1)
+    expect(failures[0]?.error.code).toBe(ErrorCode.TIMEOUT)
+    expect(failures[0]?.error.message).toContain('closeTimeoutMs')
+    expect(sink.stats()).toMatchObject({ sent: 0, dropped: 8, queued: 0, inFlight: 0 })
+    await tick()
+    expect(drops.at(-1)).toEqual([expect.any(Number), 8])
+    // The hanging request was cancelled, so no socket keeps the process alive.
+    await vi.waitFor(() => expect(hang.closed).toHaveLength(1))
+    expect(clock.pending()).toEqual([])
+  })
+
+  it('a close() deadline also cuts a retry backoff short', async () => {
+    adminEndpoint(() => new Response(null, { status: 500 }))
+    const clock = new ManualClock()
+    const { sink, failures } = sinkWith(clock, {
+      closeTimeoutMs: 3000,
+      retryBaseMs: 60_000,
+      retryMaxDelayMs: 60_000,
+    })
+    sink.write(rec(1))
+    const closing = sink.close()
+    await vi.waitFor(() => expect(clock.pending()).toContain(45_000))
+    clock.advance(3000)
+    await closing
+    expect(failures.map((f) => f.error.code)).toEqual([ErrorCode.TIMEOUT])
+    expect(sink.stats()).toMatchObject({ dropped: 1 })
+  })
+})
+
+describe('options', () => {
+  it('rejects invalid options with INVALID_OPTIONS naming the field', () => {
+    expect(() => createHttpSink({ url: 'ftp://admin.test/m' })).toThrowError(
+      expect.objectContaining({ code: 'INVALID_OPTIONS' }),
+    )
+    try {
+      createHttpSink({ url: URL_, batchSize: 0, maxRetries: -1 })
+      expect.fail('should throw')
+    } catch (err) {
+      expect((err as RouterError).issues.map((i) => i.path)).toEqual(['batchSize', 'maxRetries'])
+    }
+  })
+})
