@@ -129,11 +129,18 @@ describe('ollamaAdapter.encode', () => {
 
   it('takes system from extras only when the request has none', () => {
     expect(
-      JSON.parse(ollamaAdapter.encode({ model: 'm', prompt: 'p', stream: false, options: { system: 'x' } })).system,
+      JSON.parse(ollamaAdapter.encode({ model: 'm', prompt: 'p', stream: false, options: { system: 'x' } }))
+        .system,
     ).toBe('x')
     expect(
       JSON.parse(
-        ollamaAdapter.encode({ model: 'm', prompt: 'p', stream: false, system: 'y', options: { system: 'x' } }),
+        ollamaAdapter.encode({
+          model: 'm',
+          prompt: 'p',
+          stream: false,
+          system: 'y',
+          options: { system: 'x' },
+        }),
       ).system,
     ).toBe('y')
   })
@@ -207,9 +214,9 @@ describe('ollamaAdapter.errorMessage', () => {
     expect(m(400, '{"error":{"code":400,"message":"bad prompt","type":"invalid_request_error"}}')).toBe(
       'bad prompt',
     )
-    expect(m(404, '{"object":"error","message":"The model `x` does not exist.","type":"NotFoundError"}')).toBe(
-      'The model `x` does not exist.',
-    )
+    expect(
+      m(404, '{"object":"error","message":"The model `x` does not exist.","type":"NotFoundError"}'),
+    ).toBe('The model `x` does not exist.')
     expect(m(403, '')).toBe('HTTP 403')
     expect(m(502, '   \n')).toBe('HTTP 502')
     expect(m(404, 'Not Found')).toBe('Not Found')
