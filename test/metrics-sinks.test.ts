@@ -1,0 +1,395 @@
+import {
+  type Attributes,
+  type Counter,
+  createNoopMeter,
+  type Histogram,
+  type Meter,
+  type MeterProvider,
+  type MetricOptions,
+  metrics,
+} from '@opentelemetry/api'
+import { build } from 'esbuild'
+import { afterEach, describe, expect, it, vi } from 'vitest'
+import { ErrorCode } from '../src/errors.js'
+import {
+  createCallbackSink,
+  createOpenTelemetrySink,
+  createStatsCollector,
+  fanoutSinks,
+} from '../src/metrics/index.js'
+import type { MetricRecord, MetricsSink } from '../src/types.js'
+
+function rec(over: Partial<MetricRecord> = {}): MetricRecord {
+  return {
+    timestamp: 1_700_000_000,
+    model: 'llama3',
+    backend: 'ollama',
+    endpoint: 'http://ollama.test:11434',
+    latency_seconds: 0.5,
+    tokens: 10,
+    tokens_per_second: 20,
+    prompt_tokens: 5,
+    request_id: 'req-1',
+    session_id: 'sess-1',
+    user_id: 'user-1',
+    zone: null,
+    intent: null,
+    outcome: 'success',
+    error_code: null,
+    attempts: 1,
+    fallback: false,
+    streamed: false,
+    time_to_first_token_seconds: null,
+    load_seconds: null,
+    config_origin: 'admin',
+    ...over,
+  }
+}
+
+describe('callback sink', () => {
+  it('catches sync throws and async rejections and reports them through onError', async () => {
+    const errors: [unknown, string | null][] = []
+    let calls = 0
+    const sink = createCallbackSink(
+      (r) => {
+        calls++
+        if (r.request_id === 'sync') throw new Error('sync boom')
+        if (r.request_id === 'async') return Promise.reject(new Error('async boom'))
+        return undefined
+      },
+      { onError: (e, r) => errors.push([e, r.request_id]) },
+    )
+    expect(() => sink.write(rec({ request_id: 'sync' }))).not.toThrow()
+    expect(() => sink.write(rec({ request_id: 'async' }))).not.toThrow()
+    sink.write(rec({ request_id: 'ok' }))
+    await sink.flush()
+    expect(calls).toBe(3)
+    expect(errors.map(([e, id]) => [(e as Error).message, id])).toEqual([
+      ['sync boom', 'sync'],
+      ['async boom', 'async'],
+    ])
+  })
+
+  it('survives a throwing onError and unhandled rejections never escape', async () => {
+    const unhandled = vi.fn()
+    process.on('unhandledRejection', unhandled)
+    try {
+      const sink = createCallbackSink(() => Promise.reject(new Error('x')), {
+        onError: () => {
+          throw new Error('onError bug')
+        },
+      })
+      sink.write(rec())
+      await sink.flush()
+      const quiet = createCallbackSink(() => Promise.reject(new Error('no handler')))
+      quiet.write(rec())
+      await quiet.close()
+      await new Promise((r) => setTimeout(r, 10))
+      expect(unhandled).not.toHaveBeenCalled()
+    } finally {
+      process.off('unhandledRejection', unhandled)
+    }
+  })
+
+  it('flush() and close() wait for pending async callbacks; writes after close are ignored', async () => {
+    const done: string[] = []
+    const sink = createCallbackSink(async (r) => {
+      await new Promise((res) => setTimeout(res, 5))
+      done.push(r.request_id ?? '')
+    })
+    sink.write(rec({ request_id: 'a' }))
+    await sink.flush()
+    expect(done).toEqual(['a'])
+    sink.write(rec({ request_id: 'b' }))
+    const c = sink.close()
+    expect(sink.close()).toBe(c)
+    await c
+    expect(done).toEqual(['a', 'b'])
+    sink.write(rec({ request_id: 'late' }))
+    await new Promise((r) => setTimeout(r, 10))
+    expect(done).toEqual(['a', 'b'])
+  })
+})
+
+describe('fanout', () => {
+  function recording(): MetricsSink & { seen: string[]; flushed: number; closed: number } {
+    const s = {
+      seen: [] as string[],
+      flushed: 0,
+      closed: 0,
+      write: (r: MetricRecord) => {
+        s.seen.push(r.request_id ?? '')
+      },
+      flush: async () => {
+        s.flushed++
+      },
+      close: async () => {
+        s.closed++
+      },
+    }
+    return s
+  }
+
+  it('a throwing sink does not keep the record from the others; the error surfaces after all were written', () => {
+    const a = recording()
+    const c = recording()
+    const bad: MetricsSink = {
+      write: () => {
+        throw new Error('bad sink')
+      },
+      flush: () => Promise.resolve(),
+      close: () => Promise.resolve(),
+    }
+    const fan = fanoutSinks(a, bad, c)
+    expect(() => fan.write(rec({ request_id: 'x' }))).toThrow('bad sink')
+    expect(a.seen).toEqual(['x'])
+    expect(c.seen).toEqual(['x'])
+    const twoBad = fanoutSinks(bad, bad, a)
+    expect(() => twoBad.write(rec({ request_id: 'y' }))).toThrow(AggregateError)
+    expect(a.seen).toEqual(['x', 'y'])
+  })
+
+  it('flushes and closes every sink even when one rejects or throws synchronously', async () => {
+    const a = recording()
+    const c = recording()
+    const bad: MetricsSink = {
+      write: () => {},
+      flush: () => Promise.reject(new Error('flush failed')),
+      close: () => {
+        throw new Error('close threw')
+      },
+    }
+    const fan = fanoutSinks(a, bad, c)
+    await expect(fan.flush()).rejects.toThrow('flush failed')
+    expect([a.flushed, c.flushed]).toEqual([1, 1])
+    const closing = fan.close()
+    expect(fan.close()).toBe(closing)
+    await expect(closing).rejects.toThrow('close threw')
+    expect([a.closed, c.closed]).toEqual([1, 1])
+  })
+
+  it('with healthy sinks, write does not throw and flush resolves', async () => {
+    const a = recording()
+    const fan = fanoutSinks(
+      a,
+      createCallbackSink(() => undefined),
+    )
+    fan.write(rec())
+    await expect(fan.flush()).resolves.toBeUndefined()
+    expect(a.seen).toHaveLength(1)
+  })
+})
+
+interface Recorded {
+  kind: 'histogram' | 'counter'
+  name: string
+  value: number
+  attrs: Attributes
+}
+
+/** A Meter built on the api's noop meter that records what the sink does with its instruments. */
+function recordingMeter() {
+  const calls: Recorded[] = []
+  const created: { kind: string; name: string; options: MetricOptions | undefined }[] = []
+  const meter = Object.create(createNoopMeter()) as Meter
+  meter.createHistogram = (name: string, options?: MetricOptions) => {
+    created.push({ kind: 'histogram', name, options })
+    return {
+      record: (value, attrs = {}) => calls.push({ kind: 'histogram', name, value, attrs }),
+    } as Histogram
+  }
+  meter.createCounter = (name: string, options?: MetricOptions) => {
+    created.push({ kind: 'counter', name, options })
+    return { add: (value, attrs = {}) => calls.push({ kind: 'counter', name, value, attrs }) } as Counter
+  }
+  return { meter, calls, created }
+}
+
+describe('OpenTelemetry sink', () => {
+  afterEach(() => {
+    metrics.disable()
+  })
+
+  it('records duration, requests and tokens by type with low-cardinality attributes', () => {
+    const { meter, calls, created } = recordingMeter()
+    const sink = createOpenTelemetrySink({ meter })
+    expect(created.find((c) => c.name === 'llm_router.request.duration')?.options?.unit).toBe('s')
+    sink.write(rec({ latency_seconds: 1.25, prompt_tokens: 7, tokens: 42 }))
+    const base = { model: 'llama3', backend: 'ollama', outcome: 'success' }
+    expect(calls).toEqual([
+      { kind: 'histogram', name: 'llm_router.request.duration', value: 1.25, attrs: base },
+      { kind: 'counter', name: 'llm_router.requests', value: 1, attrs: base },
+      { kind: 'counter', name: 'llm_router.tokens', value: 7, attrs: { ...base, token_type: 'prompt' } },
+      { kind: 'counter', name: 'llm_router.tokens', value: 42, attrs: { ...base, token_type: 'completion' } },
+    ])
+    const allKeys = new Set(calls.flatMap((c) => Object.keys(c.attrs)))
+    for (const forbidden of ['request_id', 'session_id', 'user_id', 'endpoint'])
+      expect(allKeys.has(forbidden)).toBe(false)
+  })
+
+  it('counts errors by error_code, records time to first token, honours prefix and includeEndpoint', () => {
+    const { meter, calls } = recordingMeter()
+    const sink = createOpenTelemetrySink({ meter, prefix: 'myapp.llm', includeEndpoint: true })
+    sink.write(
+      rec({
+        outcome: 'error',
+        error_code: ErrorCode.TIMEOUT,
+        tokens: 0,
+        prompt_tokens: 0,
+        latency_seconds: 30,
+      }),
+    )
+    sink.write(rec({ streamed: true, time_to_first_token_seconds: 0.2 }))
+    const errorsAdded = calls.filter((c) => c.name === 'myapp.llm.errors')
+    expect(errorsAdded).toEqual([
+      {
+        kind: 'counter',
+        name: 'myapp.llm.errors',
+        value: 1,
+        attrs: {
+          model: 'llama3',
+          backend: 'ollama',
+          error_code: 'TIMEOUT',
+          endpoint: 'http://ollama.test:11434',
+        },
+      },
+    ])
+    expect(calls.filter((c) => c.name === 'myapp.llm.time_to_first_token').map((c) => c.value)).toEqual([0.2])
+    // No zero token counts for the failed request.
+    expect(calls.filter((c) => c.name === 'myapp.llm.tokens')).toHaveLength(2)
+  })
+
+  it('uses a meterProvider, or the global one registered with @opentelemetry/api', () => {
+    const viaProvider = recordingMeter()
+    const names: string[] = []
+    const provider: MeterProvider = {
+      getMeter: (name) => {
+        names.push(name)
+        return viaProvider.meter
+      },
+    }
+    createOpenTelemetrySink({ meterProvider: provider }).write(rec())
+    expect(names).toEqual(['llm-backend-router'])
+    expect(viaProvider.calls.length).toBeGreaterThan(0)
+
+    const viaGlobal = recordingMeter()
+    expect(metrics.setGlobalMeterProvider({ getMeter: () => viaGlobal.meter })).toBe(true)
+    createOpenTelemetrySink().write(rec())
+    expect(viaGlobal.calls.map((c) => c.name)).toContain('llm_router.request.duration')
+  })
+
+  it('without any meter, fails fast with INVALID_OPTIONS; a broken instrument never throws into write', () => {
+    expect(() => createOpenTelemetrySink()).toThrowError(expect.objectContaining({ code: 'INVALID_OPTIONS' }))
+    const meter = Object.create(createNoopMeter()) as Meter
+    meter.createHistogram = () =>
+      ({
+        record: () => {
+          throw new Error('sdk bug')
+        },
+      }) as unknown as Histogram
+    const sink = createOpenTelemetrySink({ meter })
+    expect(() => sink.write(rec())).not.toThrow()
+  })
+
+  it('the metrics module loads without @opentelemetry/api (type-only import)', async () => {
+    const out = await build({
+      entryPoints: ['src/metrics/index.ts'],
+      bundle: true,
+      write: false,
+      format: 'esm',
+      platform: 'node',
+      packages: 'external',
+      logLevel: 'silent',
+    })
+    const code = out.outputFiles[0]?.text ?? ''
+    expect(code).toContain('createOpenTelemetrySink')
+    expect(code).not.toMatch(/(from\s*|require\(\s*|import\(\s*)["']@opentelemetry\/api/)
+    expect(code).toMatch(/from\s*["']undici["']/)
+  })
+})
+
+describe('stats collector', () => {
+  it('computes count, errors, p50/p95 latency and tokens/sec per model/backend/endpoint', () => {
+    const stats = createStatsCollector()
+    // Latencies 1..100 ms, shuffled: percentiles must not depend on arrival order.
+    const lat = Array.from({ length: 100 }, (_, i) => i + 1).sort(
+      (a, b) => ((a * 37) % 101) - ((b * 37) % 101),
+    )
+    for (const ms of lat)
+      stats.record(rec({ latency_seconds: ms / 1000, tokens_per_second: ms % 2 === 0 ? 10 : 30 }))
+    stats.record(rec({ outcome: 'error', error_code: 'BACKEND_ERROR', latency_seconds: 9, tokens: 0 }))
+    stats.record(rec({ outcome: 'aborted', latency_seconds: 0.001, tokens: 0 }))
+    stats.record(
+      rec({ backend: 'mlx', endpoint: 'http://mlx.test:8080', latency_seconds: 2, tokens_per_second: 50 }),
+    )
+    stats.record(
+      rec({
+        model: 'ghost',
+        backend: 'none',
+        endpoint: null,
+        outcome: 'error',
+        error_code: 'MODEL_NOT_CONFIGURED',
+        timestamp: 1_700_000_100,
+        latency_seconds: 0,
+      }),
+    )
+
+    const snap = stats.snapshot()
+    expect(snap.map((s) => [s.model, s.backend, s.endpoint])).toEqual([
+      ['ghost', 'none', null],
+      ['llama3', 'mlx', 'http://mlx.test:8080'],
+      ['llama3', 'ollama', 'http://ollama.test:11434'],
+    ])
+    const ollama = snap[2]!
+    expect(ollama).toMatchObject({ count: 102, errors: 1, samples: 100, p50LatencyMs: 50, p95LatencyMs: 95 })
+    expect(ollama.avgTokensPerSecond).toBeCloseTo(20)
+    expect(ollama.lastAt).toBe(1_700_000_009_000)
+    expect(snap[1]).toMatchObject({
+      count: 1,
+      errors: 0,
+      p50LatencyMs: 2000,
+      p95LatencyMs: 2000,
+      avgTokensPerSecond: 50,
+    })
+    expect(snap[0]).toMatchObject({
+      count: 1,
+      errors: 1,
+      samples: 0,
+      p50LatencyMs: null,
+      p95LatencyMs: null,
+      avgTokensPerSecond: null,
+      lastAt: 1_700_000_100_000,
+    })
+  })
+
+  it('keeps a rolling window per key and a bounded number of keys', () => {
+    const stats = createStatsCollector({ windowSize: 10, maxKeys: 2 })
+    for (let i = 0; i < 10; i++) stats.record(rec({ latency_seconds: 5 }))
+    for (let i = 0; i < 10; i++) stats.record(rec({ latency_seconds: 0.1, tokens_per_second: 99 }))
+    const [only] = stats.snapshot()
+    expect(only).toMatchObject({
+      count: 20,
+      samples: 10,
+      p50LatencyMs: 100,
+      p95LatencyMs: 100,
+      avgTokensPerSecond: 99,
+    })
+
+    stats.record(rec({ model: 'b' }))
+    stats.record(rec({ model: 'llama3' }))
+    stats.record(rec({ model: 'c' }))
+    // 'b' was least recently updated, so it went first.
+    expect(stats.snapshot().map((s) => s.model)).toEqual(['c', 'llama3'])
+    stats.reset()
+    expect(stats.snapshot()).toEqual([])
+  })
+
+  it('snapshots are copies: later records do not change an earlier snapshot', () => {
+    const stats = createStatsCollector()
+    stats.record(rec())
+    const before = stats.snapshot()
+    stats.record(rec({ latency_seconds: 10 }))
+    expect(before[0]?.count).toBe(1)
+    expect(stats.snapshot()[0]?.count).toBe(2)
+  })
+})
