@@ -134,6 +134,9 @@ export function isRouterError(value: unknown): value is RouterError {
 }
 
 /** True when `value` is a RouterError with the given code. */
-export function hasErrorCode<C extends ErrorCode>(value: unknown, code: C): value is RouterError & { code: C } {
+export function hasErrorCode<C extends ErrorCode>(
+  value: unknown,
+  code: C,
+): value is RouterError & { code: C } {
   return isRouterError(value) && value.code === code
 }

@@ -152,13 +152,35 @@ export interface CircuitInfo {
 export interface RouterEvents {
   'config:loaded': { origin: ConfigOrigin; records: number; etag: string | null }
   'config:refreshed': { origin: ConfigOrigin; records: number; changed: boolean; etag: string | null }
-  'config:failed': { error: RouterError; consecutiveFailures: number; nextRetryMs: number; servingStale: boolean }
+  'config:failed': {
+    error: RouterError
+    consecutiveFailures: number
+    nextRetryMs: number
+    servingStale: boolean
+  }
   'config:fallback': { origin: 'env' | 'default'; reason: string }
   'config:invalid-record': { index: number; modelName: string | null; field: string; message: string }
   'request:start': { requestId: string | null; model: string | undefined; stream: boolean }
-  'request:end': { requestId: string | null; model: string; ok: boolean; latencyMs: number; code: ErrorCode | null }
-  'request:retry': { model: string; backend: BackendKind; endpoint: string; attempt: number; delayMs: number; code: ErrorCode }
-  'request:fallback': { from: { model: string; backend: BackendKind; endpoint: string }; to: { model: string; backend: BackendKind; endpoint: string }; code: ErrorCode }
+  'request:end': {
+    requestId: string | null
+    model: string
+    ok: boolean
+    latencyMs: number
+    code: ErrorCode | null
+  }
+  'request:retry': {
+    model: string
+    backend: BackendKind
+    endpoint: string
+    attempt: number
+    delayMs: number
+    code: ErrorCode
+  }
+  'request:fallback': {
+    from: { model: string; backend: BackendKind; endpoint: string }
+    to: { model: string; backend: BackendKind; endpoint: string }
+    code: ErrorCode
+  }
   'circuit:open': CircuitInfo
   'circuit:close': CircuitInfo
   metric: MetricRecord

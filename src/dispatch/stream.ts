@@ -1,0 +1,177 @@
+/**
+ * `router.stream()`: an async iterable of text chunks backed by the same dispatcher as generate().
+ * The request starts on the first `next()` (or when `result` is read), so an unread stream never
+ * holds a connection. Backpressure pauses the socket when the consumer falls behind.
+ */
+import type { ConfigSnapshot } from '../config/contract.js'
+import { ErrorCode, RouterError } from '../errors.js'
+import type { BackendKind, GenerateRequest, GenerateResult, GenerateStream, StreamChunk } from '../types.js'
+import type { RequestControl } from './attempt.js'
+import { type DispatchCore, runRequest, type StreamHooks } from './dispatcher.js'
+import type { Candidate, Target } from './routes.js'
+
+const HIGH_WATER = 64
+const LOW_WATER = 8
+
+export interface StreamRunHooks {
+  /** Config snapshot for the request; called once, when the stream starts. */
+  snapshot(): ConfigSnapshot | Promise<ConfigSnapshot>
+  started(result: Promise<GenerateResult>): void
+  settled(result: GenerateResult | null, error: unknown): void
+}
+
+interface Waiter {
+  resolve: (r: IteratorResult<StreamChunk>) => void
+  reject: (e: unknown) => void
+}
+
+export class StreamRun implements GenerateStream, AsyncIterator<StreamChunk>, StreamHooks {
+  private readonly queue: StreamChunk[] = []
+  private waiter: Waiter | null = null
+  private ended = false
+  private failure: unknown = null
+  private resultPromise: Promise<GenerateResult> | null = null
+  private deliveredChars = 0
+  private firstAt: number | null = null
+  private lastAt: number | null = null
+  private model = ''
+  private backend: BackendKind = 'ollama'
+  private readonly abortController = new AbortController()
+  private paused = false
+  control: RequestControl | null = null
+
+  constructor(
+    private readonly core: DispatchCore,
+    private readonly req: GenerateRequest,
+    private readonly hooks: StreamRunHooks,
+  ) {}
+
+  [Symbol.asyncIterator](): AsyncIterator<StreamChunk> {
+    return this
+  }
+
+  get result(): Promise<GenerateResult> {
+    return this.start()
+  }
+
+  abort(reason?: unknown): void {
+    this.abortController.abort(reason ?? new Error('stream aborted'))
+  }
+
+  // StreamHooks ---------------------------------------------------------------------------------
+  createDecoder(target: Target) {
+    return target.adapter.createStreamDecoder()
+  }
+
+  readonly onText = (text: string): void => {
+    const now = performance.now()
+    if (this.firstAt === null) this.firstAt = now
+    this.lastAt = now
+    this.deliveredChars += text.length
+    const chunk: StreamChunk = { text, model: this.model, backend: this.backend }
+    const waiter = this.waiter
+    if (waiter !== null) {
+      this.waiter = null
+      waiter.resolve({ value: chunk, done: false })
+      return
+    }
+    this.queue.push(chunk)
+    if (!this.paused && this.queue.length >= HIGH_WATER) {
+      this.paused = true
+      this.control?.current?.pause()
+    }
+  }
+
+  delivered(): number {
+    return this.deliveredChars
+  }
+
+  onAttempt(candidate: Candidate, target: Target): void {
+    this.model = candidate.model
+    this.backend = target.kind
+  }
+
+  firstTextAt(): number | null {
+    return this.firstAt
+  }
+
+  // Iterator ------------------------------------------------------------------------------------
+  next(): Promise<IteratorResult<StreamChunk>> {
+    const chunk = this.queue.shift()
+    if (chunk !== undefined) {
+      if (this.paused && this.queue.length <= LOW_WATER) {
+        this.paused = false
+        this.control?.current?.resume()
+      }
+      return Promise.resolve({ value: chunk, done: false })
+    }
+    if (this.failure !== null) return Promise.reject(this.failure)
+    if (this.ended) return Promise.resolve({ value: undefined, done: true })
+    this.start()
+    return new Promise((resolve, reject) => {
+      this.waiter = { resolve, reject }
+    })
+  }
+
+  /** `break` in a for-await loop lands here: stop the request and close its connection. */
+  return(): Promise<IteratorResult<StreamChunk>> {
+    if (!this.ended && this.failure === null) {
+      this.abort(new RouterError(ErrorCode.ABORTED, 'The stream was closed by its consumer before it ended'))
+    }
+    this.queue.length = 0
+    this.ended = true
+    return Promise.resolve({ value: undefined, done: true })
+  }
+
+  private start(): Promise<GenerateResult> {
+    if (this.resultPromise !== null) return this.resultPromise
+    const signal = this.req.signal
+      ? AbortSignal.any([this.req.signal, this.abortController.signal])
+      : this.abortController.signal
+    const req: GenerateRequest = { ...this.req, signal }
+    const t0 = performance.now()
+    let snapshot: ConfigSnapshot | Promise<ConfigSnapshot>
+    try {
+      snapshot = this.hooks.snapshot()
+    } catch (error) {
+      snapshot = Promise.reject(error)
+    }
+    const p = runRequest(
+      this.core,
+      req,
+      snapshot,
+      this,
+      t0,
+      () => this.lastAt,
+      (c) => {
+        this.control = c
+      },
+    )
+    this.resultPromise = p.then(
+      (result) => {
+        this.ended = true
+        this.hooks.settled(result, null)
+        const waiter = this.waiter
+        if (waiter !== null) {
+          this.waiter = null
+          waiter.resolve({ value: undefined, done: true })
+        }
+        return result
+      },
+      (error: unknown) => {
+        this.failure = error
+        this.hooks.settled(null, error)
+        const waiter = this.waiter
+        if (waiter !== null) {
+          this.waiter = null
+          waiter.reject(error)
+        }
+        throw error
+      },
+    )
+    // Readers of `result` still see the rejection; an unread one must not crash the process.
+    this.resultPromise.catch(() => {})
+    this.hooks.started(this.resultPromise)
+    return this.resultPromise
+  }
+}

@@ -1,0 +1,29 @@
+/**
+ * llm-backend-router: route LLM generation requests to Ollama or OpenAI-compatible backends
+ * configured from an admin API. Every public name is listed here by hand.
+ * @module
+ */
+
+export type { AttemptInfo } from './errors.js'
+export { ErrorCode, hasErrorCode, isRouterError, RouterError } from './errors.js'
+export type { RouterOptions } from './options.js'
+export type { ConfigInfo, LLMRouter, ResolvedRoute } from './router.js'
+export { createLLMRouter } from './router.js'
+export type {
+  BackendAuth,
+  BackendKind,
+  BackendRecord,
+  BackendType,
+  CircuitInfo,
+  CircuitState,
+  ConfigOrigin,
+  GenerateRequest,
+  GenerateResult,
+  GenerateStream,
+  MetricRecord,
+  MetricsSink,
+  RequestMetadata,
+  RouterEvents,
+  StreamChunk,
+  Usage,
+} from './types.js'

@@ -1,0 +1,269 @@
+/**
+ * Router options: one zod schema (validated once, at `createLLMRouter()`), resolved into a type with
+ * no optional fields so the rest of the code never re-checks defaults.
+ */
+import { z } from 'zod'
+import { ErrorCode, RouterError } from './errors.js'
+import { type Env, readEnv } from './internal/env.js'
+import type { MetricsSink } from './types.js'
+
+const httpUrl = z.url({ protocol: /^https?$/, error: 'must be an http(s) URL' })
+const nonNegInt = z.number().int().nonnegative()
+const posInt = z.number().int().positive()
+
+const headersSchema = z.record(z.string(), z.string())
+
+const adminSchema = z
+  .object({
+    /** @default '/api/llm-backends/public' */
+    listPath: z.string().startsWith('/').optional(),
+    /** @default '/api/llm-backends/model/{model}' */
+    modelPath: z.string().startsWith('/').includes('{model}').optional(),
+    /** @default 'list' */
+    lookup: z.enum(['list', 'model']).optional(),
+    headers: headersSchema.optional(),
+    /** Env var holding a bearer token for the admin API (sent as `Authorization: Bearer ...`). */
+    bearerTokenEnv: z
+      .string()
+      .regex(/^[A-Za-z_][A-Za-z0-9_]*$/)
+      .optional(),
+    /** @default 5000 */
+    timeoutMs: posInt.optional(),
+    /** @default 1 MiB */
+    maxPayloadBytes: posInt.optional(),
+    mapPayload: z
+      .custom<(payload: unknown) => unknown>((v) => typeof v === 'function', 'must be a function')
+      .optional(),
+    /** @default 1000 */
+    retryBaseMs: posInt.optional(),
+    /** @default 60000 */
+    retryMaxMs: posInt.optional(),
+  })
+  .strict()
+
+const httpSinkSchema = z
+  .object({
+    path: z.string().startsWith('/').optional(),
+    url: httpUrl.optional(),
+    mode: z.enum(['batch', 'single']).optional(),
+    batchSize: posInt.optional(),
+    flushIntervalMs: posInt.optional(),
+    maxQueueSize: posInt.optional(),
+    timeoutMs: posInt.optional(),
+    maxRetries: nonNegInt.optional(),
+    concurrency: posInt.optional(),
+    closeTimeoutMs: nonNegInt.optional(),
+    headers: headersSchema.optional(),
+  })
+  .strict()
+
+const sinkSchema = z.custom<MetricsSink>(
+  (v) =>
+    typeof v === 'object' &&
+    v !== null &&
+    typeof (v as MetricsSink).write === 'function' &&
+    typeof (v as MetricsSink).flush === 'function' &&
+    typeof (v as MetricsSink).close === 'function',
+  'must be a sink object with write(), flush() and close()',
+)
+
+export const routerOptionsSchema = z
+  .object({
+    /** Admin API base URL. Default: env LLM_ROUTER_ADMIN_URL, else ADMIN_API_URL. */
+    adminUrl: httpUrl.optional(),
+    admin: adminSchema.optional(),
+    /** @default 60000 */
+    cacheTtlMs: nonNegInt.optional(),
+    /** Where every environment variable is read from. @default process.env */
+    env: z.record(z.string(), z.string().optional()).optional(),
+    /** Reject models that have no record of their own instead of sending them to the default backend. @default false */
+    strictModels: z.boolean().optional(),
+    /** Deadline when neither the request nor the record sets one. @default 120000 */
+    defaultTimeoutMs: posInt.optional(),
+    retry: z
+      .object({
+        /** Retries per endpoint for transient failures (5xx, 503, 429). @default 2 */
+        maxRetries: nonNegInt.optional(),
+        /** @default 500 */
+        baseDelayMs: nonNegInt.optional(),
+        /** @default 8000 */
+        maxDelayMs: nonNegInt.optional(),
+        /** Longest Retry-After honoured; longer waits fall over to the next candidate instead. @default 60000 */
+        maxRetryAfterMs: nonNegInt.optional(),
+      })
+      .strict()
+      .optional(),
+    circuitBreaker: z
+      .union([
+        z.literal(false),
+        z
+          .object({
+            /** @default 3 */
+            threshold: posInt.optional(),
+            /** @default 10000 */
+            cooldownMs: nonNegInt.optional(),
+          })
+          .strict(),
+      ])
+      .optional(),
+    /** @default 32 MiB */
+    maxResponseBytes: posInt.optional(),
+    /** Sockets per backend origin; null = unlimited. @default null */
+    connectionsPerEndpoint: posInt.nullable().optional(),
+    /** @default 10000 */
+    connectTimeoutMs: posInt.optional(),
+    /** false: no sink. A sink object: use it. An object: options of the built-in HTTP sink. */
+    metrics: z.union([z.literal(false), sinkSchema, httpSinkSchema]).optional(),
+    /** Samples kept per model/backend/endpoint for `router.stats()`. @default 1000 */
+    statsWindow: posInt.optional(),
+  })
+  .strict()
+
+export type RouterOptions = z.input<typeof routerOptionsSchema>
+
+export interface ResolvedHttpSinkOptions {
+  url: string
+  mode: 'batch' | 'single'
+  batchSize?: number
+  flushIntervalMs?: number
+  maxQueueSize?: number
+  timeoutMs?: number
+  maxRetries?: number
+  concurrency?: number
+  closeTimeoutMs?: number
+  headers: Record<string, string>
+}
+
+export interface ResolvedOptions {
+  adminUrl: string | null
+  admin: {
+    listPath: string
+    modelPath: string
+    lookup: 'list' | 'model'
+    headers: Record<string, string>
+    timeoutMs: number
+    maxPayloadBytes: number
+    mapPayload: ((payload: unknown) => unknown) | undefined
+    retryBaseMs: number
+    retryMaxMs: number
+  }
+  cacheTtlMs: number
+  env: Env
+  strictModels: boolean
+  defaultTimeoutMs: number
+  retry: { maxRetries: number; baseDelayMs: number; maxDelayMs: number; maxRetryAfterMs: number }
+  circuitBreaker: { threshold: number; cooldownMs: number } | null
+  maxResponseBytes: number
+  connectionsPerEndpoint: number | null
+  connectTimeoutMs: number
+  metrics: false | MetricsSink | ResolvedHttpSinkOptions
+  statsWindow: number
+}
+
+function stripTrailingSlash(url: string): string {
+  return url.endsWith('/') ? url.slice(0, -1) : url
+}
+
+/** Validates and resolves options; throws RouterError(INVALID_OPTIONS) naming every bad option. */
+export function resolveOptions(input: unknown): ResolvedOptions {
+  const parsed = routerOptionsSchema.safeParse(input ?? {})
+  if (!parsed.success) {
+    const issues = parsed.error.issues.map((i) => ({
+      path: i.path.length > 0 ? i.path.join('.') : '(options)',
+      message: i.code === 'unrecognized_keys' ? `unknown option(s): ${i.keys.join(', ')}` : i.message,
+    }))
+    throw new RouterError(
+      ErrorCode.INVALID_OPTIONS,
+      `Invalid createLLMRouter() options: ${issues.map((i) => `${i.path}: ${i.message}`).join('; ')}`,
+      { issues, cause: parsed.error },
+    )
+  }
+  const o = parsed.data
+  const env: Env = o.env ?? process.env
+
+  let adminUrl: string | null = o.adminUrl ?? null
+  if (adminUrl === null) {
+    const fromEnv = readEnv(env, 'LLM_ROUTER_ADMIN_URL') ?? readEnv(env, 'ADMIN_API_URL')
+    if (fromEnv !== undefined) {
+      const check = httpUrl.safeParse(fromEnv)
+      if (!check.success) {
+        const name =
+          readEnv(env, 'LLM_ROUTER_ADMIN_URL') !== undefined ? 'LLM_ROUTER_ADMIN_URL' : 'ADMIN_API_URL'
+        throw new RouterError(
+          ErrorCode.INVALID_OPTIONS,
+          `Invalid environment variable ${name}: must be an http(s) URL (or pass options.adminUrl)`,
+          { issues: [{ path: name, message: 'must be an http(s) URL' }] },
+        )
+      }
+      adminUrl = fromEnv
+    }
+  }
+  if (adminUrl !== null) adminUrl = stripTrailingSlash(adminUrl)
+
+  const adminHeaders: Record<string, string> = { ...(o.admin?.headers ?? {}) }
+  if (o.admin?.bearerTokenEnv) {
+    const token = readEnv(env, o.admin.bearerTokenEnv)
+    if (token === undefined) {
+      throw new RouterError(
+        ErrorCode.MISSING_CREDENTIAL,
+        `admin.bearerTokenEnv names ${o.admin.bearerTokenEnv}, but that environment variable is not set`,
+      )
+    }
+    adminHeaders.authorization = `Bearer ${token}`
+  }
+
+  let metrics: ResolvedOptions['metrics'] = false
+  if (o.metrics === false) metrics = false
+  else if (o.metrics !== undefined && 'write' in o.metrics) metrics = o.metrics as MetricsSink
+  else {
+    const m = (o.metrics ?? {}) as z.output<typeof httpSinkSchema>
+    const url = m.url ?? (adminUrl === null ? null : `${adminUrl}${m.path ?? '/api/llm-backends/metrics'}`)
+    if (url !== null) {
+      metrics = {
+        url,
+        mode: m.mode ?? 'batch',
+        headers: m.headers ?? adminHeaders,
+        ...(m.batchSize === undefined ? {} : { batchSize: m.batchSize }),
+        ...(m.flushIntervalMs === undefined ? {} : { flushIntervalMs: m.flushIntervalMs }),
+        ...(m.maxQueueSize === undefined ? {} : { maxQueueSize: m.maxQueueSize }),
+        ...(m.timeoutMs === undefined ? {} : { timeoutMs: m.timeoutMs }),
+        ...(m.maxRetries === undefined ? {} : { maxRetries: m.maxRetries }),
+        ...(m.concurrency === undefined ? {} : { concurrency: m.concurrency }),
+        ...(m.closeTimeoutMs === undefined ? {} : { closeTimeoutMs: m.closeTimeoutMs }),
+      }
+    }
+  }
+
+  const cb = o.circuitBreaker
+  return {
+    adminUrl,
+    admin: {
+      listPath: o.admin?.listPath ?? '/api/llm-backends/public',
+      modelPath: o.admin?.modelPath ?? '/api/llm-backends/model/{model}',
+      lookup: o.admin?.lookup ?? 'list',
+      headers: adminHeaders,
+      timeoutMs: o.admin?.timeoutMs ?? 5000,
+      maxPayloadBytes: o.admin?.maxPayloadBytes ?? 1024 * 1024,
+      mapPayload: o.admin?.mapPayload,
+      retryBaseMs: o.admin?.retryBaseMs ?? 1000,
+      retryMaxMs: o.admin?.retryMaxMs ?? 60_000,
+    },
+    cacheTtlMs: o.cacheTtlMs ?? 60_000,
+    env,
+    strictModels: o.strictModels ?? false,
+    defaultTimeoutMs: o.defaultTimeoutMs ?? 120_000,
+    retry: {
+      maxRetries: o.retry?.maxRetries ?? 2,
+      baseDelayMs: o.retry?.baseDelayMs ?? 500,
+      maxDelayMs: o.retry?.maxDelayMs ?? 8000,
+      maxRetryAfterMs: o.retry?.maxRetryAfterMs ?? 60_000,
+    },
+    circuitBreaker:
+      cb === false ? null : { threshold: cb?.threshold ?? 3, cooldownMs: cb?.cooldownMs ?? 10_000 },
+    maxResponseBytes: o.maxResponseBytes ?? 32 * 1024 * 1024,
+    connectionsPerEndpoint: o.connectionsPerEndpoint ?? null,
+    connectTimeoutMs: o.connectTimeoutMs ?? 10_000,
+    metrics,
+    statsWindow: o.statsWindow ?? 1000,
+  }
+}

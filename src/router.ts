@@ -1,0 +1,346 @@
+/**
+ * `createLLMRouter()`: wires the config source, the dispatcher and the metrics sink, and returns
+ * the small public interface. Everything per-request lives in dispatch/; everything per-config-change
+ * (route compilation) is cached here by config version.
+ */
+import { EventEmitter } from 'eventemitter3'
+import type { ConfigSnapshot } from './config/contract.js'
+import { createConfigSource } from './config/source.js'
+import type { AttemptContext } from './dispatch/attempt.js'
+import { CircuitRegistry } from './dispatch/circuit.js'
+import { type DispatchCore, runRequest } from './dispatch/dispatcher.js'
+import { validateRequest } from './dispatch/request.js'
+import { compileRoutes, defaultCandidates, type RouteTable } from './dispatch/routes.js'
+import { StreamRun } from './dispatch/stream.js'
+import { ErrorCode, isRouterError, RouterError } from './errors.js'
+import { type Clock, systemClock } from './internal/clock.js'
+import { createHttpSink } from './metrics/http-sink.js'
+import { createStatsCollector, type StatsEntry } from './metrics/stats.js'
+import { type ResolvedOptions, type RouterOptions, resolveOptions } from './options.js'
+import { createAgent } from './transport/http.js'
+import type {
+  BackendKind,
+  BackendRecord,
+  CircuitInfo,
+  ConfigOrigin,
+  GenerateRequest,
+  GenerateResult,
+  GenerateStream,
+  MetricRecord,
+  MetricsSink,
+  RouterEvents,
+} from './types.js'
+
+/** What `router.config()` shows: the records in use and where they came from. */
+export interface ConfigInfo {
+  origin: ConfigOrigin
+  /** Enabled records in priority order (what routing uses). */
+  records: readonly BackendRecord[]
+  /** Every valid record, including disabled ones. */
+  allRecords: readonly BackendRecord[]
+  etag: string | null
+  /** Epoch ms of the last successful admin fetch or revalidation; null for env/default. */
+  fetchedAt: number | null
+  version: number
+}
+
+/** What a model resolves to: the ordered list of backends a request would try. */
+export interface ResolvedRoute {
+  model: string
+  /** True when the model has no record of its own and goes to the default backend. */
+  usesDefault: boolean
+  targets: {
+    model: string
+    backend: BackendKind
+    endpoint: string
+    sendModel: string | null
+    circuit: CircuitInfo | null
+  }[]
+}
+
+type Listener<K extends keyof RouterEvents> = (payload: RouterEvents[K]) => void
+
+export interface LLMRouter {
+  /** Sends one generation request and resolves with the whole answer. */
+  generate(request: GenerateRequest): Promise<GenerateResult>
+  /** Streams the answer: `for await (const chunk of router.stream(req)) chunk.text`; `.result` has the totals. */
+  stream(request: GenerateRequest): GenerateStream
+  /** Subscribes to an event; returns a function that unsubscribes. */
+  on<K extends keyof RouterEvents>(event: K, listener: Listener<K>): () => void
+  once<K extends keyof RouterEvents>(event: K, listener: Listener<K>): () => void
+  off<K extends keyof RouterEvents>(event: K, listener: Listener<K>): void
+  /** Fetches the admin config now (shares an in-flight fetch). Rejects if the admin fails; the last good config stays in use. */
+  refresh(): Promise<ConfigInfo>
+  /** The config in use, or null before the first load. */
+  config(): ConfigInfo | null
+  /** Which backends a request for `model` would try, in order (loads the config if needed). */
+  resolve(model?: string): Promise<ResolvedRoute>
+  /** Circuit-breaker state of every endpoint seen so far. */
+  circuits(): CircuitInfo[]
+  /** Rolling per model/backend/endpoint numbers computed locally. */
+  stats(): StatsEntry[]
+  /** Flushes metrics (within the sink's deadline), stops timers and closes connections. Idempotent. */
+  close(): Promise<void>
+  readonly closed: boolean
+}
+
+function toInfo(s: ConfigSnapshot): ConfigInfo {
+  return {
+    origin: s.origin,
+    records: s.records,
+    allRecords: s.allRecords,
+    etag: s.etag,
+    fetchedAt: s.fetchedAt,
+    version: s.version,
+  }
+}
+
+/** @internal Test seam: a clock for TTLs, backoff and deadlines. */
+export interface RouterInternals {
+  clock?: Clock
+}
+
+export function createLLMRouter(options?: RouterOptions, internals: RouterInternals = {}): LLMRouter {
+  const opts: ResolvedOptions = resolveOptions(options)
+  const clock = internals.clock ?? systemClock
+  const emitter = new EventEmitter()
+  const agent = createAgent({
+    connections: opts.connectionsPerEndpoint,
+    keepAliveTimeoutMs: 4000,
+    connectTimeoutMs: opts.connectTimeoutMs,
+  })
+  const circuits = new CircuitRegistry(opts.circuitBreaker, clock)
+  const stats = createStatsCollector({ windowSize: opts.statsWindow })
+
+  const emit = <K extends keyof RouterEvents>(event: K, payload: RouterEvents[K]): void => {
+    try {
+      emitter.emit(event, payload)
+    } catch {
+      // A listener's exception must never break a request or the config loop.
+    }
+  }
+  const listens = (event: keyof RouterEvents): boolean => emitter.listenerCount(event) > 0
+
+  let sink: MetricsSink | null = null
+  if (opts.metrics !== false) {
+    if ('write' in opts.metrics) sink = opts.metrics
+    else {
+      sink = createHttpSink({
+        ...opts.metrics,
+        dispatcher: agent,
+        clock,
+        onDropped: (dropped, totalDropped) => emit('metrics:dropped', { dropped, totalDropped }),
+        onFlushFailed: (error, records) => emit('metrics:flush-failed', { error, records: records.length }),
+      })
+    }
+  }
+
+  const config = createConfigSource({
+    admin: { ...opts.admin, url: opts.adminUrl },
+    ttlMs: opts.cacheTtlMs,
+    env: opts.env,
+    clock,
+    dispatcher: agent,
+    emit,
+  })
+
+  let table: RouteTable | null = null
+  const routes = (snapshot: ConfigSnapshot): RouteTable => {
+    if (table === null || table.version !== snapshot.version)
+      table = compileRoutes(snapshot, opts.env, circuits)
+    return table
+  }
+
+  const recordMetric = (metric: MetricRecord): void => {
+    stats.record(metric)
+    if (emitter.listenerCount('metric') > 0) emit('metric', metric)
+    if (sink !== null) {
+      try {
+        sink.write(metric)
+      } catch (error) {
+        emit('sink:error', { error })
+      }
+    }
+  }
+
+  const attemptContext: AttemptContext = {
+    dispatcher: agent,
+    env: opts.env,
+    maxResponseBytes: opts.maxResponseBytes,
+    now: () => clock.now(),
+  }
+
+  const core: DispatchCore = {
+    options: opts,
+    env: opts.env,
+    clock,
+    circuits,
+    attemptContext,
+    routes,
+    emit,
+    listens,
+    recordMetric,
+  }
+
+  let closed = false
+  let closing: Promise<void> | null = null
+  const inflight = new Set<Promise<unknown>>()
+
+  const closedError = () =>
+    new RouterError(ErrorCode.CLOSED, 'This router was closed; create a new one with createLLMRouter()')
+
+  const requestStart = (req: GenerateRequest, stream: boolean) => {
+    if (listens('request:start'))
+      emit('request:start', { requestId: req.metadata?.requestId ?? null, model: req.model, stream })
+  }
+  const requestEnd = (req: GenerateRequest, result: GenerateResult | null, error: unknown, t0: number) => {
+    if (!listens('request:end')) return
+    emit('request:end', {
+      requestId: req.metadata?.requestId ?? null,
+      model: result?.model ?? req.model ?? 'default',
+      ok: result !== null,
+      latencyMs: performance.now() - t0,
+      code: isRouterError(error) ? error.code : null,
+    })
+  }
+
+  const router: LLMRouter = {
+    generate(request: GenerateRequest): Promise<GenerateResult> {
+      if (closed) return Promise.reject(closedError())
+      try {
+        validateRequest(request)
+      } catch (error) {
+        return Promise.reject(error)
+      }
+      const t0 = performance.now()
+      requestStart(request, false)
+      const p = runRequest(core, request, config.get(request.model), null, t0, () => null)
+      inflight.add(p)
+      return p.then(
+        (result) => {
+          inflight.delete(p)
+          requestEnd(request, result, null, t0)
+          return result
+        },
+        (error: unknown) => {
+          inflight.delete(p)
+          requestEnd(request, null, error, t0)
+          throw error
+        },
+      )
+    },
+
+    stream(request: GenerateRequest): GenerateStream {
+      if (closed) throw closedError()
+      validateRequest(request)
+      const t0 = performance.now()
+      let tracked: Promise<unknown> | null = null
+      return new StreamRun(core, request, {
+        snapshot: () => {
+          requestStart(request, true)
+          return config.get(request.model)
+        },
+        started: (p) => {
+          tracked = p.catch(() => {})
+          inflight.add(tracked)
+        },
+        settled: (result, error) => {
+          if (tracked) inflight.delete(tracked)
+          requestEnd(request, result, error, t0)
+        },
+      })
+    },
+
+    on(event, listener) {
+      emitter.on(event, listener as (...args: unknown[]) => void)
+      return () => {
+        emitter.off(event, listener as (...args: unknown[]) => void)
+      }
+    },
+    once(event, listener) {
+      emitter.once(event, listener as (...args: unknown[]) => void)
+      return () => {
+        emitter.off(event, listener as (...args: unknown[]) => void)
+      }
+    },
+    off(event, listener) {
+      emitter.off(event, listener as (...args: unknown[]) => void)
+    },
+
+    async refresh(): Promise<ConfigInfo> {
+      if (closed) throw closedError()
+      return toInfo(await config.refresh())
+    },
+
+    config(): ConfigInfo | null {
+      const s = config.current()
+      return s === null ? null : toInfo(s)
+    },
+
+    async resolve(model?: string): Promise<ResolvedRoute> {
+      if (closed) throw closedError()
+      const snapshot = await config.get(model)
+      const t = routes(snapshot)
+      let list =
+        model === undefined
+          ? t.ordered[0]
+            ? t.byModel.get(t.ordered[0].model)!
+            : undefined
+          : t.byModel.get(model)
+      const usesDefault = list === undefined
+      if (list === undefined) {
+        if (opts.strictModels && model !== undefined) {
+          throw new RouterError(
+            ErrorCode.MODEL_NOT_CONFIGURED,
+            `No enabled backend record for model "${model}" (strictModels is on)`,
+            {
+              model,
+            },
+          )
+        }
+        list = defaultCandidates(t, model ?? 'default', opts.env, circuits)
+      }
+      return {
+        model: list[0]?.model ?? model ?? 'default',
+        usesDefault,
+        targets: list.flatMap((c) =>
+          c.targets.map((target) => ({
+            model: c.model,
+            backend: target.kind,
+            endpoint: target.endpoint,
+            sendModel: target.sendModel ?? null,
+            circuit: target.circuit?.info() ?? null,
+          })),
+        ),
+      }
+    },
+
+    circuits: () => circuits.list(),
+    stats: () => stats.snapshot(),
+
+    close(): Promise<void> {
+      if (closing) return closing
+      closed = true
+      closing = (async () => {
+        config.close()
+        // In-flight requests finish (or fail) on their own deadlines; metrics are flushed after them.
+        await Promise.allSettled([...inflight])
+        if (sink !== null) {
+          try {
+            await sink.close()
+          } catch (error) {
+            emit('sink:error', { error })
+          }
+        }
+        await agent.close().catch(() => agent.destroy())
+        emitter.removeAllListeners()
+      })()
+      return closing
+    },
+
+    get closed() {
+      return closed
+    },
+  }
+  return router
+}
