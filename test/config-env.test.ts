@@ -46,7 +46,13 @@ describe('envRecords', () => {
     expect(r.origin).toBe('default')
     expect(r.invalid).toEqual([])
     expect(r.records).toEqual([
-      { model_name: ANY_MODEL, backend_type: 'ollama', endpoint_url: 'http://localhost:11434', enabled: true, priority: 100 },
+      {
+        model_name: ANY_MODEL,
+        backend_type: 'ollama',
+        endpoint_url: 'http://localhost:11434',
+        enabled: true,
+        priority: 100,
+      },
     ])
     expect(ANY_MODEL).toBe('*')
   })
@@ -54,14 +60,20 @@ describe('envRecords', () => {
   it('OLLAMA_HOST only: one ollama record', () => {
     const r = envRecords({ OLLAMA_HOST: '0.0.0.0:11434' })
     expect(r.origin).toBe('env')
-    expect(r.records).toEqual([expect.objectContaining({ backend_type: 'ollama', endpoint_url: 'http://127.0.0.1:11434' })])
+    expect(r.records).toEqual([
+      expect.objectContaining({ backend_type: 'ollama', endpoint_url: 'http://127.0.0.1:11434' }),
+    ])
     expect(r.reason).toContain('OLLAMA_HOST')
   })
 
   it('MLX_HOST only: one mlx record on port 8080 by default', () => {
     const r = envRecords({ MLX_HOST: 'mac-studio' })
     expect(r.records).toEqual([
-      expect.objectContaining({ model_name: '*', backend_type: 'mlx', endpoint_url: 'http://mac-studio:8080' }),
+      expect.objectContaining({
+        model_name: '*',
+        backend_type: 'mlx',
+        endpoint_url: 'http://mac-studio:8080',
+      }),
     ])
     expect(r.records[0]?.fallback_url).toBeUndefined()
   })
@@ -90,7 +102,13 @@ describe('envRecords', () => {
     expect(r.origin).toBe('env')
     expect(r.reason).toContain('LLM_ROUTER_BACKENDS')
     expect(r.records).toEqual([
-      { model_name: 'a', backend_type: 'mlx', endpoint_url: 'http://127.0.0.1:8080', enabled: true, priority: 100 },
+      {
+        model_name: 'a',
+        backend_type: 'mlx',
+        endpoint_url: 'http://127.0.0.1:8080',
+        enabled: true,
+        priority: 100,
+      },
     ])
     expect(r.invalid).toEqual([
       expect.objectContaining({ index: 1, modelName: 'bad', field: 'LLM_ROUTER_BACKENDS[1].backend_type' }),

@@ -10,7 +10,7 @@ import { isRouterError } from '../src/errors.js'
 import type { BackendRecord } from '../src/types.js'
 
 /** The production payload from issue 2, verbatim. */
-export const PRODUCTION_PAYLOAD = `[{"id":1,"model_name":"phi3:mini","backend_type":"ollama","endpoint_url":"http://192.168.10.167:11434",
+const PRODUCTION_PAYLOAD = `[{"id":1,"model_name":"phi3:mini","backend_type":"ollama","endpoint_url":"http://192.168.10.167:11434",
   "enabled":true,"priority":100,"max_tokens":2048,"temperature_default":0.7,"timeout_seconds":60,
   "description":"Phi-3 Mini (Q4) - Fast classification and quick responses"},
  {"id":2,"model_name":"llama3.1:8b-q4","backend_type":"ollama","endpoint_url":"http://192.168.10.167:11434",
@@ -92,14 +92,17 @@ describe('parseRecords', () => {
     ])
   })
 
-  it.each([{}, 'x', null, 3, { data: 'nope' }])('throws CONFIG_INVALID for a non-list payload %#', (payload) => {
-    try {
-      parseRecords(payload)
-      expect.unreachable()
-    } catch (error) {
-      expect(isRouterError(error) && error.code).toBe('CONFIG_INVALID')
-    }
-  })
+  it.each([{}, 'x', null, 3, { data: 'nope' }])(
+    'throws CONFIG_INVALID for a non-list payload %#',
+    (payload) => {
+      try {
+        parseRecords(payload)
+        expect.unreachable()
+      } catch (error) {
+        expect(isRouterError(error) && error.code).toBe('CONFIG_INVALID')
+      }
+    },
+  )
 })
 
 describe('parseRecord fields', () => {
@@ -223,7 +226,13 @@ describe('defaultMapPayload and sortEnabled', () => {
       enabled,
       priority,
     })
-    const sorted = sortEnabled([mk('c', 300), mk('a1', 100), mk('off', 1, false), mk('b', 200), mk('a2', 100)])
+    const sorted = sortEnabled([
+      mk('c', 300),
+      mk('a1', 100),
+      mk('off', 1, false),
+      mk('b', 200),
+      mk('a2', 100),
+    ])
     expect(sorted.map((r) => r.model_name)).toEqual(['a1', 'a2', 'b', 'c'])
   })
 })
