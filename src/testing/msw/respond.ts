@@ -73,6 +73,11 @@ export async function toResponse(action: Action, signal: AbortSignal): Promise<R
     const body = Buffer.concat(frames.map((f) => bytes(f.data)))
     return new HttpResponse(body, init)
   }
+  if (init.headers['content-length'] === undefined) {
+    // The interceptor frames a body of unknown length by connection close, where a reset reads as a clean
+    // end; chunked framing makes a cut body detectable, as it is on the node:http stand-ins.
+    init.headers = { ...init.headers, 'transfer-encoding': 'chunked' }
+  }
   const it = frames[Symbol.iterator]()
   const ending = action.ending
   const body = new ReadableStream<Uint8Array>({
