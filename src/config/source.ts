@@ -45,7 +45,12 @@ type FetchOutcome =
 
 const noop = () => {}
 
+/** Snapshots are shared by every request; freezing makes an accidental mutation fail loudly. */
 function freezeSnapshot(snapshot: ConfigSnapshot): ConfigSnapshot {
+  for (const record of snapshot.allRecords) {
+    if (record.auth !== undefined) Object.freeze(record.auth)
+    Object.freeze(record)
+  }
   Object.freeze(snapshot.records)
   Object.freeze(snapshot.allRecords)
   return Object.freeze(snapshot)
