@@ -3,6 +3,8 @@ import { Agent, request } from 'undici'
 import { afterEach, describe, expect, it } from 'vitest'
 import {
   type AdminServer,
+  FAULT_TYPES,
+  type FaultType,
   makeMetricRecord,
   OLLAMA_BUSY_MESSAGE,
   type OllamaServer,
@@ -442,7 +444,7 @@ describe('OpenAI-compatible (mlx) stand-in', () => {
       model: 'mlx-community/x',
       choices: [{ finish_reason: 'length', text: 'there was' }],
     })
-    expect(s.connections).toBe(0)
+    await expect.poll(() => s.connections).toBe(0)
   })
 
   it('streams SSE: keepalive comment first, deltas with finish_reason null, final chunk, [DONE]', async () => {
@@ -707,5 +709,96 @@ describe('server lifecycle', () => {
   it('tokenize keeps the text intact', () => {
     expect(tokenize(' a  bc d').join('')).toBe(' a  bc d')
     expect(tokenize('hello world')).toEqual(['hello', ' world'])
+  })
+})
+
+describe('every fault on every server', () => {
+  type Kind = 'ollama' | 'mlx' | 'llamacpp' | 'admin'
+  const start = (kind: Kind): Promise<StandInServer> =>
+    kind === 'ollama'
+      ? ollama()
+      : kind === 'admin'
+        ? admin({
+            records: [
+              {
+                model_name: 'm',
+                backend_type: 'ollama',
+                endpoint_url: 'http://x',
+                enabled: true,
+                priority: 1,
+              },
+            ],
+          })
+        : mlx({ flavor: kind, keepAlive: kind === 'llamacpp' })
+
+  async function primary(
+    kind: Kind,
+    s: StandInServer,
+    timeoutMs = 2000,
+  ): Promise<{ status: number; text: string } | 'error'> {
+    try {
+      const res =
+        kind === 'admin'
+          ? await request(`${s.url}/api/llm-backends/public`, { signal: AbortSignal.timeout(timeoutMs) })
+          : await request(`${s.url}${kind === 'ollama' ? '/api/generate' : '/v1/completions'}`, {
+              method: 'POST',
+              body: JSON.stringify({
+                model: 'm',
+                prompt: 'hello world',
+                stream: kind === 'ollama' ? undefined : true,
+              }),
+              signal: AbortSignal.timeout(timeoutMs),
+            })
+      return { status: res.statusCode, text: await res.body.text() }
+    } catch {
+      return 'error'
+    }
+  }
+
+  /** What a client can check: a 200 whose body is complete by its protocol's rules. */
+  function complete(kind: Kind, r: { status: number; text: string } | 'error'): boolean {
+    if (r === 'error' || r.status !== 200) return false
+    try {
+      if (kind === 'admin') return Array.isArray(JSON.parse(r.text))
+      if (kind === 'ollama') return (parseNdjson(r.text).at(-1) as { done?: boolean }).done === true
+      const data = parseSse(r.text).map((e) => e.data)
+      return data.at(-1) === '[DONE]' && data.some((d) => d?.includes('"finish_reason":"stop"'))
+    } catch {
+      return false
+    }
+  }
+
+  const benign: FaultType[] = ['slow', 'trickle']
+  for (const kind of ['ollama', 'mlx', 'llamacpp', 'admin'] as const) {
+    it(`${kind}: each fault is detectable by a client (slow and trickle are not), and the server recovers`, async () => {
+      const s = await start(kind)
+      expect(complete(kind, await primary(kind, s))).toBe(true)
+      for (const type of FAULT_TYPES) {
+        await s.setFault({ type, times: 1, delayMs: 2, bytes: 10_000, chunkBytes: 512 })
+        const outcome = await primary(kind, s, type === 'hang' || type === 'stall-body' ? 80 : 2000)
+        expect([type, complete(kind, outcome)]).toEqual([type, benign.includes(type)])
+        if (type === 'down') {
+          expect(s.requests.at(-1)?.fault).not.toBe('down')
+          await s.clearFault()
+        } else {
+          expect(s.requests.at(-1)?.fault).toBe(type)
+          expect(s.fault).toBeNull()
+        }
+        expect([type, complete(kind, await primary(kind, s))]).toEqual([type, true])
+      }
+    })
+  }
+
+  it('caps the recorded requests but counts them all', async () => {
+    const s = await ollama({ maxRecordedRequests: 2 })
+    for (let i = 0; i < 4; i++) await send(`${s.url}/?i=${i}`)
+    expect(s.requests.map((r) => r.url)).toEqual(['/?i=2', '/?i=3'])
+    expect(s.requestCount).toBe(4)
+    const a = await admin({ maxRecordedMetrics: 1 })
+    await send(`${a.url}/api/llm-backends/metrics`, {
+      body: [makeMetricRecord(), makeMetricRecord({ model: 'last' })],
+    })
+    expect(a.metrics.map((m) => m.model)).toEqual(['last'])
+    expect(a.metricsReceived).toBe(2)
   })
 })

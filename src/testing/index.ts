@@ -49,6 +49,7 @@ export type {
   FaultType,
   GenerationOptions,
   RecordedRequest,
+  RecordingOptions,
   RespondContext,
   Responder,
   ServerOptions,

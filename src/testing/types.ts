@@ -10,10 +10,10 @@
  *
  * | fault | wire behaviour |
  * |---|---|
- * | `down` | node server: the listener is closed, so connects are refused (`ECONNREFUSED`) until `clearFault()`; msw: a network error. Ignores `times` and `path`. |
+ * | `down` | node server: the listener is closed, so connects are refused (`ECONNREFUSED`) until `clearFault()` (`times` and `path` do not apply: no request arrives). msw: a network error for each matching request. |
  * | `hang` | the request is read and never answered (socket stays open until the client gives up or the server stops). |
  * | `stall-body` | status and headers, part of the body (the first `afterChunks` stream frames, or half of a JSON body), then nothing more. |
- * | `reset-mid-body` | like `stall-body`, then the socket is reset (RST): the client sees a body error. |
+ * | `reset-mid-body` | like `stall-body`, then the socket is reset (RST): the client sees a body error. Exception: on an mlx stream without `keepAlive` the body is delimited by the connection, and undici reads the reset as its end; the client then sees a stream without its final chunk and `[DONE]`. |
  * | `slow` | the normal answer, delayed by `delayMs` (default 1000) before the status line. |
  * | `trickle` | the normal answer, re-cut into `chunkBytes`-byte pieces (default 16) written `delayMs` apart (default 50). |
  * | `500-html` | 500 with an nginx-style `text/html` body. |
@@ -157,6 +157,15 @@ export interface GenerationOptions {
   timeToFirstTokenMs?: number
   /** Extra delay on the first request for a model (cold load; Ollama reports it as `load_duration`). Default 0. */
   loadMs?: number
+}
+
+/** How much a stand-in remembers. */
+export interface RecordingOptions {
+  /**
+   * Keep at most this many recorded requests (the oldest are dropped); 0 disables recording. Default
+   * 10 000, so soaks and benchmarks keep memory flat. `requestCount` counts every request regardless.
+   */
+  maxRecordedRequests?: number
 }
 
 /** Options every stand-in server accepts. */

@@ -6,7 +6,7 @@
  */
 import { createHash } from 'node:crypto'
 import type { BackendRecord, MetricRecord } from '../../types.js'
-import type { FaultSpec } from '../types.js'
+import type { FaultSpec, RecordingOptions } from '../types.js'
 import { type Action, bodyReply, emptyReply, type IncomingRequest, jsonReply, type Reply } from './reply.js'
 import { type ErrorShape, ServiceCore } from './service.js'
 
@@ -14,7 +14,7 @@ import { type ErrorShape, ServiceCore } from './service.js'
 export type AdminRecord = BackendRecord | Record<string, unknown>
 
 /** Options of the admin API stand-in. */
-export interface AdminOptions {
+export interface AdminOptions extends RecordingOptions {
   /** Initial records served by `GET /api/llm-backends/public`. Default `[]`. */
   records?: AdminRecord[]
   /** Send an ETag and answer a matching If-None-Match with 304. Default true. */
@@ -23,6 +23,8 @@ export interface AdminOptions {
   acceptArrays?: boolean
   /** Status of an accepted metrics POST. Default 200. */
   metricsStatus?: number
+  /** Keep at most this many metric records in `metrics` (oldest dropped). Default: all. `metricsReceived` counts all. */
+  maxRecordedMetrics?: number
 }
 
 /** One `POST /api/llm-backends/metrics` as received. */
@@ -38,8 +40,11 @@ export interface MetricPost {
   receivedAt: number
 }
 
+/** Path of the admin's record list (`GET`). */
 export const ADMIN_LIST_PATH = '/api/llm-backends/public'
+/** Path prefix of the admin's per-model lookup (`GET {prefix}{model}`). */
 export const ADMIN_MODEL_PATH = '/api/llm-backends/model/'
+/** Path of the admin's metrics intake (`POST`). */
 export const ADMIN_METRICS_PATH = '/api/llm-backends/metrics'
 
 function isObject(v: unknown): v is Record<string, unknown> {
@@ -57,11 +62,13 @@ export class AdminCore extends ServiceCore {
   #payload: { value: unknown } | null = null
   /** Every metric record accepted, in arrival order (as sent: not validated). */
   readonly metrics: MetricRecord[] = []
-  /** Every metrics POST, accepted or not. */
+  /** Every metrics POST, accepted or not (capped like `metrics`). */
   readonly metricPosts: MetricPost[] = []
+  /** Metric records accepted so far, kept or not. */
+  metricsReceived = 0
 
   constructor(readonly options: AdminOptions = {}) {
-    super()
+    super(options)
     this.#records = [...(options.records ?? [])]
   }
 
@@ -92,6 +99,7 @@ export class AdminCore extends ServiceCore {
     super.reset()
     this.metrics.length = 0
     this.metricPosts.length = 0
+    this.metricsReceived = 0
   }
 
   protected route(req: IncomingRequest, fault: FaultSpec | null): Action {
@@ -138,6 +146,7 @@ export class AdminCore extends ServiceCore {
   #intake(req: IncomingRequest): Reply {
     const post = (body: unknown, array: boolean, records: number, reply: Reply): Reply => {
       this.metricPosts.push({ body, array, records, status: reply.status, receivedAt: Date.now() })
+      this.#trim(this.metricPosts)
       return reply
     }
     let body: unknown
@@ -154,12 +163,23 @@ export class AdminCore extends ServiceCore {
       }
       if (!body.every(isObject))
         return post(body, true, 0, unprocessable('Each item should be a valid dictionary'))
-      this.metrics.push(...(body as unknown as MetricRecord[]))
+      this.#keep(body as unknown as MetricRecord[])
       return post(body, true, body.length, this.#accepted(body.length))
     }
     if (!isObject(body)) return post(body, false, 0, unprocessable('Input should be a valid dictionary'))
-    this.metrics.push(body as unknown as MetricRecord)
+    this.#keep([body as unknown as MetricRecord])
     return post(body, false, 1, this.#accepted(1))
+  }
+
+  #keep(records: MetricRecord[]): void {
+    this.metricsReceived += records.length
+    this.metrics.push(...records)
+    this.#trim(this.metrics)
+  }
+
+  #trim(list: unknown[]): void {
+    const max = this.options.maxRecordedMetrics
+    if (max !== undefined && list.length > max) list.splice(0, list.length - Math.max(0, max))
   }
 
   #accepted(n: number): Reply {

@@ -4,7 +4,7 @@
  * @module
  */
 import { createHash } from 'node:crypto'
-import type { FaultSpec, GenerationOptions } from '../types.js'
+import type { FaultSpec, GenerationOptions, RecordingOptions } from '../types.js'
 import { ollamaMetrics } from './metrics.js'
 import {
   type Action,
@@ -20,7 +20,7 @@ import { fakeTokenIds, generate, tokenize } from './text.js'
 import { ndjsonLine } from './wire.js'
 
 /** Options of the Ollama stand-in. */
-export interface OllamaOptions extends GenerationOptions {
+export interface OllamaOptions extends GenerationOptions, RecordingOptions {
   /**
    * Model names the server has, with tags (`llama3.2:latest`; a request for `llama3.2` matches
    * `llama3.2:latest`). Others get 404 `{"error":"model 'x' not found"}`. Default: any model is accepted.
@@ -94,7 +94,7 @@ export class OllamaCore extends ServiceCore {
   readonly #seen = new Set<string>()
 
   constructor(readonly options: OllamaOptions = {}) {
-    super()
+    super(options)
   }
 
   protected isPrimary(req: IncomingRequest): boolean {

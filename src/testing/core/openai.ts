@@ -4,7 +4,7 @@
  * @module
  */
 import { randomUUID } from 'node:crypto'
-import type { FaultSpec, GenerationOptions } from '../types.js'
+import type { FaultSpec, GenerationOptions, RecordingOptions } from '../types.js'
 import {
   type Action,
   bodyReply,
@@ -23,7 +23,7 @@ import { SSE_DONE, sseComment, sseData, sseField } from './wire.js'
 export type OpenAIFlavor = 'mlx' | 'llamacpp'
 
 /** Options of the OpenAI-compatible stand-in. */
-export interface OpenAIOptions extends GenerationOptions {
+export interface OpenAIOptions extends GenerationOptions, RecordingOptions {
   /**
    * `mlx` (default): mlx_lm.server: flat `{"error":"…"}` bodies, `: keepalive` comments, usage only with
    * `stream_options.include_usage`, dropped socket on invalid parameters, 411 without Content-Length.
@@ -60,7 +60,7 @@ export class OpenAICore extends ServiceCore {
   readonly #loaded = new Set<string>()
 
   constructor(readonly options: OpenAIOptions = {}) {
-    super()
+    super(options)
     this.flavor = options.flavor ?? 'mlx'
     const nested = this.flavor === 'llamacpp'
     this.errors = {

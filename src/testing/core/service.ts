@@ -3,7 +3,7 @@
  * a fault is applied. Protocol modules extend {@link ServiceCore}.
  * @module
  */
-import type { FaultSpec, FaultType, RecordedRequest } from '../types.js'
+import type { FaultSpec, FaultType, RecordedRequest, RecordingOptions } from '../types.js'
 import {
   type Action,
   applyBodyFault,
@@ -80,9 +80,16 @@ export interface ErrorShape {
 
 /** Base of every stand-in's protocol logic. */
 export abstract class ServiceCore {
-  /** Every request received, in order. */
+  /** Requests received, in order (the most recent `maxRecordedRequests`). */
   readonly requests: RecordedRequest[] = []
   readonly faults = new FaultState()
+  /** Every request received, recorded or not. */
+  requestCount = 0
+  readonly #maxRecorded: number
+
+  constructor(recording: RecordingOptions = {}) {
+    this.#maxRecorded = Math.max(0, recording.maxRecordedRequests ?? 10_000)
+  }
 
   /** Whether a request is on the route faults apply to by default. */
   protected abstract isPrimary(req: IncomingRequest): boolean
@@ -95,6 +102,18 @@ export abstract class ServiceCore {
   /** Records the request, applies the active fault, and answers. */
   handle(req: IncomingRequest): Action {
     const fault = this.faults.take(req.path, this.isPrimary(req))
+    this.requestCount++
+    if (this.#maxRecorded > 0) this.#record(req, fault)
+    if (fault !== null) {
+      const early = this.#replaceWithFault(req, fault)
+      if (early !== null) return early
+    }
+    const action = this.route(req, fault)
+    return fault !== null && action.kind === 'reply' ? applyBodyFault(action, fault) : action
+  }
+
+  #record(req: IncomingRequest, fault: FaultSpec | null): void {
+    if (this.requests.length >= this.#maxRecorded) this.requests.shift()
     this.requests.push({
       method: req.method,
       path: req.path,
@@ -105,12 +124,6 @@ export abstract class ServiceCore {
       receivedAt: Date.now(),
       fault: fault?.type ?? null,
     })
-    if (fault !== null) {
-      const early = this.#replaceWithFault(req, fault)
-      if (early !== null) return early
-    }
-    const action = this.route(req, fault)
-    return fault !== null && action.kind === 'reply' ? applyBodyFault(action, fault) : action
   }
 
   #replaceWithFault(req: IncomingRequest, fault: FaultSpec): Action | null {
@@ -153,6 +166,7 @@ export abstract class ServiceCore {
   /** Forgets recorded requests and clears the fault. */
   reset(): void {
     this.requests.length = 0
+    this.requestCount = 0
     this.faults.clear()
   }
 }

@@ -15,8 +15,10 @@ import { resolverFor } from './respond.js'
 export interface MockControls extends FaultSwitch {
   /** The base URL the handlers answer for (no trailing slash). */
   readonly baseUrl: string
-  /** Every request the handlers received, in order. */
+  /** Requests the handlers received, in order (the last `maxRecordedRequests`). */
   readonly requests: RecordedRequest[]
+  /** Number of requests received, recorded or not. */
+  readonly requestCount: number
   /** Forgets recorded requests (and metrics for the admin) and clears the fault. */
   reset(): void
 }
@@ -41,6 +43,9 @@ function build<Extra extends object>(core: ServiceCore, baseUrl: string, extra: 
     baseUrl: base,
     get requests() {
       return core.requests
+    },
+    get requestCount() {
+      return core.requestCount
     },
     get fault() {
       return core.faults.fault
@@ -104,6 +109,7 @@ export interface AdminMockExtras {
   setPayload(value: unknown): void
   readonly metrics: MetricRecord[]
   readonly metricPosts: MetricPost[]
+  readonly metricsReceived: number
 }
 
 /** Options of {@link adminHandlers}. */
@@ -126,6 +132,9 @@ export function adminHandlers(options: AdminMockOptions = {}): MockHandlers<Admi
     },
     get metricPosts() {
       return core.metricPosts
+    },
+    get metricsReceived() {
+      return core.metricsReceived
     },
   }
   return build(core, options.baseUrl ?? 'http://admin.test', extra)

@@ -37,6 +37,11 @@ export class AdminServer extends HttpStandIn<AdminCore> {
     return this.core.metrics
   }
 
+  /** Metric records accepted since start (or `reset()`), kept in `metrics` or not. */
+  get metricsReceived(): number {
+    return this.core.metricsReceived
+  }
+
   /** Every metrics POST, accepted or rejected (array vs single, record count, status). */
   get metricPosts(): MetricPost[] {
     return this.core.metricPosts

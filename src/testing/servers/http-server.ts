@@ -18,8 +18,10 @@ export interface StandInServer extends FaultSwitch, AsyncDisposable {
   readonly url: string
   /** The bound port; kept across `stop()`/`listen()`. */
   readonly port: number
-  /** Every request received, in order (also those a fault was applied to). */
+  /** Requests received, in order, including those a fault was applied to (the last `maxRecordedRequests`). */
   readonly requests: RecordedRequest[]
+  /** Number of requests received since start (or `reset()`), recorded or not. */
+  readonly requestCount: number
   /** Open sockets right now (for leak checks: returns to 0 once clients close their pools). */
   readonly connections: number
   /** Whether the listener is open. */
@@ -111,6 +113,10 @@ export class HttpStandIn<C extends ServiceCore> implements StandInServer {
 
   get requests(): RecordedRequest[] {
     return this.core.requests
+  }
+
+  get requestCount(): number {
+    return this.core.requestCount
   }
 
   get connections(): number {
