@@ -84,6 +84,8 @@ export interface LLMRouter {
   readonly closed: boolean
 }
 
+const MAX_ROUTE_TABLES = 1024
+
 function toInfo(s: ConfigSnapshot): ConfigInfo {
   return {
     origin: s.origin,
@@ -144,10 +146,19 @@ export function createLLMRouter(options?: RouterOptions, internals: RouterIntern
     emit,
   })
 
-  let table: RouteTable | null = null
+  // Route tables are compiled once per config version. Versions come from one counter shared by
+  // every snapshot (per-model lookup mode has one snapshot per model), so the version is the key.
+  const tables = new Map<number, RouteTable>()
+  let lastTable: RouteTable | null = null
   const routes = (snapshot: ConfigSnapshot): RouteTable => {
-    if (table === null || table.version !== snapshot.version)
+    if (lastTable !== null && lastTable.version === snapshot.version) return lastTable
+    let table = tables.get(snapshot.version)
+    if (table === undefined) {
       table = compileRoutes(snapshot, opts.env, circuits)
+      if (tables.size >= MAX_ROUTE_TABLES) tables.delete(tables.keys().next().value as number)
+      tables.set(snapshot.version, table)
+    }
+    lastTable = table
     return table
   }
 

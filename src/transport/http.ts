@@ -28,6 +28,9 @@ export function createAgent(options: AgentOptions): Agent {
   })
 }
 
+/** How long a rejected body may keep arriving (discarded) before the connection is cut. */
+const DRAIN_GRACE_MS = 1000
+
 /** Receives one response. Throwing from onStart/onData aborts the request with that error. */
 export interface ResponseHandler {
   onStart(status: number, headers: Record<string, string | string[] | undefined>): void
@@ -43,6 +46,7 @@ export class HttpExchange implements Dispatcher.DispatchHandler {
   private abortReason: Error | null = null
   private settled = false
   private started = false
+  private drainTimer: ReturnType<typeof setTimeout> | null = null
 
   constructor(private readonly handler: ResponseHandler) {}
 
@@ -84,17 +88,26 @@ export class HttpExchange implements Dispatcher.DispatchHandler {
     try {
       this.handler.onData(chunk)
     } catch (error) {
-      controller.abort(error as Error)
+      // The handler rejected the body (error frame, malformed, over the cap): settle now, discard
+      // the rest, and only cut the connection if the server keeps sending. Servers end the body
+      // right after an error frame; aborting a body that is about to end trips an undici assertion
+      // under msw's socket interceptor, so the abort waits for a real need.
+      this.settled = true
+      this.handler.onError(error as Error, true)
+      this.drainTimer = setTimeout(() => controller.abort(error as Error), DRAIN_GRACE_MS)
+      this.drainTimer.unref?.()
     }
   }
 
   onResponseEnd(): void {
+    if (this.drainTimer !== null) clearTimeout(this.drainTimer)
     if (this.settled) return
     this.settled = true
     this.handler.onEnd()
   }
 
   onResponseError(_controller: Dispatcher.DispatchController, error: Error): void {
+    if (this.drainTimer !== null) clearTimeout(this.drainTimer)
     if (this.settled) return
     this.settled = true
     this.handler.onError(error, this.started)
