@@ -400,6 +400,7 @@ describe('Ollama faults', () => {
     const port = s.port
     await s.setFault('down')
     expect(s.listening).toBe(false)
+    expect(s.fault?.type).toBe('down')
     expect((await failure(send(`${s.url}/`))).code).toBe('ECONNREFUSED')
     await s.clearFault()
     expect(s.port).toBe(port)
@@ -680,6 +681,11 @@ describe('server lifecycle', () => {
     await s.listen()
     expect(s.port).toBe(port)
     expect((await send(`${s.url}/health`)).status).toBe(200)
+    await s.setFault('down')
+    await s.stop()
+    await s.listen()
+    expect(s.fault).toBeNull()
+    expect((await send(`${s.url}/v1/completions`, { body: { prompt: 'x' } })).status).toBe(200)
   })
 
   it('counts open connections, which return to 0 when the client closes its pool', async () => {
@@ -789,16 +795,23 @@ describe('every fault on every server', () => {
     })
   }
 
-  it('caps the recorded requests but counts them all', async () => {
-    const s = await ollama({ maxRecordedRequests: 2 })
+  it('caps the recorded requests but counts them all, and reports them as they arrive', async () => {
+    const seen: string[] = []
+    const s = await ollama({ maxRecordedRequests: 2, onRequest: (r) => seen.push(r.url) })
     for (let i = 0; i < 4; i++) await send(`${s.url}/?i=${i}`)
     expect(s.requests.map((r) => r.url)).toEqual(['/?i=2', '/?i=3'])
     expect(s.requestCount).toBe(4)
-    const a = await admin({ maxRecordedMetrics: 1 })
+    expect(seen).toEqual(['/?i=0', '/?i=1', '/?i=2', '/?i=3'])
+    const batches: number[] = []
+    const a = await admin({
+      maxRecordedMetrics: 1,
+      onMetrics: (_post, accepted) => batches.push(accepted.length),
+    })
     await send(`${a.url}/api/llm-backends/metrics`, {
       body: [makeMetricRecord(), makeMetricRecord({ model: 'last' })],
     })
     expect(a.metrics.map((m) => m.model)).toEqual(['last'])
     expect(a.metricsReceived).toBe(2)
+    expect(batches).toEqual([2])
   })
 })

@@ -166,6 +166,8 @@ export interface RecordingOptions {
    * 10 000, so soaks and benchmarks keep memory flat. `requestCount` counts every request regardless.
    */
   maxRecordedRequests?: number
+  /** Called with every request as it arrives (after the fault is chosen), e.g. to show progress in a demo. */
+  onRequest?: (request: RecordedRequest) => void
 }
 
 /** Options every stand-in server accepts. */

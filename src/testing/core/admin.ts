@@ -25,6 +25,8 @@ export interface AdminOptions extends RecordingOptions {
   metricsStatus?: number
   /** Keep at most this many metric records in `metrics` (oldest dropped). Default: all. `metricsReceived` counts all. */
   maxRecordedMetrics?: number
+  /** Called after each metrics POST with what was accepted (empty when rejected), e.g. to show batches arriving. */
+  onMetrics?: (post: MetricPost, accepted: MetricRecord[]) => void
 }
 
 /** One `POST /api/llm-backends/metrics` as received. */
@@ -145,8 +147,15 @@ export class AdminCore extends ServiceCore {
 
   #intake(req: IncomingRequest): Reply {
     const post = (body: unknown, array: boolean, records: number, reply: Reply): Reply => {
-      this.metricPosts.push({ body, array, records, status: reply.status, receivedAt: Date.now() })
+      const entry: MetricPost = { body, array, records, status: reply.status, receivedAt: Date.now() }
+      this.metricPosts.push(entry)
       this.#trim(this.metricPosts)
+      try {
+        const accepted = records === 0 ? [] : ((array ? body : [body]) as MetricRecord[])
+        this.options.onMetrics?.(entry, accepted)
+      } catch {
+        // An observer's bug must not change what the stand-in answers.
+      }
       return reply
     }
     let body: unknown

@@ -86,9 +86,11 @@ export abstract class ServiceCore {
   /** Every request received, recorded or not. */
   requestCount = 0
   readonly #maxRecorded: number
+  readonly #onRequest: RecordingOptions['onRequest']
 
   constructor(recording: RecordingOptions = {}) {
     this.#maxRecorded = Math.max(0, recording.maxRecordedRequests ?? 10_000)
+    this.#onRequest = recording.onRequest
   }
 
   /** Whether a request is on the route faults apply to by default. */
@@ -103,7 +105,7 @@ export abstract class ServiceCore {
   handle(req: IncomingRequest): Action {
     const fault = this.faults.take(req.path, this.isPrimary(req))
     this.requestCount++
-    if (this.#maxRecorded > 0) this.#record(req, fault)
+    if (this.#maxRecorded > 0 || this.#onRequest !== undefined) this.#record(req, fault)
     if (fault !== null) {
       const early = this.#replaceWithFault(req, fault)
       if (early !== null) return early
@@ -113,8 +115,7 @@ export abstract class ServiceCore {
   }
 
   #record(req: IncomingRequest, fault: FaultSpec | null): void {
-    if (this.requests.length >= this.#maxRecorded) this.requests.shift()
-    this.requests.push({
+    const recorded: RecordedRequest = {
       method: req.method,
       path: req.path,
       url: req.url,
@@ -123,7 +124,16 @@ export abstract class ServiceCore {
       rawBody: req.rawBody,
       receivedAt: Date.now(),
       fault: fault?.type ?? null,
-    })
+    }
+    if (this.#maxRecorded > 0) {
+      if (this.requests.length >= this.#maxRecorded) this.requests.shift()
+      this.requests.push(recorded)
+    }
+    try {
+      this.#onRequest?.(recorded)
+    } catch {
+      // An observer's bug must not change what the stand-in answers.
+    }
   }
 
   #replaceWithFault(req: IncomingRequest, fault: FaultSpec): Action | null {

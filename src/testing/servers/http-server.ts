@@ -154,6 +154,8 @@ export class HttpStandIn<C extends ServiceCore> implements StandInServer {
 
   async listen(): Promise<void> {
     this.#downByFault = false
+    // Listening again on purpose ends a `down` fault; otherwise requests would keep being dropped.
+    if (this.core.faults.fault?.type === 'down') this.core.faults.clear()
     if (this.#listening) return
     await new Promise<void>((resolve, reject) => {
       const onError = (err: Error) => reject(err)
