@@ -1,0 +1,398 @@
+// One bench client process: runs one job and prints its result as one JSON line on stdout.
+// The orchestrator (scripts/bench.mjs) starts a fresh process per job, pinned to its own core, so
+// `process.cpuUsage()` and peak RSS are this job's alone.
+//
+// Jobs: `load` (one scenario at concurrency 1 and 64), `failover`, `burst`, `cache`.
+import { performance } from 'node:perf_hooks'
+import { request } from 'undici'
+import {
+  COMPLETION_TOKENS,
+  MLX_MODEL,
+  OLLAMA_MODEL,
+  ollamaStreamLines,
+  openaiSseEvents,
+  PROMPT,
+  TEXT,
+} from './lib/canned.mjs'
+
+const job = JSON.parse(process.argv[2])
+const { ports } = job
+const admin = `http://127.0.0.1:${ports.admin}`
+const ollamaUrl = `http://127.0.0.1:${ports.ollama}/api/generate`
+const openaiUrl = `http://127.0.0.1:${ports.openai}/v1/completions`
+const OLLAMA_STREAM_LENGTH = ollamaStreamLines().join('').length
+const SSE_STREAM_LENGTH = openaiSseEvents().join('').length
+const JSON_HEADERS = { 'content-type': 'application/json' }
+
+// Bench controls go through their own connection, never the measured pool.
+async function control(path, method = 'GET') {
+  const res = await request(`${admin}${path}`, { method, dispatcher: controlAgent })
+  return res.body.json()
+}
+let controlAgent
+
+async function loadRouter() {
+  const mod = await import(job.dist)
+  return mod
+}
+
+class WrongResponse extends Error {}
+const wrong = (what) => {
+  throw new WrongResponse(what)
+}
+
+// --- scenarios ------------------------------------------------------------------------------
+
+/** The body a hand-written client sends for the same request the router builds from the record. */
+const rawOllamaBody = (stream) =>
+  JSON.stringify({
+    model: OLLAMA_MODEL,
+    prompt: PROMPT,
+    stream,
+    options: { num_predict: 256, temperature: 0.7 },
+  })
+const rawOpenaiBody = (stream) =>
+  JSON.stringify({
+    model: MLX_MODEL,
+    prompt: PROMPT,
+    max_tokens: 256,
+    temperature: 0.7,
+    stream,
+    ...(stream ? { stream_options: { include_usage: true } } : {}),
+  })
+
+async function makeScenario(name) {
+  switch (name) {
+    case 'raw-ollama':
+      return {
+        op: async () => {
+          const res = await request(ollamaUrl, {
+            method: 'POST',
+            headers: JSON_HEADERS,
+            body: rawOllamaBody(false),
+          })
+          const json = await res.body.json()
+          if (res.statusCode !== 200 || json.response !== TEXT) wrong(`raw ollama: ${res.statusCode}`)
+        },
+      }
+    case 'raw-mlx':
+      return {
+        op: async () => {
+          const res = await request(openaiUrl, {
+            method: 'POST',
+            headers: JSON_HEADERS,
+            body: rawOpenaiBody(false),
+          })
+          const json = await res.body.json()
+          if (res.statusCode !== 200 || json.choices[0].text !== TEXT) wrong(`raw mlx: ${res.statusCode}`)
+        },
+      }
+    case 'raw-ollama-stream':
+      return {
+        op: async () => {
+          const res = await request(ollamaUrl, {
+            method: 'POST',
+            headers: JSON_HEADERS,
+            body: rawOllamaBody(true),
+          })
+          const text = await res.body.text()
+          if (res.statusCode !== 200 || text.length !== OLLAMA_STREAM_LENGTH)
+            wrong(`raw ollama stream: ${res.statusCode}`)
+        },
+      }
+    case 'raw-mlx-stream':
+      return {
+        op: async () => {
+          const res = await request(openaiUrl, {
+            method: 'POST',
+            headers: JSON_HEADERS,
+            body: rawOpenaiBody(true),
+          })
+          const text = await res.body.text()
+          if (res.statusCode !== 200 || text.length !== SSE_STREAM_LENGTH)
+            wrong(`raw mlx stream: ${res.statusCode}`)
+        },
+      }
+  }
+  const { createLLMRouter } = await loadRouter()
+  const metricsOff = name.endsWith('-nometrics')
+  const router = createLLMRouter({ adminUrl: admin, env: {}, ...(metricsOff ? { metrics: false } : {}) })
+  const model = name.includes('ollama') ? 'bench-ollama' : 'bench-mlx'
+  const backend = name.includes('ollama') ? 'ollama' : 'mlx'
+  const request_ = { model, prompt: PROMPT }
+  if (name.includes('-stream')) {
+    return {
+      router,
+      op: async () => {
+        let text = ''
+        const stream = router.stream(request_)
+        for await (const chunk of stream) text += chunk.text
+        if (text !== TEXT) wrong(`${name}: streamed text differs`)
+        const result = await stream.result
+        if (result.backend !== backend || result.usage.completionTokens !== COMPLETION_TOKENS)
+          wrong(`${name}: bad result`)
+      },
+    }
+  }
+  return {
+    router,
+    op: async () => {
+      const result = await router.generate(request_)
+      if (
+        result.response !== TEXT ||
+        result.backend !== backend ||
+        result.usage.completionTokens !== COMPLETION_TOKENS
+      )
+        wrong(`${name}: bad result`)
+    },
+  }
+}
+
+// --- driver ---------------------------------------------------------------------------------
+
+function percentile(sorted, p) {
+  if (sorted.length === 0) return null
+  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(p * sorted.length) - 1))]
+}
+
+/** Runs `n` operations with `c` in flight; CPU and wall time cover exactly these operations. */
+async function drive(op, n, c) {
+  const lat = new Float64Array(n)
+  let next = 0
+  let errors = 0
+  let firstError = null
+  const worker = async () => {
+    for (;;) {
+      const i = next++
+      if (i >= n) return
+      const t = performance.now()
+      try {
+        await op()
+      } catch (error) {
+        errors++
+        firstError ??= error
+      }
+      lat[i] = performance.now() - t
+    }
+  }
+  globalThis.gc?.()
+  const cpu0 = process.cpuUsage()
+  const t0 = performance.now()
+  await Promise.all(Array.from({ length: Math.min(c, n) }, worker))
+  const wallMs = performance.now() - t0
+  const cpu = process.cpuUsage(cpu0)
+  lat.sort()
+  return {
+    n,
+    concurrency: c,
+    cpuUsPerOp: (cpu.user + cpu.system) / n,
+    opsPerSec: (n * 1000) / wallMs,
+    p50Ms: percentile(lat, 0.5),
+    p99Ms: percentile(lat, 0.99),
+    wallMs,
+    errors,
+    firstError: firstError === null ? null : String(firstError?.stack ?? firstError),
+  }
+}
+
+async function windowWithServer(op, n, c) {
+  const before = await control('/_bench/stats')
+  const result = await drive(op, n, c)
+  const after = await control('/_bench/stats')
+  // Share of one core the stand-in server used during the window: near 100 % would mean it was the bottleneck.
+  result.serverCpuShare = (after.cpuUs - before.cpuUs) / 1000 / result.wallMs
+  return result
+}
+
+async function runLoad() {
+  await control('/_bench/reset', 'POST')
+  const s = await makeScenario(job.scenario)
+  await drive(s.op, job.warmup, 1)
+  const c1 = await windowWithServer(s.op, job.n1, 1)
+  await drive(s.op, job.warmup, 64)
+  const c64 = await windowWithServer(s.op, job.n64, 64)
+  let metricsRecords = null
+  if (s.router) {
+    await s.router.close()
+    const stats = await control('/_bench/stats')
+    metricsRecords = stats.metricsRecords
+  }
+  const total = job.warmup * 2 + job.n1 + job.n64
+  return {
+    c1,
+    c64,
+    maxRssMb: process.resourceUsage().maxRSS / 1024,
+    totalOps: total,
+    metricsRecords,
+    errors: c1.errors + c64.errors,
+    firstError: c1.firstError ?? c64.firstError,
+  }
+}
+
+// --- failover -------------------------------------------------------------------------------
+
+function median(values) {
+  const s = [...values].sort((a, b) => a - b)
+  return s.length === 0 ? null : s[Math.floor((s.length - 1) / 2)]
+}
+
+/** Alternates direct and failover requests at concurrency 1, so drift hits both equally. */
+async function pairs(router, model, n, check) {
+  const direct = []
+  const other = []
+  let errors = 0
+  let firstError = null
+  for (let i = 0; i < n; i++) {
+    for (const [m, into] of [
+      ['bench-ollama', direct],
+      [model, other],
+    ]) {
+      const t = performance.now()
+      try {
+        const r = await router.generate({ model: m, prompt: PROMPT })
+        if (r.response !== TEXT || r.backend !== 'ollama') wrong(`${m}: bad result`)
+        if (m === model) check(r)
+      } catch (error) {
+        errors++
+        firstError ??= error
+      }
+      into.push(performance.now() - t)
+    }
+  }
+  const d = median(direct)
+  const o = median(other)
+  return {
+    directP50Ms: d,
+    failoverP50Ms: o,
+    addedMs: o - d,
+    errors,
+    firstError: firstError === null ? null : String(firstError?.stack ?? firstError),
+  }
+}
+
+async function runFailover() {
+  const { createLLMRouter } = await loadRouter()
+  // Refused MLX port: without a circuit breaker every request pays the refused connect, which is what
+  // "failover cost" means; with it, the circuit would open after three requests and hide it.
+  const plain = createLLMRouter({ adminUrl: admin, env: {}, circuitBreaker: false })
+  const refusedCheck = (r) => {
+    if (r.attempts.length !== 2 || r.attempts[0].code !== 'BACKEND_UNREACHABLE')
+      wrong('refused: expected 2 attempts')
+  }
+  await pairs(plain, 'bench-auto-refused', job.warmup, refusedCheck)
+  const refused = await pairs(plain, 'bench-auto-refused', job.pairs, refusedCheck)
+  await plain.close()
+
+  // Circuit open: the MLX endpoint accepts and drops connections; once its circuit is open, no more accepts.
+  const router = createLLMRouter({ adminUrl: admin, env: {} })
+  await control('/_bench/reset', 'POST')
+  let opened = false
+  for (let i = 0; i < 20 && !opened; i++) {
+    await router.generate({ model: 'bench-auto-counting', prompt: PROMPT })
+    opened = router.circuits().some((c) => c.endpoint.includes(`:${ports.counting}`) && c.state === 'open')
+  }
+  const acceptsBefore = (await control('/_bench/stats')).countingAccepts
+  const openCheck = (r) => {
+    if (r.attempts.length !== 2 || r.attempts[0].code !== 'CIRCUIT_OPEN')
+      wrong('circuit: expected CIRCUIT_OPEN skip')
+  }
+  const open = await pairs(router, 'bench-auto-counting', job.pairs, openCheck)
+  const acceptsAfter = (await control('/_bench/stats')).countingAccepts
+  await router.close()
+  return {
+    refused,
+    circuitOpen: {
+      ...open,
+      opened,
+      acceptsToOpen: acceptsBefore,
+      connectionAttemptsWhileOpen: acceptsAfter - acceptsBefore,
+    },
+    errors: refused.errors + open.errors + (opened ? 0 : 1),
+    firstError: refused.firstError ?? open.firstError ?? (opened ? null : 'circuit never opened'),
+  }
+}
+
+// --- burst ----------------------------------------------------------------------------------
+
+async function runBurst() {
+  await control('/_bench/reset', 'POST')
+  let op
+  let router = null
+  if (job.variant === 'raw') {
+    op = async () => {
+      const res = await request(ollamaUrl, {
+        method: 'POST',
+        headers: JSON_HEADERS,
+        body: rawOllamaBody(false),
+      })
+      const json = await res.body.json()
+      if (res.statusCode !== 200 || json.response !== TEXT) wrong('raw burst: bad response')
+    }
+  } else {
+    const { createLLMRouter } = await loadRouter()
+    router = createLLMRouter({ adminUrl: admin, env: {} })
+    op = async () => {
+      const r = await router.generate({ model: 'bench-ollama', prompt: PROMPT })
+      if (r.response !== TEXT) wrong('router burst: bad response')
+    }
+  }
+  globalThis.gc?.()
+  const cpu0 = process.cpuUsage()
+  const t0 = performance.now()
+  const settled = await Promise.allSettled(Array.from({ length: job.n }, op))
+  const wallMs = performance.now() - t0
+  const cpu = process.cpuUsage(cpu0)
+  const failed = settled.filter((s) => s.status === 'rejected')
+  const stats = await control('/_bench/stats')
+  if (router) await router.close()
+  return {
+    n: job.n,
+    wallMs,
+    cpuUsPerOp: (cpu.user + cpu.system) / job.n,
+    adminRequests: stats.adminList,
+    maxRssMb: process.resourceUsage().maxRSS / 1024,
+    errors: failed.length,
+    firstError: failed.length > 0 ? String(failed[0].reason?.stack ?? failed[0].reason) : null,
+  }
+}
+
+// --- config cache hit -----------------------------------------------------------------------
+
+async function runCache() {
+  const { createLLMRouter } = await loadRouter()
+  const router = createLLMRouter({ adminUrl: admin, env: {}, metrics: false })
+  const first = await router.resolve('bench-ollama')
+  if (first.targets[0]?.backend !== 'ollama') wrong('resolve: bad route')
+  const loop = async (n) => {
+    for (let i = 0; i < n; i++) await router.resolve('bench-ollama')
+  }
+  await loop(job.warmup)
+  globalThis.gc?.()
+  const cpu0 = process.cpuUsage()
+  const t0 = performance.now()
+  await loop(job.n)
+  const wallMs = performance.now() - t0
+  const cpu = process.cpuUsage(cpu0)
+  await router.close()
+  return {
+    n: job.n,
+    usPerCall: (wallMs * 1000) / job.n,
+    cpuUsPerCall: (cpu.user + cpu.system) / job.n,
+    errors: 0,
+  }
+}
+
+// --- main -----------------------------------------------------------------------------------
+
+const { Agent } = await import('undici')
+controlAgent = new Agent({ connections: 1 })
+let out
+try {
+  const runners = { load: runLoad, failover: runFailover, burst: runBurst, cache: runCache }
+  out = await runners[job.mode]()
+} catch (error) {
+  out = { errors: 1, firstError: String(error?.stack ?? error) }
+}
+await controlAgent.close()
+process.stdout.write(`${JSON.stringify(out)}\n`)
+process.exit(0)

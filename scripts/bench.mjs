@@ -1,0 +1,529 @@
+// `npm run bench` / `npm run bench:smoke`: client CPU, throughput, latency and memory of the router against
+// raw `undici.request`, side by side against the same stand-in backends, plus failover, cold burst,
+// config cache hit, import time and bundle size. See bench/README notes at the top of each bench/ file.
+//
+//   npm run bench                 full run (3 interleaved runs, about 2-3 minutes)
+//   npm run bench -- --runs 5     more runs
+//   npm run bench:smoke           seconds-long; asserts no timings, exits 1 if any scenario errors or answers wrongly
+//
+// The stand-in server runs in its own process on core 1, every measured client in a fresh process on core 0
+// (`taskset`, when available). The bench imports the built package (dist/index.js) like a user would, and
+// builds it first when dist/ is missing or older than the sources. Results: .bench/results.json.
+import { spawn, spawnSync } from 'node:child_process'
+import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs'
+import os from 'node:os'
+import { join, resolve } from 'node:path'
+import { pathToFileURL } from 'node:url'
+import { gzipSync } from 'node:zlib'
+
+const root = resolve(import.meta.dirname, '..')
+const args = process.argv.slice(2)
+const smoke = args.includes('--smoke')
+const runsArg = args.indexOf('--runs')
+const RUNS = smoke ? 1 : runsArg !== -1 ? Math.max(1, Number(args[runsArg + 1]) || 3) : 3
+const distFile = join(root, 'dist/index.js')
+const SIZE_BUDGET = 15 * 1024
+
+const log = (...a) => process.stderr.write(`${a.join(' ')}\n`)
+
+// --- build ----------------------------------------------------------------------------------
+
+function newestMtime(dir) {
+  let newest = 0
+  for (const entry of readdirSync(dir, { withFileTypes: true })) {
+    const p = join(dir, entry.name)
+    newest = Math.max(newest, entry.isDirectory() ? newestMtime(p) : statSync(p).mtimeMs)
+  }
+  return newest
+}
+
+function ensureBuilt() {
+  const inputs = Math.max(
+    newestMtime(join(root, 'src')),
+    ...['package.json', 'tsup.config.ts', 'tsconfig.json'].map((f) => statSync(join(root, f)).mtimeMs),
+  )
+  if (existsSync(distFile) && statSync(distFile).mtimeMs >= inputs) return
+  log('dist/ is missing or older than src/: building with tsup')
+  const npx = process.platform === 'win32' ? 'npx.cmd' : 'npx'
+  let r = spawnSync(npx, ['tsup'], { cwd: root, stdio: ['ignore', 2, 2] })
+  if (r.status !== 0) {
+    // Another entry (e.g. ./testing) may be mid-edit; the bench only needs the main entry.
+    log('full build failed; building the main entry only')
+    r = spawnSync(npx, ['tsup', '--entry.index', 'src/index.ts'], { cwd: root, stdio: ['ignore', 2, 2] })
+  }
+  if (r.status !== 0 || !existsSync(distFile)) {
+    log('build failed: fix `npx tsup` first')
+    process.exit(1)
+  }
+}
+
+// --- processes ------------------------------------------------------------------------------
+
+const cores = os.availableParallelism()
+const hasTaskset =
+  process.platform === 'linux' && spawnSync('taskset', ['-V'], { stdio: 'ignore' }).status === 0
+const pinned = hasTaskset && cores >= 2
+
+function command(core, nodeArgs) {
+  if (pinned) return ['taskset', ['-c', String(core), process.execPath, ...nodeArgs]]
+  return [process.execPath, nodeArgs]
+}
+
+function startServer() {
+  const [cmd, argv] = command(1, [join(root, 'bench/backend-server.mjs')])
+  const child = spawn(cmd, argv, { cwd: root, stdio: ['pipe', 'pipe', 'inherit'] })
+  return new Promise((resolvePorts, reject) => {
+    let buf = ''
+    child.on('error', reject)
+    child.on('exit', (code) => reject(new Error(`bench server exited early (${code})`)))
+    child.stdout.on('data', (d) => {
+      buf += d
+      const nl = buf.indexOf('\n')
+      if (nl !== -1) resolvePorts({ child, ports: JSON.parse(buf.slice(0, nl)) })
+    })
+  })
+}
+
+/** Runs one script in a fresh process on core 0 and returns the JSON of its last stdout line. */
+function runChild(nodeArgs, timeoutMs = 180_000) {
+  const [cmd, argv] = command(0, nodeArgs)
+  return new Promise((done) => {
+    const child = spawn(cmd, argv, { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] })
+    let out = ''
+    let err = ''
+    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs)
+    child.stdout.on('data', (d) => {
+      out += d
+    })
+    child.stderr.on('data', (d) => {
+      err += d
+    })
+    child.on('close', (code) => {
+      clearTimeout(timer)
+      const line = out.trim().split('\n').pop() ?? ''
+      try {
+        done(JSON.parse(line))
+      } catch {
+        done({
+          errors: 1,
+          firstError: `child exited ${code} without a result: ${err.slice(-2000) || out.slice(-2000)}`,
+        })
+      }
+    })
+  })
+}
+
+const runJob = (job) => runChild(['--expose-gc', join(root, 'bench/client.mjs'), JSON.stringify(job)])
+
+// --- plan -----------------------------------------------------------------------------------
+
+const SCENARIOS = [
+  { name: 'raw-ollama', label: 'raw undici.request, Ollama JSON', base: 'raw-ollama', stream: false },
+  { name: 'router-ollama', label: 'router.generate, ollama record', base: 'raw-ollama', stream: false },
+  {
+    name: 'router-ollama-nometrics',
+    label: 'router.generate, ollama, metrics off',
+    base: 'raw-ollama',
+    stream: false,
+  },
+  { name: 'raw-mlx', label: 'raw undici.request, OpenAI JSON', base: 'raw-mlx', stream: false },
+  { name: 'router-mlx', label: 'router.generate, mlx record', base: 'raw-mlx', stream: false },
+  {
+    name: 'raw-ollama-stream',
+    label: 'raw undici.request, Ollama NDJSON (body.text())',
+    base: 'raw-ollama-stream',
+    stream: true,
+  },
+  {
+    name: 'router-ollama-stream',
+    label: 'router.stream, ollama record',
+    base: 'raw-ollama-stream',
+    stream: true,
+  },
+  {
+    name: 'raw-mlx-stream',
+    label: 'raw undici.request, OpenAI SSE (body.text())',
+    base: 'raw-mlx-stream',
+    stream: true,
+  },
+  { name: 'router-mlx-stream', label: 'router.stream, mlx record', base: 'raw-mlx-stream', stream: true },
+]
+
+const SIZES = smoke
+  ? { json: { warmup: 20, n1: 40, n64: 200 }, stream: { warmup: 10, n1: 20, n64: 100 } }
+  : { json: { warmup: 2000, n1: 3000, n64: 12_000 }, stream: { warmup: 500, n1: 1000, n64: 3000 } }
+const FAILOVER = smoke ? { warmup: 3, pairs: 10 } : { warmup: 100, pairs: 400 }
+const BURST = smoke ? 1000 : 10_000
+const CACHE = smoke ? { warmup: 100, n: 1000 } : { warmup: 20_000, n: 200_000 }
+
+// --- stats ----------------------------------------------------------------------------------
+
+function median(values) {
+  const v = values.filter((x) => typeof x === 'number' && Number.isFinite(x)).sort((a, b) => a - b)
+  if (v.length === 0) return null
+  const mid = Math.floor(v.length / 2)
+  return v.length % 2 === 1 ? v[mid] : (v[mid - 1] + v[mid]) / 2
+}
+function spread(values) {
+  const v = values.filter((x) => typeof x === 'number' && Number.isFinite(x))
+  if (v.length === 0) return { median: null, min: null, max: null, runs: values }
+  return { median: median(v), min: Math.min(...v), max: Math.max(...v), runs: values }
+}
+/** Ratios per run (runs are interleaved, so each pair saw the same machine state), then their spread. */
+function pairedRatio(values, bases) {
+  return spread(values.map((v, i) => (typeof v === 'number' && bases[i] ? v / bases[i] : null)))
+}
+
+// --- formatting -----------------------------------------------------------------------------
+
+const fmt = (x, digits = 1) => (x === null || x === undefined ? '—' : x.toFixed(digits))
+const num = (x) => (x === null || x === undefined ? '—' : Math.round(x).toLocaleString('en-US'))
+function cell(s, f = fmt) {
+  if (s.median === null) return '—'
+  if (RUNS === 1 || s.min === s.max) return f(s.median)
+  return `${f(s.median)} (${f(s.min)}–${f(s.max)})`
+}
+const ratio = (s) => (s.median === null ? '—' : `${s.median.toFixed(2)}x`)
+
+function table(headers, rows) {
+  const lines = [
+    `| ${headers.join(' | ')} |`,
+    `|${headers.map((_h, i) => (i === 0 ? ':--' : '--:')).join('|')}|`,
+  ]
+  for (const r of rows) lines.push(`| ${r.join(' | ')} |`)
+  return lines.join('\n')
+}
+
+// --- main -----------------------------------------------------------------------------------
+
+ensureBuilt()
+const dist = pathToFileURL(distFile).href
+const { child: server, ports } = await startServer()
+const stopServer = () => {
+  if (server.exitCode === null) server.kill('SIGTERM')
+}
+process.on('exit', stopServer)
+
+const started = performance.now()
+const perRun = []
+const failures = []
+const noteFailure = (what, result) => {
+  if (result.errors > 0 || result.firstError)
+    failures.push(`${what}: ${result.errors} error(s); first: ${result.firstError}`)
+}
+
+log(
+  `bench: ${smoke ? 'smoke' : `${RUNS} runs`}, client on core 0, server on core 1 (${pinned ? 'taskset' : 'not pinned: taskset unavailable or 1 core'})`,
+)
+for (let run = 0; run < RUNS; run++) {
+  const results = {}
+  // Rotate the order each run so no scenario always runs first or last.
+  const order = SCENARIOS.map((_, i) => SCENARIOS[(i + run * 2) % SCENARIOS.length])
+  for (const s of order) {
+    const size = s.stream ? SIZES.stream : SIZES.json
+    const r = await runJob({ mode: 'load', scenario: s.name, ports, dist, ...size })
+    noteFailure(`${s.name} (run ${run + 1})`, r)
+    if (s.name.startsWith('router-') && !s.name.endsWith('-nometrics') && r.metricsRecords !== r.totalOps) {
+      failures.push(
+        `${s.name} (run ${run + 1}): metrics sink posted ${r.metricsRecords} records for ${r.totalOps} requests`,
+      )
+    }
+    results[s.name] = r
+    log(
+      `  run ${run + 1} ${s.name.padEnd(24)} c1 ${fmt(r.c1?.cpuUsPerOp)} us/req  c64 ${fmt(r.c64?.cpuUsPerOp)} us/req ${num(r.c64?.opsPerSec)} req/s  server ${fmt((r.c64?.serverCpuShare ?? 0) * 100, 0)}%`,
+    )
+  }
+  results.failover = await runJob({ mode: 'failover', ports, dist, ...FAILOVER })
+  noteFailure(`failover (run ${run + 1})`, results.failover)
+  results.burstRaw = await runJob({ mode: 'burst', variant: 'raw', ports, dist, n: BURST })
+  noteFailure(`burst raw (run ${run + 1})`, results.burstRaw)
+  results.burstRouter = await runJob({ mode: 'burst', variant: 'router', ports, dist, n: BURST })
+  noteFailure(`burst router (run ${run + 1})`, results.burstRouter)
+  results.cache = await runJob({ mode: 'cache', ports, dist, ...CACHE })
+  noteFailure(`cache (run ${run + 1})`, results.cache)
+  results.importDist = await runChild([join(root, 'bench/import-time.mjs'), dist])
+  noteFailure(`import dist (run ${run + 1})`, results.importDist)
+  results.importUndici = await runChild([join(root, 'bench/import-time.mjs'), 'undici'])
+  noteFailure(`import undici (run ${run + 1})`, results.importUndici)
+  log(
+    `  run ${run + 1} failover +${fmt(results.failover.refused?.addedMs, 3)} ms, circuit-open connects ${results.failover.circuitOpen?.connectionAttemptsWhileOpen}, burst ${fmt(results.burstRouter.wallMs, 0)} ms / ${results.burstRouter.adminRequests} admin request(s), resolve ${fmt(results.cache.usPerCall, 2)} us`,
+  )
+  perRun.push(results)
+}
+stopServer()
+
+// Size of the main entry as users bundle it: dependencies external, minified, gzipped.
+let sizeBytes = null
+let minBytes = null
+try {
+  const { build } = await import('esbuild')
+  const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8'))
+  const bundled = await build({
+    entryPoints: [distFile],
+    bundle: true,
+    minify: true,
+    format: 'esm',
+    platform: 'node',
+    write: false,
+    external: Object.keys(pkg.dependencies ?? {}),
+  })
+  minBytes = bundled.outputFiles[0].contents.length
+  sizeBytes = gzipSync(bundled.outputFiles[0].contents).length
+} catch (error) {
+  failures.push(`size: ${error}`)
+}
+
+// --- summary --------------------------------------------------------------------------------
+
+const pick = (name, f) => perRun.map((r) => f(r[name]))
+const METRICS = {
+  cpu1: (r) => r?.c1?.cpuUsPerOp,
+  rps1: (r) => r?.c1?.opsPerSec,
+  p50_1: (r) => r?.c1?.p50Ms,
+  p99_1: (r) => r?.c1?.p99Ms,
+  cpu64: (r) => r?.c64?.cpuUsPerOp,
+  rps64: (r) => r?.c64?.opsPerSec,
+  p50_64: (r) => r?.c64?.p50Ms,
+  p99_64: (r) => r?.c64?.p99Ms,
+  rss: (r) => r?.maxRssMb,
+  server64: (r) => r?.c64?.serverCpuShare,
+}
+const summary = {}
+for (const s of SCENARIOS) {
+  const entry = { label: s.label, baseline: s.base }
+  for (const [k, f] of Object.entries(METRICS)) {
+    entry[k] = spread(pick(s.name, f))
+    entry[`${k}Ratio`] = pairedRatio(pick(s.name, f), pick(s.base, f))
+  }
+  summary[s.name] = entry
+}
+const metricsOnOff = {
+  cpu1: pairedRatio(pick('router-ollama', METRICS.cpu1), pick('router-ollama-nometrics', METRICS.cpu1)),
+  cpu64: pairedRatio(pick('router-ollama', METRICS.cpu64), pick('router-ollama-nometrics', METRICS.cpu64)),
+  rps64: pairedRatio(pick('router-ollama', METRICS.rps64), pick('router-ollama-nometrics', METRICS.rps64)),
+}
+const failover = {
+  directP50Ms: spread(perRun.map((r) => r.failover.refused?.directP50Ms)),
+  refusedP50Ms: spread(perRun.map((r) => r.failover.refused?.failoverP50Ms)),
+  refusedAddedMs: spread(perRun.map((r) => r.failover.refused?.addedMs)),
+  circuitOpenAddedMs: spread(perRun.map((r) => r.failover.circuitOpen?.addedMs)),
+  circuitOpenConnectionAttempts: perRun.map((r) => r.failover.circuitOpen?.connectionAttemptsWhileOpen),
+}
+const burst = {
+  n: BURST,
+  rawWallMs: spread(perRun.map((r) => r.burstRaw.wallMs)),
+  routerWallMs: spread(perRun.map((r) => r.burstRouter.wallMs)),
+  wallRatio: pairedRatio(
+    perRun.map((r) => r.burstRouter.wallMs),
+    perRun.map((r) => r.burstRaw.wallMs),
+  ),
+  rawCpuUsPerOp: spread(perRun.map((r) => r.burstRaw.cpuUsPerOp)),
+  routerCpuUsPerOp: spread(perRun.map((r) => r.burstRouter.cpuUsPerOp)),
+  routerRssMb: spread(perRun.map((r) => r.burstRouter.maxRssMb)),
+  adminRequests: perRun.map((r) => r.burstRouter.adminRequests),
+}
+const cache = {
+  resolveUs: spread(perRun.map((r) => r.cache.usPerCall)),
+  shareOfBaselineCpu: pairedRatio(
+    perRun.map((r) => r.cache.cpuUsPerCall),
+    pick('raw-ollama', METRICS.cpu1),
+  ),
+}
+const importTime = {
+  distMs: spread(perRun.map((r) => r.importDist.ms)),
+  undiciMs: spread(perRun.map((r) => r.importUndici.ms)),
+  ratio: pairedRatio(
+    perRun.map((r) => r.importDist.ms),
+    perRun.map((r) => r.importUndici.ms),
+  ),
+}
+
+for (const r of perRun) {
+  if (r.burstRouter.adminRequests !== 1)
+    failures.push(
+      `burst: ${r.burstRouter.adminRequests} admin requests for ${BURST} cold calls (expected exactly 1)`,
+    )
+  if (r.failover.circuitOpen?.connectionAttemptsWhileOpen !== 0)
+    failures.push(
+      `circuit open: ${r.failover.circuitOpen?.connectionAttemptsWhileOpen} connection attempts (expected 0)`,
+    )
+}
+
+const m = (s) => s.median
+const targets = [
+  ['CPU/request, generate (ollama, c=1)', m(summary['router-ollama'].cpu1Ratio), '<= 1.10x', (x) => x <= 1.1],
+  [
+    'CPU/request, generate (ollama, c=64)',
+    m(summary['router-ollama'].cpu64Ratio),
+    '<= 1.10x',
+    (x) => x <= 1.1,
+  ],
+  ['CPU/request, generate (mlx, c=1)', m(summary['router-mlx'].cpu1Ratio), '<= 1.10x', (x) => x <= 1.1],
+  ['CPU/request, generate (mlx, c=64)', m(summary['router-mlx'].cpu64Ratio), '<= 1.10x', (x) => x <= 1.1],
+  ['req/s at c=64 (ollama)', m(summary['router-ollama'].rps64Ratio), '>= 0.95x', (x) => x >= 0.95],
+  ['req/s at c=64 (mlx)', m(summary['router-mlx'].rps64Ratio), '>= 0.95x', (x) => x >= 0.95],
+  ['CPU/stream (ollama, c=1)', m(summary['router-ollama-stream'].cpu1Ratio), '<= 1.20x', (x) => x <= 1.2],
+  ['CPU/stream (ollama, c=64)', m(summary['router-ollama-stream'].cpu64Ratio), '<= 1.20x', (x) => x <= 1.2],
+  ['CPU/stream (mlx, c=1)', m(summary['router-mlx-stream'].cpu1Ratio), '<= 1.20x', (x) => x <= 1.2],
+  ['CPU/stream (mlx, c=64)', m(summary['router-mlx-stream'].cpu64Ratio), '<= 1.20x', (x) => x <= 1.2],
+  ['metrics on vs off, CPU (c=1)', m(metricsOnOff.cpu1), '<= 1.05x', (x) => x <= 1.05],
+  ['metrics on vs off, CPU (c=64)', m(metricsOnOff.cpu64), '<= 1.05x', (x) => x <= 1.05],
+  ['failover, refused port: added p50', m(failover.refusedAddedMs), '< 5 ms', (x) => x < 5],
+  [
+    'circuit open: connection attempts',
+    Math.max(...failover.circuitOpenConnectionAttempts.map((x) => x ?? 1)),
+    '= 0',
+    (x) => x === 0,
+  ],
+  [
+    `cold burst of ${num(BURST)}: admin requests`,
+    Math.max(...burst.adminRequests.map((x) => x ?? 99)),
+    '= 1',
+    (x) => x === 1,
+  ],
+  ['main entry min+gz (bytes)', sizeBytes, `<= ${SIZE_BUDGET}`, (x) => x <= SIZE_BUDGET],
+].map(([name, value, target, ok]) => ({
+  name,
+  value,
+  target,
+  met: value !== null && value !== undefined && ok(value),
+}))
+
+const undiciVersion = JSON.parse(readFileSync(join(root, 'node_modules/undici/package.json'), 'utf8')).version
+const machine = {
+  cpu: os.cpus()[0]?.model ?? 'unknown',
+  cores,
+  memGiB: Math.round(os.totalmem() / 2 ** 30),
+  node: process.version,
+  undici: undiciVersion,
+  os: `${os.type()} ${os.release()}`,
+  pinned,
+}
+
+// --- print ----------------------------------------------------------------------------------
+
+const rowsFor = (c) =>
+  SCENARIOS.map((s) => {
+    const e = summary[s.name]
+    const base = s.base === s.name
+    return [
+      e.label,
+      cell(e[`cpu${c}`]),
+      base ? 'base' : ratio(e[`cpu${c}Ratio`]),
+      cell(e[`rps${c}`], num),
+      base ? 'base' : ratio(e[`rps${c}Ratio`]),
+      cell(e[`p50_${c}`], (x) => x.toFixed(3)),
+      cell(e[`p99_${c}`], (x) => x.toFixed(3)),
+      ...(c === 64 ? [cell(e.rss, (x) => x.toFixed(0)), fmt(e.server64.median * 100, 0)] : []),
+    ]
+  })
+const H = ['scenario', 'CPU µs/req', 'ratio', 'req/s', 'ratio', 'p50 ms', 'p99 ms']
+let report = ''
+report += `Machine: ${machine.cpu}, ${cores} cores, ${machine.memGiB} GiB, ${machine.os}; Node ${machine.node}, undici ${undiciVersion}; `
+report += `client on core 0, server on core 1${pinned ? ' (taskset)' : ' (NOT pinned)'}; ${RUNS} interleaved run(s): median (min–max).\n\n`
+report += `Concurrency 1\n\n${table(H, rowsFor(1))}\n\n`
+report += `Concurrency 64\n\n${table([...H, 'peak RSS MB', 'server CPU %'], rowsFor(64))}\n\n`
+report += `${table(
+  ['other', 'value', 'compared with', 'ratio'],
+  [
+    [
+      'metrics sink on vs off (CPU/req c=1 / c=64)',
+      `${ratio(metricsOnOff.cpu1)} / ${ratio(metricsOnOff.cpu64)}`,
+      'router, metrics: false',
+      '—',
+    ],
+    [
+      'failover, MLX port refused (auto record), added p50',
+      `${cell(failover.refusedAddedMs, (x) => x.toFixed(3))} ms`,
+      `direct to Ollama p50 ${cell(failover.directP50Ms, (x) => x.toFixed(3))} ms`,
+      ratio(
+        pairedRatio(
+          perRun.map((r) => r.failover.refused?.failoverP50Ms),
+          perRun.map((r) => r.failover.refused?.directP50Ms),
+        ),
+      ),
+    ],
+    [
+      'circuit open: connection attempts / added p50',
+      `${failover.circuitOpenConnectionAttempts.join(', ')} / ${cell(failover.circuitOpenAddedMs, (x) => x.toFixed(3))} ms`,
+      'direct to Ollama',
+      '—',
+    ],
+    [
+      `cold burst, ${num(BURST)} concurrent generate() on a fresh router`,
+      `${cell(burst.routerWallMs, num)} ms, ${burst.adminRequests.join(', ')} admin request(s)`,
+      `raw undici ${cell(burst.rawWallMs, num)} ms`,
+      ratio(burst.wallRatio),
+    ],
+    [
+      'config cache hit: router.resolve()',
+      `${cell(cache.resolveUs, (x) => x.toFixed(2))} µs`,
+      'baseline CPU/request (c=1)',
+      ratio(cache.shareOfBaselineCpu),
+    ],
+    [
+      'import dist/index.js (fresh process)',
+      `${cell(importTime.distMs)} ms`,
+      `import undici ${cell(importTime.undiciMs)} ms`,
+      ratio(importTime.ratio),
+    ],
+    [
+      'main entry, min+gz (deps external)',
+      `${sizeBytes === null ? '—' : (sizeBytes / 1024).toFixed(1)} kB (${minBytes === null ? '—' : (minBytes / 1024).toFixed(1)} kB min)`,
+      `budget ${SIZE_BUDGET / 1024} kB`,
+      sizeBytes === null ? '—' : `${(sizeBytes / SIZE_BUDGET).toFixed(2)}x`,
+    ],
+  ],
+)}\n\n`
+report += `${table(
+  ['target', 'measured', 'target', 'met'],
+  targets.map((t) => [
+    t.name,
+    typeof t.value === 'number'
+      ? t.name.includes('bytes') || Number.isInteger(t.value)
+        ? String(t.value)
+        : t.value.toFixed(3)
+      : '—',
+    t.target,
+    t.met ? 'yes' : 'NO',
+  ]),
+)}\n`
+
+console.log(report)
+const elapsed = (performance.now() - started) / 1000
+mkdirSync(join(root, '.bench'), { recursive: true })
+const file = join(root, '.bench', smoke ? 'results-smoke.json' : 'results.json')
+writeFileSync(
+  file,
+  `${JSON.stringify(
+    {
+      date: new Date().toISOString(),
+      mode: smoke ? 'smoke' : 'full',
+      runs: RUNS,
+      elapsedSec: elapsed,
+      machine,
+      sizes: { ...SIZES, failover: FAILOVER, burst: BURST, cache: CACHE },
+      summary,
+      metricsOnOff,
+      failover,
+      burst,
+      cache,
+      importTime,
+      size: { minBytes, minGzBytes: sizeBytes, budget: SIZE_BUDGET },
+      targets,
+      failures,
+      perRun,
+      report,
+    },
+    null,
+    2,
+  )}\n`,
+)
+log(`wrote ${file} (${elapsed.toFixed(0)} s)`)
+
+if (failures.length > 0) {
+  log(`\n${failures.length} failure(s):`)
+  for (const f of failures) log(`  - ${f}`)
+  process.exit(1)
+}
+if (smoke) log('bench smoke passed (no timings asserted)')
