@@ -10,4 +10,6 @@ export default defineConfig({
   platform: 'node',
   splitting: false,
   treeshake: true,
+  // The testing kit's msw pieces are optional peers: never bundle them.
+  external: ['msw', '@mswjs/interceptors', '@opentelemetry/api'],
 })

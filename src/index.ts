@@ -6,6 +6,16 @@
 
 export type { AttemptInfo } from './errors.js'
 export { ErrorCode, hasErrorCode, isRouterError, RouterError } from './errors.js'
+export type {
+  CallbackSinkOptions,
+  HttpMetricsSink,
+  HttpSinkOptions,
+  HttpSinkStats,
+  OpenTelemetrySinkOptions,
+  StatsEntry,
+} from './metrics/index.js'
+export { createCallbackSink, createHttpSink, createOpenTelemetrySink, fanoutSinks } from './metrics/index.js'
+export type { OtelMeter, OtelMeterProvider } from './metrics/otel-sink.js'
 export type { RouterOptions } from './options.js'
 export type { ConfigInfo, LLMRouter, ResolvedRoute } from './router.js'
 export { createLLMRouter } from './router.js'

@@ -3,9 +3,37 @@
  * its types, so loading the package never requires it. The instruments come from a `Meter` the user passes
  * (from their own copy of the api), or from the globally registered MeterProvider.
  */
-import type { Attributes, Counter, Histogram, Meter, MeterProvider } from '@opentelemetry/api'
 import { ErrorCode, RouterError } from '../errors.js'
 import type { MetricRecord, MetricsSink } from '../types.js'
+
+/*
+ * The few shapes of `@opentelemetry/api` this sink uses, declared structurally so the published
+ * `.d.ts` never references the optional peer dependency (users without it would get type errors).
+ * A real `Meter`/`MeterProvider` from the api is assignable to these.
+ */
+type Attributes = Record<string, string | number | boolean>
+interface Counter {
+  add(value: number, attributes?: Attributes): void
+}
+interface Histogram {
+  record(value: number, attributes?: Attributes): void
+}
+interface InstrumentOptions {
+  description?: string
+  unit?: string
+  advice?: { explicitBucketBoundaries?: number[] }
+}
+/** Structural subset of `Meter` from `@opentelemetry/api`. */
+export interface OtelMeter {
+  createHistogram(name: string, options?: InstrumentOptions): Histogram
+  createCounter(name: string, options?: InstrumentOptions): Counter
+}
+/** Structural subset of `MeterProvider` from `@opentelemetry/api`. */
+export interface OtelMeterProvider {
+  getMeter(name: string, version?: string): OtelMeter
+}
+type Meter = OtelMeter
+type MeterProvider = OtelMeterProvider
 
 export interface OpenTelemetrySinkOptions {
   /** Preferred: `metrics.getMeter('llm-backend-router')` from your `@opentelemetry/api`. */
