@@ -374,8 +374,7 @@ export async function runRequest(
             break
           }
           // Success.
-          if (circuit?.success() && core.listens('circuit:close'))
-            core.emit('circuit:close', circuit.info())
+          if (circuit?.success() && core.listens('circuit:close')) core.emit('circuit:close', circuit.info())
           attempts.push(attemptInfo(candidate, target, n, startedAt, null))
           const latencyMs = performance.now() - t0
           const firstText = stream?.firstTextAt() ?? null
