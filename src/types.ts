@@ -31,8 +31,12 @@ export interface BackendRecord {
   auth?: BackendAuth
 }
 
-/** Where the records in use came from. */
-export type ConfigOrigin = 'admin' | 'cached' | 'stale' | 'env' | 'default'
+/**
+ * Where the records in use came from: `admin` (fetched, or cached within the TTL), `stale` (the last
+ * good admin records, past the TTL or after a failed refresh), `env` (LLM_ROUTER_BACKENDS, OLLAMA_HOST,
+ * MLX_HOST), `default` (Ollama on localhost:11434).
+ */
+export type ConfigOrigin = 'admin' | 'stale' | 'env' | 'default'
 
 export interface RequestMetadata {
   requestId?: string

@@ -5,8 +5,7 @@
  *
  * Origins: 'admin' = fetched from the admin within the TTL; 'stale' = the last good admin records,
  * past the TTL or after a failed refresh; 'env'/'default' = environment records (no admin URL,
- * admin unavailable before any good load, or the admin returned an empty list). 'cached' is not
- * produced by this source.
+ * admin unavailable before any good load, or the admin returned an empty list).
  *
  * Events: 'config:loaded' once, on the first admin load that yields records; 'config:refreshed'
  * on every later successful fetch or 304 revalidation (`changed` = records changed);
