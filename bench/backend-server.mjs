@@ -1,7 +1,8 @@
 // Stand-in backends for `npm run bench`, run as their own process (pinned to its own core by the bench).
 //
-// - Ollama `POST /api/generate`: JSON (`"stream":false`) or NDJSON (chunked, one write per token).
-// - OpenAI-compatible `POST /v1/completions`: JSON or SSE (chunked, one write per event).
+// - Ollama `POST /api/generate`: JSON (`"stream":false`) or NDJSON (chunked).
+// - OpenAI-compatible `POST /v1/completions`: JSON or SSE (chunked).
+// - Streams come whole in one write, or one write per token under the `/tokens` path prefix.
 // - Admin API: `GET /api/llm-backends/public` (records, ETag/304), `POST /api/llm-backends/metrics` (counted),
 //   and bench controls under `/_bench/` (counters, reset, server CPU).
 // - A "counting" port that accepts and drops every connection (counts accepts), and a refused port.
@@ -116,25 +117,28 @@ function httpServer(handle) {
   })
 }
 
-const ollama = httpServer((socket, method, path, body) => {
-  if (method !== 'POST' || path !== '/api/generate') return send(socket, NOT_FOUND)
-  if (body.indexOf(PROMPT_KEY) === -1) {
-    counters.bad++
-    return send(socket, BAD)
-  }
-  counters.backendRequests++
-  send(socket, body.indexOf(STREAM_TRUE) === -1 ? OLLAMA_JSON : OLLAMA_STREAM)
-})
+/**
+ * A backend. Streams under `/tokens/...` leave one write per token (as a model server paces them, so the
+ * client reads many small packets); under the plain path the whole stream leaves in one write, which keeps
+ * the server cheap enough never to be the bottleneck and puts the client's line parsing in focus.
+ */
+function backend(path, json, stream) {
+  const tokensPath = `/tokens${path}`
+  const whole = Buffer.concat(stream)
+  return httpServer((socket, method, p, body) => {
+    if (method !== 'POST' || (p !== path && p !== tokensPath)) return send(socket, NOT_FOUND)
+    if (body.indexOf(PROMPT_KEY) === -1) {
+      counters.bad++
+      return send(socket, BAD)
+    }
+    counters.backendRequests++
+    if (body.indexOf(STREAM_TRUE) === -1) return send(socket, json)
+    send(socket, p === path ? whole : stream)
+  })
+}
 
-const openai = httpServer((socket, method, path, body) => {
-  if (method !== 'POST' || path !== '/v1/completions') return send(socket, NOT_FOUND)
-  if (body.indexOf(PROMPT_KEY) === -1) {
-    counters.bad++
-    return send(socket, BAD)
-  }
-  counters.backendRequests++
-  send(socket, body.indexOf(STREAM_TRUE) === -1 ? OPENAI_JSON : OPENAI_STREAM)
-})
+const ollama = backend('/api/generate', OLLAMA_JSON, OLLAMA_STREAM)
+const openai = backend('/v1/completions', OPENAI_JSON, OPENAI_STREAM)
 
 const admin = httpServer((socket, method, path, body, lower) => {
   if (method === 'GET' && path === '/api/llm-backends/public') {

@@ -61,66 +61,43 @@ const rawOpenaiBody = (stream) =>
     ...(stream ? { stream_options: { include_usage: true } } : {}),
   })
 
+/**
+ * Scenario names: `raw-<backend>[-stream|-tokens]` and `router-<backend>[-stream|-tokens][-nometrics]`.
+ * `-stream` answers come in one write, `-tokens` answers one write per token (see backend-server.mjs).
+ */
 async function makeScenario(name) {
-  switch (name) {
-    case 'raw-ollama':
+  const isOllama = name.includes('-ollama')
+  const flavour = name.includes('-tokens') ? 'tokens' : name.includes('-stream') ? 'stream' : 'json'
+  if (name.startsWith('raw-')) {
+    const url = isOllama ? ollamaUrl : openaiUrl
+    const target = flavour === 'tokens' ? url.replace(/(:\d+)\//, '$1/tokens/') : url
+    if (flavour === 'json') {
+      const body = isOllama ? rawOllamaBody : rawOpenaiBody
+      const textOf = isOllama ? (j) => j.response : (j) => j.choices[0].text
       return {
         op: async () => {
-          const res = await request(ollamaUrl, {
-            method: 'POST',
-            headers: JSON_HEADERS,
-            body: rawOllamaBody(false),
-          })
+          const res = await request(target, { method: 'POST', headers: JSON_HEADERS, body: body(false) })
           const json = await res.body.json()
-          if (res.statusCode !== 200 || json.response !== TEXT) wrong(`raw ollama: ${res.statusCode}`)
+          if (res.statusCode !== 200 || textOf(json) !== TEXT) wrong(`${name}: ${res.statusCode}`)
         },
       }
-    case 'raw-mlx':
-      return {
-        op: async () => {
-          const res = await request(openaiUrl, {
-            method: 'POST',
-            headers: JSON_HEADERS,
-            body: rawOpenaiBody(false),
-          })
-          const json = await res.body.json()
-          if (res.statusCode !== 200 || json.choices[0].text !== TEXT) wrong(`raw mlx: ${res.statusCode}`)
-        },
-      }
-    case 'raw-ollama-stream':
-      return {
-        op: async () => {
-          const res = await request(ollamaUrl, {
-            method: 'POST',
-            headers: JSON_HEADERS,
-            body: rawOllamaBody(true),
-          })
-          const text = await res.body.text()
-          if (res.statusCode !== 200 || text.length !== OLLAMA_STREAM_LENGTH)
-            wrong(`raw ollama stream: ${res.statusCode}`)
-        },
-      }
-    case 'raw-mlx-stream':
-      return {
-        op: async () => {
-          const res = await request(openaiUrl, {
-            method: 'POST',
-            headers: JSON_HEADERS,
-            body: rawOpenaiBody(true),
-          })
-          const text = await res.body.text()
-          if (res.statusCode !== 200 || text.length !== SSE_STREAM_LENGTH)
-            wrong(`raw mlx stream: ${res.statusCode}`)
-        },
-      }
+    }
+    const body = isOllama ? rawOllamaBody : rawOpenaiBody
+    const length = isOllama ? OLLAMA_STREAM_LENGTH : SSE_STREAM_LENGTH
+    return {
+      op: async () => {
+        const res = await request(target, { method: 'POST', headers: JSON_HEADERS, body: body(true) })
+        const text = await res.body.text()
+        if (res.statusCode !== 200 || text.length !== length) wrong(`${name}: ${res.statusCode}`)
+      },
+    }
   }
   const { createLLMRouter } = await loadRouter()
   const metricsOff = name.endsWith('-nometrics')
   const router = createLLMRouter({ adminUrl: admin, env: {}, ...(metricsOff ? { metrics: false } : {}) })
-  const model = name.includes('ollama') ? 'bench-ollama' : 'bench-mlx'
-  const backend = name.includes('ollama') ? 'ollama' : 'mlx'
-  const request_ = { model, prompt: PROMPT }
-  if (name.includes('-stream')) {
+  const backend = isOllama ? 'ollama' : 'mlx'
+  const request_ = { model: `bench-${backend}${flavour === 'tokens' ? '-tokens' : ''}`, prompt: PROMPT }
+  if (flavour !== 'json') {
     return {
       router,
       op: async () => {

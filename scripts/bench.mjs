@@ -10,7 +10,15 @@
 // (`taskset`, when available). The bench imports the built package (dist/index.js) like a user would, and
 // builds it first when dist/ is missing or older than the sources. Results: .bench/results.json.
 import { spawn, spawnSync } from 'node:child_process'
-import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs'
+import {
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs'
 import os from 'node:os'
 import { join, resolve } from 'node:path'
 import { pathToFileURL } from 'node:url'
@@ -147,6 +155,30 @@ const SCENARIOS = [
     stream: true,
   },
   { name: 'router-mlx-stream', label: 'router.stream, mlx record', base: 'raw-mlx-stream', stream: true },
+  {
+    name: 'raw-ollama-tokens',
+    label: 'raw undici.request, Ollama NDJSON, 1 write/token',
+    base: 'raw-ollama-tokens',
+    stream: true,
+  },
+  {
+    name: 'router-ollama-tokens',
+    label: 'router.stream, ollama, 1 write/token',
+    base: 'raw-ollama-tokens',
+    stream: true,
+  },
+  {
+    name: 'raw-mlx-tokens',
+    label: 'raw undici.request, OpenAI SSE, 1 write/token',
+    base: 'raw-mlx-tokens',
+    stream: true,
+  },
+  {
+    name: 'router-mlx-tokens',
+    label: 'router.stream, mlx, 1 write/token',
+    base: 'raw-mlx-tokens',
+    stream: true,
+  },
 ]
 
 const SIZES = smoke
@@ -197,7 +229,13 @@ function table(headers, rows) {
 // --- main -----------------------------------------------------------------------------------
 
 ensureBuilt()
-const dist = pathToFileURL(distFile).href
+// Measure a private copy: another `tsup` run (clean: true) must not pull dist/ away mid-bench. From .bench/pkg/
+// the package's own imports (undici, zod, ...) still resolve to the project's node_modules.
+const pkgDir = join(root, '.bench/pkg')
+mkdirSync(pkgDir, { recursive: true })
+const benchEntry = join(pkgDir, 'index.js')
+copyFileSync(distFile, benchEntry)
+const dist = pathToFileURL(benchEntry).href
 const { child: server, ports } = await startServer()
 const stopServer = () => {
   if (server.exitCode === null) server.kill('SIGTERM')
@@ -259,7 +297,7 @@ try {
   const { build } = await import('esbuild')
   const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8'))
   const bundled = await build({
-    entryPoints: [distFile],
+    entryPoints: [benchEntry],
     bundle: true,
     minify: true,
     format: 'esm',
@@ -366,6 +404,18 @@ const targets = [
   ['CPU/stream (ollama, c=64)', m(summary['router-ollama-stream'].cpu64Ratio), '<= 1.20x', (x) => x <= 1.2],
   ['CPU/stream (mlx, c=1)', m(summary['router-mlx-stream'].cpu1Ratio), '<= 1.20x', (x) => x <= 1.2],
   ['CPU/stream (mlx, c=64)', m(summary['router-mlx-stream'].cpu64Ratio), '<= 1.20x', (x) => x <= 1.2],
+  [
+    'CPU/stream, 1 write/token (ollama, c=1)',
+    m(summary['router-ollama-tokens'].cpu1Ratio),
+    '<= 1.20x',
+    (x) => x <= 1.2,
+  ],
+  [
+    'CPU/stream, 1 write/token (mlx, c=1)',
+    m(summary['router-mlx-tokens'].cpu1Ratio),
+    '<= 1.20x',
+    (x) => x <= 1.2,
+  ],
   ['metrics on vs off, CPU (c=1)', m(metricsOnOff.cpu1), '<= 1.05x', (x) => x <= 1.05],
   ['metrics on vs off, CPU (c=64)', m(metricsOnOff.cpu64), '<= 1.05x', (x) => x <= 1.05],
   ['failover, refused port: added p50', m(failover.refusedAddedMs), '< 5 ms', (x) => x < 5],
