@@ -116,6 +116,8 @@ export const routerOptionsSchema = z
     metrics: z.union([z.literal(false), sinkSchema, httpSinkSchema]).optional(),
     /** Samples kept per model/backend/endpoint for `router.stats()`. @default 1000 */
     statsWindow: posInt.optional(),
+    /** How long `close()` lets in-flight requests finish before stopping them with CLOSED. @default 10000 */
+    closeTimeoutMs: nonNegInt.optional(),
   })
   .strict()
 
@@ -158,6 +160,7 @@ export interface ResolvedOptions {
   connectTimeoutMs: number
   metrics: false | MetricsSink | ResolvedHttpSinkOptions
   statsWindow: number
+  closeTimeoutMs: number
 }
 
 function stripTrailingSlash(url: string): string {
@@ -265,5 +268,6 @@ export function resolveOptions(input: unknown): ResolvedOptions {
     connectTimeoutMs: o.connectTimeoutMs ?? 10_000,
     metrics,
     statsWindow: o.statsWindow ?? 1000,
+    closeTimeoutMs: o.closeTimeoutMs ?? 10_000,
   }
 }

@@ -191,6 +191,7 @@ export function createLLMRouter(options?: RouterOptions, internals: RouterIntern
     emit,
     listens,
     recordMetric,
+    active: new Set(),
   }
 
   let closed = false
@@ -334,8 +335,23 @@ export function createLLMRouter(options?: RouterOptions, internals: RouterIntern
       closed = true
       closing = (async () => {
         config.close()
-        // In-flight requests finish (or fail) on their own deadlines; metrics are flushed after them.
-        await Promise.allSettled([...inflight])
+        // In-flight requests may finish within the grace period; then they are stopped with CLOSED.
+        // Metrics are flushed after them, so their records are included.
+        if (inflight.size > 0) {
+          let timer: ReturnType<typeof setTimeout> | undefined
+          const grace = new Promise<void>((resolve) => {
+            timer = setTimeout(resolve, opts.closeTimeoutMs)
+            timer.unref?.()
+          })
+          await Promise.race([Promise.allSettled([...inflight]), grace])
+          clearTimeout(timer)
+          const reason = new RouterError(
+            ErrorCode.CLOSED,
+            `The router was closed while this request was in flight (after a ${opts.closeTimeoutMs} ms grace period)`,
+          )
+          for (const control of core.active) control.stop(reason)
+          await Promise.allSettled([...inflight])
+        }
         if (sink !== null) {
           try {
             await sink.close()

@@ -566,6 +566,34 @@ describe('models, validation and lifecycle', () => {
     )
   })
 
+  it('close() lets in-flight requests finish, then stops the rest with CLOSED after the grace period', async () => {
+    net.use(
+      http.post(`${OLLAMA}/api/generate`, async ({ request }) => {
+        const body = (await request.json()) as { prompt: string }
+        if (body.prompt === 'hang') await delay('infinite')
+        await delay(30)
+        return HttpResponse.json(ollamaOk('finished'))
+      }),
+    )
+    const router = createLLMRouter({
+      env: { LLM_ROUTER_BACKENDS: JSON.stringify([record({ model_name: 'm' })]) },
+      metrics: false,
+      closeTimeoutMs: 200,
+    })
+    const metrics: MetricRecord[] = []
+    router.on('metric', (m) => metrics.push(m))
+    const quick = router.generate({ model: 'm', prompt: 'quick' })
+    const hung = router.generate({ model: 'm', prompt: 'hang' }).catch((e) => e)
+    await new Promise((r) => setTimeout(r, 5))
+    const started = Date.now()
+    await router.close()
+    expect(Date.now() - started).toBeLessThan(2000)
+    expect((await quick).response).toBe('finished')
+    const err = await hung
+    expect(err.code).toBe('CLOSED')
+    expect(metrics.map((m) => m.outcome).sort()).toEqual(['error', 'success'])
+  })
+
   it('close() is idempotent and later calls fail fast with CLOSED', async () => {
     const router = makeRouter([record({ model_name: 'm' })])
     const a = router.close()

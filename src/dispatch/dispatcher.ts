@@ -27,6 +27,8 @@ export interface DispatchCore {
   emit<K extends keyof RouterEvents>(event: K, payload: RouterEvents[K]): void
   listens(event: keyof RouterEvents): boolean
   recordMetric(metric: MetricRecord): void
+  /** Requests in flight, so `close()` can stop the ones that outlive its grace period. */
+  active: Set<RequestControl>
 }
 
 /** Hooks a streaming run passes in; a plain generate passes none. */
@@ -241,6 +243,7 @@ export async function runRequest(
     const timeoutMs =
       req.timeoutMs ?? (recordTimeout !== undefined ? recordTimeout * 1000 : core.options.defaultTimeoutMs)
     control = new RequestControl(core.clock, core.clock.now() + timeoutMs, timeoutMs, req.signal)
+    core.active.add(control)
     onControl?.(control)
     if (req.signal?.aborted) {
       control.stop(
@@ -429,6 +432,9 @@ export async function runRequest(
     )
     throw error
   } finally {
-    control?.dispose()
+    if (control !== null) {
+      control.dispose()
+      core.active.delete(control)
+    }
   }
 }
