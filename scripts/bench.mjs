@@ -4,6 +4,7 @@
 //
 //   npm run bench                 full run (3 interleaved runs, about 2-3 minutes)
 //   npm run bench -- --runs 5     more runs
+//   npm run bench -- --profile router-mlx-stream   one scenario under --cpu-prof, top self time
 //   npm run bench:smoke           seconds-long; asserts no timings, exits 1 if any scenario errors or answers wrongly
 //
 // The stand-in server runs in its own process on core 1, every measured client in a fresh process on core 0
@@ -28,6 +29,7 @@ const root = resolve(import.meta.dirname, '..')
 const args = process.argv.slice(2)
 const smoke = args.includes('--smoke')
 const runsArg = args.indexOf('--runs')
+const profileArg = args.indexOf('--profile')
 const RUNS = smoke ? 1 : runsArg !== -1 ? Math.max(1, Number(args[runsArg + 1]) || 3) : 3
 const distFile = join(root, 'dist/index.js')
 const SIZE_BUDGET = 15 * 1024
@@ -122,6 +124,53 @@ function runChild(nodeArgs, timeoutMs = 180_000) {
 }
 
 const runJob = (job) => runChild(['--expose-gc', join(root, 'bench/client.mjs'), JSON.stringify(job)])
+
+/**
+ * `--profile <scenario>`: runs one load scenario under `node --cpu-prof` (profile in .bench/profiles/) and
+ * prints the functions with the most self time, so a regression can be traced without other tools.
+ */
+async function profile(name) {
+  const scenario = SCENARIOS.find((s) => s.name === name)
+  if (!scenario) {
+    log(`unknown scenario ${name}; one of: ${SCENARIOS.map((s) => s.name).join(', ')}`)
+    process.exit(1)
+  }
+  const dir = join(root, '.bench/profiles')
+  mkdirSync(dir, { recursive: true })
+  const before = new Set(readdirSync(dir))
+  const size = scenario.stream ? SIZES.stream : SIZES.json
+  const job = { mode: 'load', scenario: name, ports, dist, ...size, n1: size.n1 * 3, n64: size.n64 * 3 }
+  const r = await runChild([
+    '--expose-gc',
+    '--cpu-prof',
+    '--cpu-prof-dir',
+    dir,
+    join(root, 'bench/client.mjs'),
+    JSON.stringify(job),
+  ])
+  log(
+    `${name}: c1 ${fmt(r.c1?.cpuUsPerOp)} us/req, c64 ${fmt(r.c64?.cpuUsPerOp)} us/req${r.errors ? `, ${r.errors} errors: ${r.firstError}` : ''}`,
+  )
+  const file = readdirSync(dir).find((f) => !before.has(f) && f.endsWith('.cpuprofile'))
+  if (!file) return
+  const prof = JSON.parse(readFileSync(join(dir, file), 'utf8'))
+  const interval = (prof.endTime - prof.startTime) / prof.samples.length
+  const self = new Map()
+  let total = 0
+  for (const node of prof.nodes) {
+    const f = node.callFrame
+    const where = f.url
+      ? `${f.url.replace(/^.*\/(node_modules\/|\.bench\/|bench\/)/, '$1')}:${f.lineNumber + 1}`
+      : ''
+    const key = `${f.functionName || '(anonymous)'} ${where}`
+    const us = (node.hitCount ?? 0) * interval
+    total += us
+    self.set(key, (self.get(key) ?? 0) + us)
+  }
+  const top = [...self.entries()].sort((a, b) => b[1] - a[1]).slice(0, 30)
+  console.log(`\nTop self time, ${join('.bench/profiles', file)} (${(total / 1000).toFixed(0)} ms sampled)\n`)
+  for (const [key, us] of top) console.log(`${((us / total) * 100).toFixed(1).padStart(5)}%  ${key}`)
+}
 
 // --- plan -----------------------------------------------------------------------------------
 
@@ -241,6 +290,12 @@ const stopServer = () => {
   if (server.exitCode === null) server.kill('SIGTERM')
 }
 process.on('exit', stopServer)
+
+if (profileArg !== -1) {
+  await profile(args[profileArg + 1])
+  stopServer()
+  process.exit(0)
+}
 
 const started = performance.now()
 const perRun = []
