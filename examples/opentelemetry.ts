@@ -1,0 +1,63 @@
+/**
+ * OpenTelemetry: record the router's metrics into your MeterProvider. Instruments (prefix `llm_router`):
+ *   request.duration (histogram, s), time_to_first_token (histogram, s), requests, tokens, errors (counters)
+ * with low-cardinality attributes (model, backend, outcome, token_type, error_code).
+ *
+ * In a real service the MeterProvider comes from @opentelemetry/sdk-metrics with an exporter (OTLP,
+ * Prometheus, ...). So that this example needs nothing beyond @opentelemetry/api, a tiny meter that
+ * prints every recorded value stands in for the SDK.
+ *
+ * Run:
+ *   OLLAMA_HOST=127.0.0.1:11434 node examples/opentelemetry.ts
+ *   LLM_ROUTER_ADMIN_URL=http://127.0.0.1:8000 node examples/opentelemetry.ts
+ */
+import { type Attributes, createNoopMeter, type Meter, metrics } from '@opentelemetry/api'
+import { createLLMRouter, createOpenTelemetrySink } from 'llm-backend-router'
+
+/** Stand-in for the SDK: the api's no-op meter, with counters and histograms that print. */
+function consoleMeter(): Meter {
+  const show = (kind: string, name: string, value: number, attributes: Attributes = {}) => {
+    const attrs = Object.entries(attributes)
+      .map(([k, v]) => `${k}=${String(v)}`)
+      .join(' ')
+    console.log(`otel ${kind} ${name} ${value} {${attrs}}`)
+  }
+  return Object.assign(Object.create(createNoopMeter()) as Meter, {
+    createCounter: (name: string) => ({ add: (v: number, a?: Attributes) => show('counter', name, v, a) }),
+    createHistogram: (name: string) => ({
+      record: (v: number, a?: Attributes) => show('histogram', name, v, a),
+    }),
+  })
+}
+
+// What your telemetry setup does once at startup (the SDK's MeterProvider here instead).
+const meter = consoleMeter()
+metrics.setGlobalMeterProvider({ getMeter: () => meter })
+
+const router = createLLMRouter({
+  // To keep posting to the admin API as well, combine sinks: fanoutSinks(otelSink, createHttpSink({ url })).
+  metrics: createOpenTelemetrySink({ meter: metrics.getMeter('llm-backend-router') }),
+})
+
+try {
+  const result = await router.generate({
+    model: process.env.MODEL ?? 'llama3.2',
+    prompt: 'Name one planet.',
+    maxTokens: 30,
+  })
+  console.log(`answer from ${result.backend}: ${result.response}`)
+  // A streamed request also records time_to_first_token.
+  const stream = router.stream({
+    model: process.env.MODEL ?? 'llama3.2',
+    prompt: 'Count to five.',
+    maxTokens: 30,
+  })
+  let text = ''
+  for await (const chunk of stream) text += chunk.text
+  console.log(`streamed: ${text}`)
+} catch (error) {
+  console.error(error)
+  process.exitCode = 1
+} finally {
+  await router.close()
+}
