@@ -1,0 +1,244 @@
+/**
+ * Every file in examples/ runs as a user would run it (`node examples/<file>.ts` on the built package),
+ * against testing-kit stand-ins started here and passed in through the environment, so examples
+ * cannot rot.
+ */
+import { once } from 'node:events'
+import { readdirSync } from 'node:fs'
+import { join } from 'node:path'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import {
+  type AdminServer,
+  type OllamaServer,
+  type OpenAIServer,
+  startAdminServer,
+  startMlxServer,
+  startOllamaServer,
+} from '../src/testing/index.js'
+import { ensureBuilt, root } from './helpers/build.js'
+import { run, start } from './helpers/run.js'
+
+let ollama: OllamaServer
+let mlx: OpenAIServer
+let admin: AdminServer
+/** A port nothing listens on (a stopped stand-in's). */
+let deadUrl: string
+
+const example = (name: string) => `examples/${name}.ts`
+const generateCalls = (s: OllamaServer | OpenAIServer) =>
+  s.requests.filter((r) => r.path === '/api/generate' || r.path === '/v1/completions').length
+
+beforeAll(async () => {
+  await ensureBuilt()
+  ollama = await startOllamaServer({ respond: 'Blue light scatters most.' })
+  mlx = await startMlxServer({ respond: 'Answer from MLX.' })
+  const dead = await startOllamaServer()
+  deadUrl = dead.url
+  await dead.stop()
+  admin = await startAdminServer({
+    records: [
+      {
+        model_name: 'llama3.2',
+        backend_type: 'ollama',
+        endpoint_url: ollama.url,
+        enabled: true,
+        priority: 1,
+      },
+      { model_name: 'qwen2.5', backend_type: 'mlx', endpoint_url: mlx.url, enabled: true, priority: 2 },
+      {
+        model_name: 'gemma3',
+        backend_type: 'auto',
+        endpoint_url: mlx.url,
+        fallback_url: ollama.url,
+        enabled: true,
+        priority: 3,
+      },
+      { model_name: 'broken', backend_type: 'ollama', endpoint_url: deadUrl, enabled: true, priority: 4 },
+    ],
+  })
+}, 120_000)
+
+afterAll(async () => {
+  await Promise.all([ollama?.stop(), mlx?.stop(), admin?.stop()])
+})
+
+const withAdmin = () => ({ LLM_ROUTER_ADMIN_URL: admin.url })
+
+it('covers every file in examples/ (a new example needs a test here)', () => {
+  const files = readdirSync(join(root, 'examples')).filter((f) => f.endsWith('.ts'))
+  expect(files.sort()).toEqual(
+    [
+      'auto-fallback.ts',
+      'basic-generate.ts',
+      'custom-sink.ts',
+      'env-only.ts',
+      'http-service.ts',
+      'opentelemetry.ts',
+      'streaming.ts',
+      'testing-with-msw.ts',
+    ].sort(),
+  )
+})
+
+describe.concurrent('examples', () => {
+  it('basic-generate: routes by the admin records', async () => {
+    const before = generateCalls(ollama)
+    const r = await run([example('basic-generate')], withAdmin())
+    expect(r.code, r.stderr).toBe(0)
+    expect(r.stdout).toContain('Blue light scatters most.')
+    expect(r.stdout).toMatch(
+      /\[llama3\.2 on ollama at http:\/\/127\.0\.0\.1:\d+: \d+ ms, 4 tokens, [\d.]+ tok\/s\]/,
+    )
+    expect(generateCalls(ollama)).toBeGreaterThan(before)
+  })
+
+  it('basic-generate: prints the RouterError code and exits 1 when the backend is down', async () => {
+    const r = await run([example('basic-generate')], { ...withAdmin(), MODEL: 'broken' })
+    expect(r.code).toBe(1)
+    expect(r.stderr).toMatch(/^(ALL_BACKENDS_FAILED|BACKEND_UNREACHABLE): /m)
+  })
+
+  it('streaming: prints chunks and the totals', async () => {
+    const r = await run([example('streaming')], { ...withAdmin(), MODEL: 'qwen2.5' })
+    expect(r.code, r.stderr).toBe(0)
+    expect(r.stdout).toMatch(
+      /^Answer from MLX\.\n\n\[qwen2\.5 on mlx: first token after \d+ ms, 3 tokens in \d+ ms\]/,
+    )
+  })
+
+  it('auto-fallback: falls back from a dead MLX to Ollama (env-only auto backend)', async () => {
+    const r = await run([example('auto-fallback')], { MLX_HOST: deadUrl, OLLAMA_HOST: ollama.url })
+    expect(r.code, r.stderr).toBe(0)
+    expect(r.stdout).toContain(`route for llama3.2: mlx (${deadUrl}) -> ollama (${ollama.url})`)
+    expect(r.stdout).toContain(`fallback: mlx at ${deadUrl} failed (BACKEND_UNREACHABLE); trying ollama`)
+    expect(r.stdout).toContain(`attempt mlx ${deadUrl}: failed BACKEND_UNREACHABLE`)
+    expect(r.stdout).toContain('answered by ollama: Blue light scatters most.')
+  })
+
+  it('auto-fallback: an auto admin record answers from MLX while it is up', async () => {
+    const r = await run([example('auto-fallback')], { ...withAdmin(), MODEL: 'gemma3' })
+    expect(r.code, r.stderr).toBe(0)
+    expect(r.stdout).toContain(`route for gemma3: mlx (${mlx.url}) -> ollama (${ollama.url})`)
+    expect(r.stdout).not.toContain('fallback:')
+    expect(r.stdout).toContain('answered by mlx: Answer from MLX.')
+  })
+
+  it('env-only: OLLAMA_HOST alone is the default backend', async () => {
+    const r = await run([example('env-only')], { OLLAMA_HOST: ollama.url })
+    expect(r.code, r.stderr).toBe(0)
+    expect(r.stdout).toContain('config origin: env (1 record(s))')
+    expect(r.stdout).toContain(`  *: ollama at ${ollama.url}`)
+    expect(r.stdout).toContain('ollama: Blue light scatters most.')
+  })
+
+  it('env-only: LLM_ROUTER_BACKENDS records', async () => {
+    const backends = JSON.stringify([
+      { model_name: 'qwen', backend_type: 'mlx', endpoint_url: mlx.url, enabled: true, priority: 1 },
+    ])
+    const r = await run([example('env-only')], { LLM_ROUTER_BACKENDS: backends, MODEL: 'qwen' })
+    expect(r.code, r.stderr).toBe(0)
+    expect(r.stdout).toContain('config origin: env (1 record(s))')
+    expect(r.stdout).toContain(`qwen -> mlx (${mlx.url})`)
+    expect(r.stdout).toContain('mlx: Answer from MLX.')
+  })
+
+  it('custom-sink: a callback sink and a hand-written MetricsSink both see every record', async () => {
+    const r = await run([example('custom-sink')], { OLLAMA_HOST: ollama.url })
+    expect(r.code, r.stderr).toBe(0)
+    const records = r.stderr
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { model: string; backend: string; outcome: string; tokens: number })
+    expect(records).toHaveLength(3)
+    for (const m of records)
+      expect(m).toMatchObject({ model: 'llama3.2', backend: 'ollama', outcome: 'success' })
+    expect(r.stdout).toMatch(/llama3\.2 on ollama: 3 requests, 0 errors, 12 tokens, avg \d+ ms/)
+  })
+
+  it('opentelemetry: records into the meter from @opentelemetry/api', async () => {
+    const r = await run([example('opentelemetry')], { OLLAMA_HOST: ollama.url })
+    expect(r.code, r.stderr).toBe(0)
+    expect(r.stdout).toContain(
+      'otel counter llm_router.requests 1 {model=llama3.2 backend=ollama outcome=success}',
+    )
+    expect(r.stdout).toMatch(/otel histogram llm_router\.request\.duration [\d.e-]+ \{model=llama3\.2/)
+    expect(r.stdout).toMatch(/otel histogram llm_router\.time_to_first_token [\d.e-]+ /)
+    expect(r.stdout).toContain('token_type=completion}')
+    expect(r.stdout).toContain('streamed: Blue light scatters most.')
+  })
+
+  it('testing-with-msw: its node:test suite passes without any server', async () => {
+    const r = await run([example('testing-with-msw')])
+    expect(r.code, r.stdout + r.stderr).toBe(0)
+    expect(r.stdout).toMatch(/ℹ pass 4\n/)
+    expect(r.stdout).toMatch(/ℹ fail 0\n/)
+  })
+
+  it('http-service: JSON, streaming, error statuses, graceful shutdown', async () => {
+    const metricsBefore = admin.metricsReceived
+    const child = start([example('http-service')], { ...withAdmin(), PORT: '0' })
+    let stdout = ''
+    let stderr = ''
+    child.stderr?.setEncoding('utf8').on('data', (d: string) => {
+      stderr += d
+    })
+    const exited = once(child, 'close')
+    try {
+      const url = await new Promise<string>((resolve, reject) => {
+        const timer = setTimeout(
+          () => reject(new Error(`no "listening on" line: ${stdout}${stderr}`)),
+          10_000,
+        )
+        child.stdout?.setEncoding('utf8').on('data', (d: string) => {
+          stdout += d
+          const m = /listening on (http:\/\/[\d.:]+)/.exec(stdout)
+          if (m?.[1]) {
+            clearTimeout(timer)
+            resolve(m[1])
+          }
+        })
+      })
+      const post = (path: string, body: string) => fetch(`${url}${path}`, { method: 'POST', body })
+
+      const ok = await post('/generate', JSON.stringify({ prompt: 'Why is the sky blue?' }))
+      expect(ok.status).toBe(200)
+      expect(ok.headers.get('x-llm-backend')).toBe('ollama')
+      expect(await ok.json()).toMatchObject({ response: 'Blue light scatters most.', backend: 'ollama' })
+
+      const streamed = await post('/generate?stream=1', JSON.stringify({ prompt: 'hi', model: 'qwen2.5' }))
+      expect(streamed.status).toBe(200)
+      expect(streamed.headers.get('content-type')).toBe('text/plain; charset=utf-8')
+      expect(streamed.headers.get('transfer-encoding')).toBe('chunked')
+      expect(await streamed.text()).toBe('Answer from MLX.')
+
+      const invalid = await post('/generate', '{}')
+      expect(invalid.status).toBe(400)
+      expect(await invalid.json()).toMatchObject({ error: { code: 'INVALID_REQUEST' } })
+
+      const notJson = await post('/generate', 'nope')
+      expect(notJson.status).toBe(400)
+      expect(await notJson.json()).toMatchObject({ error: { code: 'INVALID_JSON' } })
+
+      const down = await post('/generate', JSON.stringify({ prompt: 'hi', model: 'broken' }))
+      expect(down.status).toBe(502)
+      expect(((await down.json()) as { error: { code: string } }).error.code).toMatch(
+        /^(ALL_BACKENDS_FAILED|BACKEND_UNREACHABLE)$/,
+      )
+
+      const downStream = await post('/generate?stream=1', JSON.stringify({ prompt: 'hi', model: 'broken' }))
+      expect(downStream.status).toBe(502)
+      await downStream.arrayBuffer()
+
+      const health = await fetch(`${url}/health`)
+      expect(await health.json()).toEqual({ ok: true, config: 'admin' })
+      expect((await fetch(`${url}/nope`)).status).toBe(404)
+    } finally {
+      child.kill('SIGTERM')
+    }
+    const [code] = await exited
+    expect(code, stderr).toBe(0)
+    expect(stdout).toContain('SIGTERM: shutting down\nclosed\n')
+    // router.close() flushed the metrics of the requests that reached the router.
+    expect(admin.metricsReceived - metricsBefore).toBeGreaterThanOrEqual(4)
+  })
+})
