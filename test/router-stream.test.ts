@@ -125,6 +125,17 @@ describe('router.stream()', () => {
     expect(metrics[0]!.time_to_first_token_seconds).toBeGreaterThan(0)
   })
 
+  it('coalesces deltas that arrive while the consumer is busy into one chunk', async () => {
+    const body = OLLAMA_LINES.map((l) => `${JSON.stringify(l)}\n`).join('')
+    net.use(http.post(`${OLLAMA}/api/generate`, () => new HttpResponse(body)))
+    const router = makeRouter([rec({ model_name: 'm' })])
+    const chunks: string[] = []
+    for await (const c of router.stream({ model: 'm', prompt: 'hi' })) chunks.push(c.text)
+    expect(chunks.join('')).toBe('Hello wörld 🌍!')
+    // One packet, four deltas: the first goes to the waiting consumer, the rest arrive as one chunk.
+    expect(chunks.length).toBeLessThan(OLLAMA_LINES.length)
+  })
+
   it('streams OpenAI SSE with keepalive comments and a separate usage chunk', async () => {
     const bodies: Record<string, unknown>[] = []
     net.use(

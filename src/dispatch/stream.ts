@@ -10,8 +10,8 @@ import type { RequestControl } from './attempt.js'
 import { type DispatchCore, runRequest, type StreamHooks } from './dispatcher.js'
 import type { Candidate, Target } from './routes.js'
 
+/** Queued deltas before the socket is paused (resumed on the next pull, which drains the queue). */
 const HIGH_WATER = 64
-const LOW_WATER = 8
 
 export interface StreamRunHooks {
   /** Config snapshot for the request; called once, when the stream starts. */
@@ -26,7 +26,8 @@ interface Waiter {
 }
 
 export class StreamRun implements GenerateStream, AsyncIterator<StreamChunk>, StreamHooks {
-  private readonly queue: StreamChunk[] = []
+  /** Text deltas not yet handed to the consumer; coalesced into one chunk per `next()`. */
+  private readonly queue: string[] = []
   private waiter: Waiter | null = null
   private ended = false
   private failure: unknown = null
@@ -36,7 +37,8 @@ export class StreamRun implements GenerateStream, AsyncIterator<StreamChunk>, St
   private lastAt: number | null = null
   private model = ''
   private backend: BackendKind = 'ollama'
-  private readonly abortController = new AbortController()
+  /** An abort requested before the request's control existed. */
+  private pendingAbort: RouterError | null = null
   private paused = false
   control: RequestControl | null = null
 
@@ -55,7 +57,12 @@ export class StreamRun implements GenerateStream, AsyncIterator<StreamChunk>, St
   }
 
   abort(reason?: unknown): void {
-    this.abortController.abort(reason ?? new Error('stream aborted'))
+    const error =
+      reason instanceof RouterError && reason.code === ErrorCode.ABORTED
+        ? reason
+        : new RouterError(ErrorCode.ABORTED, 'The stream was aborted with stream.abort()', { cause: reason })
+    if (this.control !== null) this.control.stop(error)
+    else this.pendingAbort ??= error
   }
 
   // StreamHooks ---------------------------------------------------------------------------------
@@ -68,14 +75,15 @@ export class StreamRun implements GenerateStream, AsyncIterator<StreamChunk>, St
     if (this.firstAt === null) this.firstAt = now
     this.lastAt = now
     this.deliveredChars += text.length
-    const chunk: StreamChunk = { text, model: this.model, backend: this.backend }
     const waiter = this.waiter
     if (waiter !== null) {
       this.waiter = null
-      waiter.resolve({ value: chunk, done: false })
+      waiter.resolve({ value: { text, model: this.model, backend: this.backend }, done: false })
       return
     }
-    this.queue.push(chunk)
+    // The consumer is busy: queue, and let the next pull take everything at once. A body that
+    // arrives in one packet then costs one chunk, not one chunk (and promise) per token.
+    this.queue.push(text)
     if (!this.paused && this.queue.length >= HIGH_WATER) {
       this.paused = true
       this.control?.current?.pause()
@@ -97,13 +105,15 @@ export class StreamRun implements GenerateStream, AsyncIterator<StreamChunk>, St
 
   // Iterator ------------------------------------------------------------------------------------
   next(): Promise<IteratorResult<StreamChunk>> {
-    const chunk = this.queue.shift()
-    if (chunk !== undefined) {
-      if (this.paused && this.queue.length <= LOW_WATER) {
+    const queued = this.queue.length
+    if (queued > 0) {
+      const text = queued === 1 ? this.queue[0]! : this.queue.join('')
+      this.queue.length = 0
+      if (this.paused) {
         this.paused = false
         this.control?.current?.resume()
       }
-      return Promise.resolve({ value: chunk, done: false })
+      return Promise.resolve({ value: { text, model: this.model, backend: this.backend }, done: false })
     }
     if (this.failure !== null) return Promise.reject(this.failure)
     if (this.ended) return Promise.resolve({ value: undefined, done: true })
@@ -125,10 +135,6 @@ export class StreamRun implements GenerateStream, AsyncIterator<StreamChunk>, St
 
   private start(): Promise<GenerateResult> {
     if (this.resultPromise !== null) return this.resultPromise
-    const signal = this.req.signal
-      ? AbortSignal.any([this.req.signal, this.abortController.signal])
-      : this.abortController.signal
-    const req: GenerateRequest = { ...this.req, signal }
     const t0 = performance.now()
     let snapshot: ConfigSnapshot | Promise<ConfigSnapshot>
     try {
@@ -138,13 +144,14 @@ export class StreamRun implements GenerateStream, AsyncIterator<StreamChunk>, St
     }
     const p = runRequest(
       this.core,
-      req,
+      this.req,
       snapshot,
       this,
       t0,
       () => this.lastAt,
       (c) => {
         this.control = c
+        if (this.pendingAbort !== null) c.stop(this.pendingAbort)
       },
     )
     this.resultPromise = p.then(
