@@ -502,9 +502,12 @@ const MAX_TOKENS = 96
 await step(1, 'A request routed by the admin records', async () => {
   const route = await router.resolve(userAdminUrl ? undefined : M.ollama)
   const info = router.config()
-  note(
-    `config: ${info.records.length} records from the admin (origin ${info.origin}, etag ${info.etag ?? '-'})`,
-  )
+  if (info.origin !== 'admin') {
+    const failed = events.findLast((e) => e.name === 'config:failed')?.payload.error.message
+    throw new Error(`no records from the admin: ${failed ?? 'it served an empty list'}`)
+  }
+  const n = info.records.length
+  note(`config: ${n} record${n === 1 ? '' : 's'} from the admin ${dim(`(etag ${info.etag ?? '-'})`)}`)
   const target = route.targets[0]
   check(target !== undefined, `no backend for ${route.model}`)
   note(`${route.model} resolves to ${target.backend} @ ${host(target.endpoint)}`)

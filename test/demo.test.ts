@@ -94,6 +94,15 @@ describe.concurrent('npm run demo', () => {
     }
   })
 
+  it('exits 1 with a ✗ line when a step fails (unreachable admin)', async () => {
+    const r = await run([DEMO, '--admin-url', 'http://127.0.0.1:1'], {}, 40_000)
+    expect(r.code).toBe(1)
+    expect(r.stdout).toContain(
+      '✗ no records from the admin: Could not reach the admin API at http://127.0.0.1:1',
+    )
+    expect(r.stdout).toMatch(/✗ \d steps? failed\n$/)
+  })
+
   it('prints help, and rejects unknown flags with exit code 2', async () => {
     const help = await run([DEMO, '--help'])
     expect(help.code).toBe(0)
