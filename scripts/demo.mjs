@@ -661,7 +661,10 @@ await step(6, 'Metric batches arriving at the admin', async () => {
       latency_seconds: Number(last.latency_seconds.toFixed(3)),
       tokens: last.tokens,
       tokens_per_second: Number(last.tokens_per_second.toFixed(1)),
-      time_to_first_token_seconds: last.time_to_first_token_seconds?.toFixed(3) ?? null,
+      time_to_first_token_seconds:
+        last.time_to_first_token_seconds === null
+          ? null
+          : Number(last.time_to_first_token_seconds.toFixed(3)),
       outcome: last.outcome,
       fallback: last.fallback,
       config_origin: last.config_origin,
