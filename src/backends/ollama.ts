@@ -28,6 +28,7 @@ import {
   preview,
   streamError,
 } from './common.js'
+import { ollamaDelta } from './fast-frame.js'
 import { LineDecoder } from './lines.js'
 import type { BackendAdapter, BackendOutput, StreamDecoder, WireRequest } from './types.js'
 
@@ -124,6 +125,14 @@ class OllamaStreamDecoder extends LineDecoder {
 
   protected onLine(line: string, onText: OnText): void {
     if (line.length === 0) return
+    const fast = ollamaDelta(line)
+    if (fast !== undefined) {
+      if (fast.length > 0) {
+        this.text += fast
+        onText(fast)
+      }
+      return
+    }
     let parsed: unknown
     try {
       parsed = JSON.parse(line)

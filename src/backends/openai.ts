@@ -37,6 +37,7 @@ import {
   preview,
   streamError,
 } from './common.js'
+import { completionDelta } from './fast-frame.js'
 import { LineDecoder } from './lines.js'
 import type { BackendAdapter, BackendOutput, StreamDecoder, WireRequest } from './types.js'
 
@@ -166,6 +167,16 @@ class SseStreamDecoder extends LineDecoder {
       }
       this.finished = true
       return
+    }
+    if (event === '') {
+      const fast = completionDelta(data)
+      if (fast !== undefined) {
+        if (fast.length > 0) {
+          this.text += fast
+          onText(fast)
+        }
+        return
+      }
     }
     let parsed: unknown
     try {
