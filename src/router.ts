@@ -104,6 +104,9 @@ export interface RouterInternals {
 
 export function createLLMRouter(options?: RouterOptions, internals: RouterInternals = {}): LLMRouter {
   const opts: ResolvedOptions = resolveOptions(options)
+  // Validation copies `env`; read the caller's own object so credentials resolve at request time
+  // (a rotated value in options.env is used by the next request, as with process.env).
+  if (options?.env !== undefined) opts.env = options.env
   const clock = internals.clock ?? systemClock
   const emitter = new EventEmitter()
   const agent = createAgent({
@@ -249,6 +252,8 @@ export function createLLMRouter(options?: RouterOptions, internals: RouterIntern
       let tracked: Promise<unknown> | null = null
       return new StreamRun(core, request, {
         snapshot: () => {
+          // A stream made before close() but first read after it: the agent is gone, say so.
+          if (closed) throw closedError()
           requestStart(request, true)
           return config.get(request.model)
         },

@@ -87,17 +87,56 @@ export interface AttemptContext {
   now: () => number
 }
 
-function requestHeaders(target: Target, env: Env): Record<string, string> {
+/** Headers of one request, and the credential value in them (to keep it out of error messages). */
+function requestHeaders(target: Target, env: Env): { headers: Record<string, string>; secret?: string } {
   const auth = target.auth
-  if (auth === undefined) return target.headers
+  if (auth === undefined) return { headers: target.headers }
   if ('bearer_env' in auth) {
     const value = readEnv(env, auth.bearer_env)
     if (value === undefined) throw missingCredential(target, auth.bearer_env)
-    return { ...target.headers, authorization: `Bearer ${value}` }
+    return { headers: { ...target.headers, authorization: `Bearer ${value}` }, secret: value }
   }
   const value = readEnv(env, auth.value_env)
   if (value === undefined) throw missingCredential(target, auth.value_env)
-  return { ...target.headers, [auth.header.toLowerCase()]: value }
+  return { headers: { ...target.headers, [auth.header.toLowerCase()]: value }, secret: value }
+}
+
+const REDACTED = '[redacted]'
+
+function mentions(value: unknown, secret: string): boolean {
+  if (value === undefined || value === null) return false
+  if (typeof value === 'string') return value.includes(secret)
+  if (value instanceof Error) {
+    return (
+      value.message.includes(secret) || (value.stack ?? '').includes(secret) || mentions(value.cause, secret)
+    )
+  }
+  try {
+    return (JSON.stringify(value) ?? '').includes(secret)
+  } catch {
+    return true
+  }
+}
+
+/**
+ * Backends and proxies may echo the credential they were sent (a 401 body, an error line in a
+ * stream). Their text reaches error messages, so the value is replaced there, and a cause that
+ * carries it is dropped.
+ */
+function redact(error: RouterError, secret: string | undefined): RouterError {
+  if (secret === undefined || secret === '') return error
+  const inMessage = error.message.includes(secret)
+  const inCause = mentions(error.cause, secret)
+  if (!inMessage && !inCause) return error
+  return new RouterError(error.code, error.message.replaceAll(secret, REDACTED), {
+    ...(inCause || error.cause === undefined ? {} : { cause: error.cause }),
+    ...(error.status === undefined ? {} : { status: error.status }),
+    ...(error.backend === undefined ? {} : { backend: error.backend }),
+    ...(error.endpoint === undefined ? {} : { endpoint: error.endpoint }),
+    ...(error.model === undefined ? {} : { model: error.model }),
+    ...(error.delivered === undefined ? {} : { delivered: error.delivered }),
+    ...(error.retryAfterMs === undefined ? {} : { retryAfterMs: error.retryAfterMs }),
+  })
 }
 
 function missingCredential(target: Target, variable: string): RouterError {
@@ -128,6 +167,7 @@ class Attempt implements ResponseHandler {
     private readonly onText: ((text: string) => void) | null,
     private readonly resolve: (out: BackendOutput) => void,
     private readonly reject: (error: RouterError) => void,
+    private readonly secret: string | undefined,
   ) {}
 
   onStart(status: number, headers: Record<string, string | string[] | undefined>): void {
@@ -170,11 +210,14 @@ class Attempt implements ResponseHandler {
     const body = Buffer.concat(this.chunks).toString()
     const retryAfter = parseRetryAfter(this.headers?.['retry-after'], this.ctx.now())
     this.reject(
-      statusError(
-        status,
-        this.target.adapter.errorMessage(status, body),
-        { backend: this.target.kind, endpoint: this.target.endpoint, model: this.model },
-        retryAfter,
+      redact(
+        statusError(
+          status,
+          this.target.adapter.errorMessage(status, body),
+          { backend: this.target.kind, endpoint: this.target.endpoint, model: this.model },
+          retryAfter,
+        ),
+        this.secret,
       ),
     )
   }
@@ -206,8 +249,12 @@ class Attempt implements ResponseHandler {
     )
   }
 
-  /** Adds where-it-happened to errors raised by the pure adapters. */
+  /** Adds where-it-happened to errors raised by the pure adapters (whose text comes from the backend). */
   private annotate(error: unknown): RouterError {
+    return redact(this.locate(error), this.secret)
+  }
+
+  private locate(error: unknown): RouterError {
     if (!isRouterError(error)) {
       return new RouterError(
         ErrorCode.MALFORMED_RESPONSE,
@@ -248,14 +295,15 @@ export function sendAttempt(
       reject(control.stopped)
       return
     }
-    let headers: Record<string, string>
+    let prepared: ReturnType<typeof requestHeaders>
     try {
-      headers = requestHeaders(target, ctx.env)
+      prepared = requestHeaders(target, ctx.env)
     } catch (error) {
       reject(error as RouterError)
       return
     }
-    const attempt = new Attempt(ctx, target, model, control, decoder, onText, resolve, reject)
+    const { headers, secret } = prepared
+    const attempt = new Attempt(ctx, target, model, control, decoder, onText, resolve, reject, secret)
     const exchange = startExchange(
       ctx.dispatcher,
       { origin: target.origin, path: target.path, method: 'POST', headers, body },
