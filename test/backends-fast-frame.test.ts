@@ -1,19 +1,15 @@
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
-import { completionDelta, ollamaDelta } from '../src/backends/fast-frame.js'
+import { FrameShape } from '../src/backends/fast-frame.js'
 
-const ollamaLine = (response: string, extra: Record<string, unknown> = {}) =>
-  JSON.stringify({
-    model: 'llama3.2:latest',
-    created_at: '2025-10-26T17:15:24.097767Z',
-    response,
-    ...extra,
-    done: false,
-  })
+const ollamaLine = (
+  response: string,
+  ts = '2025-10-26T17:15:24.097767Z',
+  extra: Record<string, unknown> = {},
+) => JSON.stringify({ model: 'llama3.2:latest', created_at: ts, response, ...extra, done: false })
 const mlxChunk = (text: string, finish: string | null = null) =>
   JSON.stringify({
     id: 'cmpl-1',
-    system_fingerprint: 'fp',
     object: 'text_completion',
     model: 'default_model',
     created: 1,
@@ -23,61 +19,85 @@ const llamaChunk = (text: string) =>
   JSON.stringify({
     choices: [{ text, index: 0, logprobs: null, finish_reason: null }],
     created: 1,
-    model: 'gpt-3.5-turbo',
-    system_fingerprint: 'b1',
     object: 'text_completion',
     id: 'chatcmpl-1',
   })
 
-describe('fast frame extraction', () => {
-  it('extracts simple deltas without parsing', () => {
-    expect(ollamaDelta(ollamaLine(' world 🌍'))).toBe(' world 🌍')
-    expect(ollamaDelta(ollamaLine(''))).toBe('')
-    expect(completionDelta(mlxChunk(' there'))).toBe(' there')
-    expect(completionDelta(llamaChunk('héllo'))).toBe('héllo')
+/** What a decoder does: fast path when the shape matches, else parse and learn. */
+function run(
+  shape: FrameShape,
+  frame: string,
+  field: (o: Record<string, unknown>) => string,
+): { text: string; fast: boolean } {
+  const fast = shape.match(frame)
+  if (fast !== undefined) return { text: fast, fast: true }
+  const text = field(JSON.parse(frame))
+  shape.learn(frame, text)
+  return { text, fast: false }
+}
+const ollamaText = (o: Record<string, unknown>) => o.response as string
+const choiceText = (o: Record<string, unknown>) => (o.choices as { text: string }[])[0]!.text
+
+describe('FrameShape', () => {
+  it('learns a plain delta frame and then reads same-shaped frames without parsing', () => {
+    const shape = new FrameShape('"response":"', 'created_at')
+    expect(run(shape, ollamaLine('Hel'), ollamaText)).toEqual({ text: 'Hel', fast: false })
+    expect(run(shape, ollamaLine('lo 🌍', '2025-10-26T17:15:24.2Z'), ollamaText)).toEqual({
+      text: 'lo 🌍',
+      fast: true,
+    })
+    const sse = new FrameShape('"text":"')
+    expect(run(sse, mlxChunk('a'), choiceText).fast).toBe(false)
+    expect(run(sse, mlxChunk(' b'), choiceText)).toEqual({ text: ' b', fast: true })
   })
 
-  it('declines frames that need a full parse', () => {
-    expect(ollamaDelta(ollamaLine('say \\"hi\\"'))).toBeUndefined() // escapes
-    expect(ollamaDelta(ollamaLine('a"b'))).toBeUndefined()
-    expect(ollamaDelta(JSON.stringify({ model: 'm', response: 'x', done: true }))).toBeUndefined()
-    expect(ollamaDelta(JSON.stringify({ error: 'boom', done: false }))).toBeUndefined()
+  it('declines frames that differ in shape or contain escapes', () => {
+    const shape = new FrameShape('"response":"', 'created_at')
+    run(shape, ollamaLine('x'), ollamaText)
+    expect(shape.match(ollamaLine('say "hi"'))).toBeUndefined()
+    expect(shape.match(ollamaLine('back\\slash'))).toBeUndefined()
     expect(
-      ollamaDelta(JSON.stringify({ model: 'm', options: { response: 'x' }, response: 'y', done: false })),
+      shape.match(JSON.stringify({ model: 'llama3.2:latest', created_at: 't', response: 'x', done: true })),
     ).toBeUndefined()
-    expect(completionDelta(mlxChunk('', 'stop'))).toBeUndefined()
-    expect(completionDelta(JSON.stringify({ choices: [], usage: { prompt_tokens: 1 } }))).toBeUndefined()
-    expect(
-      completionDelta(
-        JSON.stringify({ choices: [{ text: 'x', finish_reason: null }], usage: { completion_tokens: 1 } }),
-      ),
-    ).toBeUndefined()
-    expect(completionDelta(JSON.stringify({ error: { message: 'x' } }))).toBeUndefined()
-    expect(completionDelta(mlxChunk('code { x }'))).toBeUndefined() // braces in text: parse instead
+    expect(shape.match(JSON.stringify({ error: 'boom' }))).toBeUndefined()
+    expect(shape.match(ollamaLine('x', 't', { thinking: 'hmm' }))).toBeUndefined()
+    const sse = new FrameShape('"text":"')
+    run(sse, mlxChunk('a'), choiceText)
+    expect(sse.match(mlxChunk('', 'stop'))).toBeUndefined()
+    expect(sse.match(JSON.stringify({ choices: [], usage: { prompt_tokens: 1 } }))).toBeUndefined()
   })
 
-  it('never disagrees with JSON.parse (property)', () => {
+  it('never disagrees with JSON.parse over any sequence of frames (property)', () => {
+    const frame = fc.oneof(
+      fc.record({
+        kind: fc.constant('ollama' as const),
+        text: fc.string({ unit: 'grapheme' }),
+        ts: fc.string(),
+      }),
+      fc.record({
+        kind: fc.constant('mlx' as const),
+        text: fc.string({ unit: 'grapheme' }),
+        ts: fc.constant(''),
+      }),
+      fc.record({
+        kind: fc.constant('llama' as const),
+        text: fc.string({ unit: 'grapheme' }),
+        ts: fc.constant(''),
+      }),
+    )
     fc.assert(
-      fc.property(fc.string({ unit: 'grapheme' }), fc.string(), (text, model) => {
-        const line = JSON.stringify({ model, created_at: 't', response: text, done: false })
-        const fast = ollamaDelta(line)
-        if (fast !== undefined) expect(fast).toBe(text)
-        for (const chunk of [mlxChunk(text), llamaChunk(text)]) {
-          const d = completionDelta(chunk)
-          if (d !== undefined) expect(d).toBe(text)
+      fc.property(fc.array(frame, { maxLength: 30 }), (frames) => {
+        const ollama = new FrameShape('"response":"', 'created_at')
+        const sse = new FrameShape('"text":"')
+        for (const f of frames) {
+          if (f.kind === 'ollama') expect(run(ollama, ollamaLine(f.text, f.ts), ollamaText).text).toBe(f.text)
+          else
+            expect(run(sse, f.kind === 'mlx' ? mlxChunk(f.text) : llamaChunk(f.text), choiceText).text).toBe(
+              f.text,
+            )
         }
       }),
-      { numRuns: 2000 },
-    )
-  })
-
-  it('takes the fast path for ordinary text', () => {
-    fc.assert(
-      fc.property(fc.stringMatching(/^[a-zA-Z0-9 .,!?'éü🌍-]{0,40}$/u), (text) => {
-        expect(ollamaDelta(ollamaLine(text))).toBe(text)
-        expect(completionDelta(mlxChunk(text))).toBe(text)
-      }),
-      { numRuns: 300 },
+      { numRuns: 1000 },
     )
   })
 })

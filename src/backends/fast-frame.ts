@@ -1,55 +1,74 @@
 /**
- * Fast path for the frames that make up almost all of a stream: one small JSON object carrying a
- * text delta. Pulling the delta out with a few `indexOf` scans costs a fraction of `JSON.parse`, and
- * parsing dominates a stream's client CPU. Every check here only decides whether the fast path may be
- * used; whenever a frame is not provably simple (an escape in the value, a nested object, an `error`
- * or `usage` key, a final frame), the caller parses it normally.
- *
- * Why a match is a real key: inside a JSON string every `"` is escaped, so the sequence `,"key":"` or
- * `{"key":"` (a quote not preceded by a backslash) cannot occur inside a string value.
+ * Fast path for the frames that make up almost all of a stream: a small JSON object carrying one text
+ * delta, identical from frame to frame except for that text (and, for Ollama, a timestamp). After a
+ * frame has been fully parsed and found to be a plain delta frame, its shape is learned: the exact
+ * bytes before the text value and after it. A later frame with exactly that prefix and suffix, and a
+ * value with no `"` or `\`, has the same JSON structure by construction (the value cannot close its
+ * string early), so its text is the raw slice: no `JSON.parse`, which dominates a stream's client CPU.
+ * Anything else (escapes, another shape, the final frame, errors, usage) falls back to a full parse.
  */
 
+const QUOTE = '"'
 const BACKSLASH = '\\'
 
-/** The raw value of `"key":"..."` at `marker` (`"key":"`), or undefined when it is not simple. */
-function simpleValue(frame: string, marker: string): string | undefined {
-  const at = frame.indexOf(marker)
-  if (at <= 0) return undefined
-  const before = frame.charCodeAt(at - 1)
-  if (before !== 0x2c && before !== 0x7b) return undefined // ',' or '{'
-  const start = at + marker.length
-  const end = frame.indexOf('"', start)
-  if (end === -1) return undefined
-  const value = frame.slice(start, end)
-  return value.includes(BACKSLASH) ? undefined : value
-}
+export class FrameShape {
+  /** Exact frame prefix up to the varying field's value, or up to the text value. */
+  private head = ''
+  /** With a varying field: from the closing quote of that field's value up to the text value. */
+  private mid: string | null = null
+  /** Exact frame suffix after the text value (starts with its closing quote). */
+  private tail = ''
+  private ready = false
 
-function braces(frame: string): number {
-  let n = 0
-  for (let i = frame.indexOf('{'); i !== -1; i = frame.indexOf('{', i + 1)) n++
-  return n
-}
+  /**
+   * @param marker the text field as it appears before its value, e.g. `"response":"`
+   * @param varyingKey a string field whose value changes per frame (Ollama's `created_at`), skipped when matching
+   */
+  constructor(
+    private readonly marker: string,
+    private readonly varyingKey: string | null = null,
+  ) {}
 
-const OLLAMA_TAIL = ',"done":false}'
+  /** The text of a frame shaped like the learned one, or undefined when it needs a full parse. */
+  match(frame: string): string | undefined {
+    if (!this.ready || !frame.startsWith(this.head)) return undefined
+    let start = this.head.length
+    if (this.mid !== null) {
+      const q = frame.indexOf(QUOTE, start)
+      if (q === -1 || !frame.startsWith(this.mid, q)) return undefined
+      start = q + this.mid.length
+    }
+    const end = frame.length - this.tail.length
+    if (end < start || !frame.endsWith(this.tail)) return undefined
+    // One forward scan covers the skipped field and the value: an escape anywhere means a full parse.
+    if (frame.indexOf(BACKSLASH, this.head.length) !== -1) return undefined
+    const value = frame.slice(start, end)
+    return value.includes(QUOTE) ? undefined : value
+  }
 
-/**
- * The `response` delta of an intermediate Ollama NDJSON line (`{...,"response":"...","done":false}`),
- * or undefined when the line needs a full parse. `"done":false}` closing the line is a top-level key.
- */
-export function ollamaDelta(line: string): string | undefined {
-  if (line.charCodeAt(0) !== 0x7b || !line.endsWith(OLLAMA_TAIL)) return undefined
-  if (braces(line) !== 1 || line.includes('"error"')) return undefined
-  return simpleValue(line, '"response":"')
-}
-
-/**
- * The `text` delta of an intermediate OpenAI-compatible completion chunk with one choice, no usage,
- * no error and `finish_reason: null`, or undefined when the chunk needs a full parse.
- */
-export function completionDelta(data: string): string | undefined {
-  if (data.charCodeAt(0) !== 0x7b || braces(data) !== 2) return undefined
-  if (!data.includes('"finish_reason":null') || data.includes('"usage"') || data.includes('"error"'))
-    return undefined
-  if (!data.includes('"choices":[{')) return undefined
-  return simpleValue(data, '"text":"')
+  /** Call after a full parse found `frame` to be a plain delta frame whose text is `value`. */
+  learn(frame: string, value: string): void {
+    this.ready = false
+    if (frame.includes(BACKSLASH)) return
+    const token = `${this.marker}${value}${QUOTE}`
+    const at = frame.indexOf(token)
+    if (at === -1 || frame.indexOf(token, at + 1) !== -1) return
+    const valueStart = at + this.marker.length
+    let head = frame.slice(0, valueStart)
+    let mid: string | null = null
+    if (this.varyingKey !== null) {
+      const key = `${QUOTE}${this.varyingKey}":"`
+      const k = head.indexOf(key)
+      if (k !== -1) {
+        const q = head.indexOf(QUOTE, k + key.length)
+        if (q === -1) return
+        mid = head.slice(q)
+        head = head.slice(0, k + key.length)
+      }
+    }
+    this.head = head
+    this.mid = mid
+    this.tail = frame.slice(valueStart + value.length)
+    this.ready = true
+  }
 }

@@ -28,7 +28,7 @@ import {
   preview,
   streamError,
 } from './common.js'
-import { ollamaDelta } from './fast-frame.js'
+import { FrameShape } from './fast-frame.js'
 import { LineDecoder } from './lines.js'
 import type { BackendAdapter, BackendOutput, StreamDecoder, WireRequest } from './types.js'
 
@@ -121,11 +121,12 @@ function decode(body: string): BackendOutput {
 
 class OllamaStreamDecoder extends LineDecoder {
   private text = ''
+  private readonly shape = new FrameShape('"response":"', 'created_at')
   private final: JsonObject | undefined = undefined
 
   protected onLine(line: string, onText: OnText): void {
     if (line.length === 0) return
-    const fast = ollamaDelta(line)
+    const fast = this.shape.match(line)
     if (fast !== undefined) {
       if (fast.length > 0) {
         this.text += fast
@@ -163,6 +164,7 @@ class OllamaStreamDecoder extends LineDecoder {
         this.text += delta
         onText(delta)
       }
+      if (parsed.done === false) this.shape.learn(line, delta)
     } else if (delta !== undefined) {
       throw malformed('ollama', `${LABEL} stream line has a non-string "response": ${preview(line)}`)
     }

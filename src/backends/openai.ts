@@ -37,7 +37,7 @@ import {
   preview,
   streamError,
 } from './common.js'
-import { completionDelta } from './fast-frame.js'
+import { FrameShape } from './fast-frame.js'
 import { LineDecoder } from './lines.js'
 import type { BackendAdapter, BackendOutput, StreamDecoder, WireRequest } from './types.js'
 
@@ -110,6 +110,7 @@ function decode(body: string): BackendOutput {
 
 class SseStreamDecoder extends LineDecoder {
   private text = ''
+  private readonly shape = new FrameShape('"text":"')
   /** Data of the event being read; null when no `data:` line was seen since the last dispatch. */
   private data: string | null = null
   private event = ''
@@ -169,7 +170,7 @@ class SseStreamDecoder extends LineDecoder {
       return
     }
     if (event === '') {
-      const fast = completionDelta(data)
+      const fast = this.shape.match(data)
       if (fast !== undefined) {
         if (fast.length > 0) {
           this.text += fast
@@ -216,6 +217,14 @@ class SseStreamDecoder extends LineDecoder {
         if (typeof reason === 'string' && reason.length > 0) {
           this.doneReason = reason
           this.sawFinish = true
+        } else if (
+          typeof delta === 'string' &&
+          event === '' &&
+          choices.length === 1 &&
+          parsed.usage === undefined &&
+          (reason === null || reason === undefined)
+        ) {
+          this.shape.learn(data, delta)
         }
       }
     }
