@@ -163,6 +163,13 @@ export interface ResolvedOptions {
   closeTimeoutMs: number
 }
 
+/** Appends a path to a base URL's path, keeping the base's query string (e.g. `?token=...`) after it. */
+function joinPath(base: string, path: string): string {
+  const u = new URL(base)
+  u.pathname = `${u.pathname.replace(/\/$/, '')}${path}`
+  return u.toString()
+}
+
 function stripTrailingSlash(url: string): string {
   return url.endsWith('/') ? url.slice(0, -1) : url
 }
@@ -182,7 +189,9 @@ export function resolveOptions(input: unknown): ResolvedOptions {
     )
   }
   const o = parsed.data
-  const env: Env = o.env ?? process.env
+  // The caller's own object, not zod's copy: credentials are read at request time, so a value rotated
+  // in options.env is used by the next request (as with process.env).
+  const env: Env = (input as { env?: Env } | undefined)?.env ?? process.env
 
   let adminUrl: string | null = o.adminUrl ?? null
   if (adminUrl === null) {
@@ -220,7 +229,8 @@ export function resolveOptions(input: unknown): ResolvedOptions {
   else if (o.metrics !== undefined && 'write' in o.metrics) metrics = o.metrics as MetricsSink
   else {
     const m = (o.metrics ?? {}) as z.output<typeof httpSinkSchema>
-    const url = m.url ?? (adminUrl === null ? null : `${adminUrl}${m.path ?? '/api/llm-backends/metrics'}`)
+    const url =
+      m.url ?? (adminUrl === null ? null : joinPath(adminUrl, m.path ?? '/api/llm-backends/metrics'))
     if (url !== null) {
       metrics = {
         url,

@@ -104,9 +104,6 @@ export interface RouterInternals {
 
 export function createLLMRouter(options?: RouterOptions, internals: RouterInternals = {}): LLMRouter {
   const opts: ResolvedOptions = resolveOptions(options)
-  // Validation copies `env`; read the caller's own object so credentials resolve at request time
-  // (a rotated value in options.env is used by the next request, as with process.env).
-  if (options?.env !== undefined) opts.env = options.env
   const clock = internals.clock ?? systemClock
   const emitter = new EventEmitter()
   const agent = createAgent({
