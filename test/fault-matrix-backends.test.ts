@@ -417,7 +417,8 @@ describe('the leak check itself', () => {
     const settled = pending.catch((e: unknown) => e)
     const report = await leaks.report(30)
     expect(report.clockTimers).toBeGreaterThan(0)
-    expect(report.timeouts).toBeGreaterThan(0)
+    // (The process-wide Timeout count is not asserted here: other timers expiring during the wait
+    // can offset it, which made this self-test flaky under load; the two views below are exact.)
     expect(report.srcTimers.length).toBeGreaterThan(0)
     expect(report.serverConnections).toEqual([1])
     ac.abort()
