@@ -34,6 +34,9 @@ export class RequestControl {
   ) {
     this.signal = signal
     this.timer = clock.setTimeout(this.onTimeout, timeoutMs)
+    // A request in flight keeps the process alive, like any pending fetch: the clock unrefs its
+    // timers (right for background work), and under msw there is no real socket to hold the loop.
+    ;(this.timer as { ref?: () => void } | null)?.ref?.()
     if (signal) signal.addEventListener('abort', this.onAbort, { once: true })
   }
 
@@ -70,6 +73,8 @@ export class RequestControl {
         this.sleepReject = null
         resolve()
       }, ms)
+      // Likewise while waiting out a backoff: no socket is open, this timer is what holds the process.
+      ;(this.sleepTimer as { ref?: () => void } | null)?.ref?.()
     })
   }
 
