@@ -101,3 +101,30 @@ describe('FrameShape', () => {
     )
   })
 })
+
+describe('withoutContext', () => {
+  it('drops the context array before parsing, and nothing else', async () => {
+    const { withoutContext } = await import('../src/backends/ollama.js')
+    const final = { model: 'm', response: '!', done: true, context: [1, 2, 3], eval_count: 4 }
+    expect(JSON.parse(withoutContext(JSON.stringify(final)))).toEqual({
+      model: 'm',
+      response: '!',
+      done: true,
+      eval_count: 4,
+    })
+    const first = { context: [7, 8], response: 'x', done: true }
+    expect(JSON.parse(withoutContext(JSON.stringify(first)))).toEqual({ response: 'x', done: true })
+    const inText = { response: 'the "context":[1] key', done: true }
+    expect(JSON.parse(withoutContext(JSON.stringify(inText)))).toEqual(inText)
+    const notInts = '{"done":true,"context":["a"]}'
+    expect(withoutContext(notInts)).toBe(notInts)
+    fc.assert(
+      fc.property(fc.string(), fc.array(fc.integer()), (response, context) => {
+        const o = { model: 'm', response, done: true, context, eval_count: 1 }
+        const { context: _dropped, ...rest } = o
+        expect(JSON.parse(withoutContext(JSON.stringify(o)))).toEqual(rest)
+      }),
+      { numRuns: 500 },
+    )
+  })
+})

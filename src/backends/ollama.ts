@@ -103,7 +103,7 @@ function finalOutput(object: JsonObject, text: string): BackendOutput {
 }
 
 function decode(body: string): BackendOutput {
-  const parsed = parseBody('ollama', LABEL, body)
+  const parsed = parseBody('ollama', LABEL, withoutContext(body))
   if (!isObject(parsed)) {
     throw malformed('ollama', `${LABEL} answered 2xx with JSON that is not an object: ${preview(body)}`)
   }
@@ -117,6 +117,27 @@ function decode(body: string): BackendOutput {
     )
   }
   return finalOutput(parsed, text)
+}
+
+const CONTEXT_KEY = '"context":['
+const INT_LIST = /^[\d\s,-]*$/
+
+/**
+ * Ollama's final object carries `context`, a deprecated array of every token id of the conversation
+ * (thousands of integers on long prompts), which the router never reads. Cutting it out before
+ * `JSON.parse` saves most of the parse. Only a top-level-looking `"context":[ints]` is removed (an
+ * unescaped quote cannot occur inside a string value); anything else is left for the parser.
+ */
+export function withoutContext(json: string): string {
+  const at = json.indexOf(CONTEXT_KEY)
+  if (at <= 0) return json
+  const open = at + CONTEXT_KEY.length
+  const close = json.indexOf(']', open)
+  if (close === -1 || !INT_LIST.test(json.slice(open, close))) return json
+  const before = json.charCodeAt(at - 1)
+  if (before === 0x2c) return json.slice(0, at - 1) + json.slice(close + 1) // `,"context":[...]`
+  if (before === 0x7b && json.charCodeAt(close + 1) === 0x2c) return json.slice(0, at) + json.slice(close + 2) // `{"context":[...],`
+  return json
 }
 
 class OllamaStreamDecoder extends LineDecoder {
@@ -136,7 +157,7 @@ class OllamaStreamDecoder extends LineDecoder {
     }
     let parsed: unknown
     try {
-      parsed = JSON.parse(line)
+      parsed = JSON.parse(withoutContext(line))
     } catch (cause) {
       if (line.trim().length === 0) return
       if (this.atEnd) throw this.cutOff(cause)
