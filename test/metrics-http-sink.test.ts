@@ -6,6 +6,7 @@ import { afterAll, afterEach, describe, expect, it, vi } from 'vitest'
 import { ErrorCode, type RouterError } from '../src/errors.js'
 import type { Clock } from '../src/internal/clock.js'
 import { createHttpSink, type HttpSinkOptions, parseRetryAfter } from '../src/metrics/http-sink.js'
+import { makeMetricRecord } from '../src/testing/core/metrics.js'
 import type { MetricRecord } from '../src/types.js'
 import { setupMockNetwork } from './helpers/msw.js'
 
@@ -53,30 +54,18 @@ class ManualClock implements Clock {
   }
 }
 
+/** The kit's fixture, with the fields these tests assert on pinned. */
 function rec(i: number): MetricRecord {
-  return {
+  return makeMetricRecord({
     timestamp: 1_700_000_000 + i / 1000,
     model: 'llama3',
-    backend: 'ollama',
     endpoint: 'http://ollama.test:11434',
     latency_seconds: 0.5,
     tokens: 10,
     tokens_per_second: 20,
     prompt_tokens: 5,
     request_id: `r${i}`,
-    session_id: null,
-    user_id: null,
-    zone: null,
-    intent: null,
-    outcome: 'success',
-    error_code: null,
-    attempts: 1,
-    fallback: false,
-    streamed: false,
-    time_to_first_token_seconds: null,
-    load_seconds: null,
-    config_origin: 'admin',
-  }
+  })
 }
 
 const ids = (records: readonly unknown[]): string[] =>

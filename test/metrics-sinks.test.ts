@@ -17,13 +17,14 @@ import {
   createStatsCollector,
   fanoutSinks,
 } from '../src/metrics/index.js'
+import { makeMetricRecord } from '../src/testing/core/metrics.js'
 import type { MetricRecord, MetricsSink } from '../src/types.js'
 
+/** The kit's fixture, with the fields these tests assert on pinned. */
 function rec(over: Partial<MetricRecord> = {}): MetricRecord {
-  return {
+  return makeMetricRecord({
     timestamp: 1_700_000_000,
     model: 'llama3',
-    backend: 'ollama',
     endpoint: 'http://ollama.test:11434',
     latency_seconds: 0.5,
     tokens: 10,
@@ -32,18 +33,8 @@ function rec(over: Partial<MetricRecord> = {}): MetricRecord {
     request_id: 'req-1',
     session_id: 'sess-1',
     user_id: 'user-1',
-    zone: null,
-    intent: null,
-    outcome: 'success',
-    error_code: null,
-    attempts: 1,
-    fallback: false,
-    streamed: false,
-    time_to_first_token_seconds: null,
-    load_seconds: null,
-    config_origin: 'admin',
     ...over,
-  }
+  })
 }
 
 describe('callback sink', () => {

@@ -5,29 +5,12 @@
  * @module
  */
 import { HttpResponse } from 'msw'
+import { delay } from '../core/delay.js'
 import type { Action, Frame, IncomingRequest } from '../core/reply.js'
 import type { ServiceCore } from '../core/service.js'
 
 const NULL_BODY = new Set([101, 204, 205, 304])
 const encoder = new TextEncoder()
-
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve, reject) => {
-    if (signal.aborted) {
-      reject(signal.reason)
-      return
-    }
-    const onAbort = () => {
-      clearTimeout(t)
-      reject(signal.reason)
-    }
-    const t = setTimeout(() => {
-      signal.removeEventListener('abort', onAbort)
-      resolve()
-    }, ms)
-    signal.addEventListener('abort', onAbort, { once: true })
-  })
-}
 
 /** Resolves when the signal aborts; never otherwise (a hung server). */
 function untilAborted(signal: AbortSignal): Promise<void> {
@@ -60,7 +43,7 @@ export async function toResponse(action: Action, signal: AbortSignal): Promise<R
     await untilAborted(signal)
     return HttpResponse.error()
   }
-  if (action.delayMs > 0) await sleep(action.delayMs, signal)
+  if (action.delayMs > 0) await delay(action.delayMs, signal)
   const init = { status: action.status, headers: action.headers }
   if (NULL_BODY.has(action.status)) return new HttpResponse(null, init)
   const frames = action.frames
@@ -86,7 +69,7 @@ export async function toResponse(action: Action, signal: AbortSignal): Promise<R
       if (next.done === true) {
         if (ending === 'end') controller.close()
         else if (ending === 'reset') {
-          await sleep(15, signal)
+          await delay(15, signal)
           controller.error(Object.assign(new Error('socket reset by the stand-in'), { code: 'ECONNRESET' }))
         } else {
           await untilAborted(signal)
@@ -94,7 +77,7 @@ export async function toResponse(action: Action, signal: AbortSignal): Promise<R
         }
         return
       }
-      if (next.value.delayMs > 0) await sleep(next.value.delayMs, signal)
+      if (next.value.delayMs > 0) await delay(next.value.delayMs, signal)
       controller.enqueue(bytes(next.value.data))
     },
   })

@@ -5,6 +5,7 @@
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import type { Socket } from 'node:net'
+import { delay } from '../core/delay.js'
 import type { Action, IncomingRequest, Reply } from '../core/reply.js'
 import type { ServiceCore } from '../core/service.js'
 import type { FaultSpec, FaultSwitch, FaultType, RecordedRequest, ServerOptions } from '../types.js'
@@ -32,24 +33,6 @@ export interface StandInServer extends FaultSwitch, AsyncDisposable {
   stop(): Promise<void>
   /** Forgets recorded requests (and metrics on the admin server) and clears the fault. */
   reset(): void
-}
-
-function delay(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve, reject) => {
-    if (signal.aborted) {
-      reject(signal.reason)
-      return
-    }
-    const onAbort = () => {
-      clearTimeout(t)
-      reject(signal.reason)
-    }
-    const t = setTimeout(() => {
-      signal.removeEventListener('abort', onAbort)
-      resolve()
-    }, ms)
-    signal.addEventListener('abort', onAbort, { once: true })
-  })
 }
 
 function drain(res: ServerResponse, signal: AbortSignal): Promise<void> {
