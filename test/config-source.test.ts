@@ -721,3 +721,37 @@ describe('secrets and lifecycle', () => {
     expect(snap.origin).toBe('default')
   })
 })
+
+describe('admin Retry-After', () => {
+  it('waits at least as long as a 429/503 Retry-After asks (capped at retryMaxMs) before the next refresh', async () => {
+    let mode: 'ok' | '429' | '503-date' = 'ok'
+    const calls = serveList(() => {
+      if (mode === '429')
+        return HttpResponse.json({ error: 'slow down' }, { status: 429, headers: { 'retry-after': '20' } })
+      if (mode === '503-date')
+        return HttpResponse.json(
+          { error: 'maintenance' },
+          { status: 503, headers: { 'retry-after': new Date(Date.now() + 3_600_000).toUTCString() } },
+        )
+      return HttpResponse.json([rec('m')])
+    })
+    const { source, clock, waitFor } = setup({ admin: { retryBaseMs: 1_000, retryMaxMs: 30_000 } })
+    clock.randomValue = 0.5
+    await load(source)
+    clock.advance(TTL + 1)
+    mode = '429'
+    source.get()
+    const failed = await waitFor('config:failed', 1)
+    expect(failed[0]).toMatchObject({ nextRetryMs: 20_000 })
+    expect(failed[0]?.error.retryAfterMs).toBe(20_000)
+    clock.advance(19_999)
+    await settle()
+    expect(calls).toHaveLength(2)
+    mode = '503-date'
+    clock.advance(1)
+    const again = await waitFor('config:failed', 2)
+    // An hour away: capped at retryMaxMs.
+    expect(again[1]).toMatchObject({ nextRetryMs: 30_000 })
+    expect(calls).toHaveLength(3)
+  })
+})

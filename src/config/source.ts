@@ -14,6 +14,7 @@
  */
 import { LRUCache } from 'lru-cache'
 import { type Dispatcher, request } from 'undici'
+import { parseRetryAfter } from '../dispatch/classify.js'
 import { ErrorCode, isRouterError, RouterError } from '../errors.js'
 import type { BackendRecord, RouterEvents } from '../types.js'
 import type { ConfigSnapshot, ConfigSource, ConfigSourceDeps } from './contract.js'
@@ -404,12 +405,15 @@ class AdminConfigSource implements ConfigSource {
             : status === 404
               ? 'Check the admin URL and admin.listPath.'
               : 'The last good config (or env records) stays in use; retrying with backoff.'
+        // A busy or rate-limiting admin says when to come back: the next refresh waits at least that long.
+        const retryAfterMs =
+          status === 429 || status === 503
+            ? parseRetryAfter(res.headers['retry-after'], this.#deps.clock.now())
+            : undefined
         throw new RouterError(
           ErrorCode.CONFIG_FETCH_FAILED,
           `Admin API at ${where} answered ${status}. ${hint}`,
-          {
-            status,
-          },
+          retryAfterMs === undefined ? { status } : { status, retryAfterMs },
         )
       }
       const text = await this.#readBody(res, where, controller)
@@ -623,7 +627,8 @@ class AdminConfigSource implements ConfigSource {
 
   #applyFailure(key: string, error: RouterError): void {
     this.#consecutiveFailures++
-    const delay = this.#backoffDelay(this.#consecutiveFailures)
+    const asked = Math.min(error.retryAfterMs ?? 0, this.#deps.admin.retryMaxMs)
+    const delay = Math.max(this.#backoffDelay(this.#consecutiveFailures), asked)
     this.#nextRetryAt = this.#deps.clock.now() + delay
     const entry = this.#cache.peek(key, { allowStale: true })
     if (entry !== undefined) entry.failed = true
