@@ -7,6 +7,8 @@ export default defineConfig({
     hookTimeout: 20_000,
     pool: 'forks',
     // CI also writes a JSON report, from which .ci/run prints its closing "N passed, N failed" line.
-    reporters: process.env.CI ? ['default', ['json', { outputFile: '.ci-results/vitest.json' }]] : ['default'],
+    reporters: process.env.CI
+      ? ['default', ['json', { outputFile: '.ci-results/vitest.json' }]]
+      : ['default'],
   },
 })

@@ -3,5 +3,7 @@ import { readFileSync } from 'node:fs'
 
 const report = JSON.parse(readFileSync(new URL('../.ci-results/vitest.json', import.meta.url), 'utf8'))
 const skipped = report.numPendingTests + report.numTodoTests
-console.log(`${report.numPassedTests} passed, ${report.numFailedTests} failed${skipped ? `, ${skipped} skipped` : ''}`)
+console.log(
+  `${report.numPassedTests} passed, ${report.numFailedTests} failed${skipped ? `, ${skipped} skipped` : ''}`,
+)
 if (report.numFailedTests > 0 || report.numPassedTests === 0) process.exit(1)

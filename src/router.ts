@@ -8,9 +8,9 @@ import type { ConfigSnapshot } from './config/contract.js'
 import { createConfigSource } from './config/source.js'
 import type { AttemptContext } from './dispatch/attempt.js'
 import { CircuitRegistry } from './dispatch/circuit.js'
-import { type DispatchCore, runRequest } from './dispatch/dispatcher.js'
+import { type DispatchCore, primaryCandidates, runRequest } from './dispatch/dispatcher.js'
 import { validateRequest } from './dispatch/request.js'
-import { compileRoutes, defaultCandidates, type RouteTable } from './dispatch/routes.js'
+import { compileRoutes, type RouteTable } from './dispatch/routes.js'
 import { StreamRun } from './dispatch/stream.js'
 import { ErrorCode, isRouterError, RouterError } from './errors.js'
 import { type Clock, systemClock } from './internal/clock.js'
@@ -294,26 +294,7 @@ export function createLLMRouter(options?: RouterOptions, internals: RouterIntern
     async resolve(model?: string): Promise<ResolvedRoute> {
       if (closed) throw closedError()
       const snapshot = await config.get(model)
-      const t = routes(snapshot)
-      let list =
-        model === undefined
-          ? t.ordered[0]
-            ? t.byModel.get(t.ordered[0].model)!
-            : undefined
-          : t.byModel.get(model)
-      const usesDefault = list === undefined
-      if (list === undefined) {
-        if (opts.strictModels && model !== undefined) {
-          throw new RouterError(
-            ErrorCode.MODEL_NOT_CONFIGURED,
-            `No enabled backend record for model "${model}" (strictModels is on)`,
-            {
-              model,
-            },
-          )
-        }
-        list = defaultCandidates(t, model ?? 'default', opts.env, circuits)
-      }
+      const { list, usesDefault } = primaryCandidates(core, routes(snapshot), model)
       return {
         model: list[0]?.model ?? model ?? 'default',
         usesDefault,

@@ -47,25 +47,34 @@ export interface RunOutcome {
   result: GenerateResult
 }
 
+/**
+ * The candidates a model resolves to before any fallback models: its own records by priority; no model
+ * means the highest-priority record; a model without records goes to the default backend unless
+ * `strictModels`. Shared by requests and `router.resolve()`.
+ */
+export function primaryCandidates(
+  core: Pick<DispatchCore, 'options' | 'env' | 'circuits'>,
+  table: RouteTable,
+  model: string | undefined,
+): { list: Candidate[]; usesDefault: boolean } {
+  const own =
+    model === undefined
+      ? table.ordered[0] && table.byModel.get(table.ordered[0].model)
+      : table.byModel.get(model)
+  if (own) return { list: own, usesDefault: false }
+  if (model !== undefined && core.options.strictModels) {
+    throw new RouterError(
+      ErrorCode.MODEL_NOT_CONFIGURED,
+      `No enabled backend record for model "${model}" (strictModels is on); add a record in the admin API or request a configured model`,
+      { model },
+    )
+  }
+  return { list: defaultCandidates(table, model ?? 'default', core.env, core.circuits), usesDefault: true }
+}
+
 function resolveCandidates(core: DispatchCore, snapshot: ConfigSnapshot, req: GenerateRequest): Candidate[] {
   const table = core.routes(snapshot)
-  let primary: Candidate[]
-  if (req.model === undefined) {
-    const first = table.ordered[0]
-    primary = first
-      ? table.byModel.get(first.model)!
-      : defaultCandidates(table, 'default', core.env, core.circuits)
-  } else {
-    const own = table.byModel.get(req.model)
-    if (own) primary = own
-    else if (core.options.strictModels) {
-      throw new RouterError(
-        ErrorCode.MODEL_NOT_CONFIGURED,
-        `No enabled backend record for model "${req.model}" (strictModels is on); add a record in the admin API or request a configured model`,
-        { model: req.model },
-      )
-    } else primary = defaultCandidates(table, req.model, core.env, core.circuits)
-  }
+  const primary = primaryCandidates(core, table, req.model).list
   const fb = req.fallbackModels
   if (fb === undefined) return primary
   const chain = primary.slice()
