@@ -11,19 +11,12 @@
 // (`taskset`, when available). The bench imports the built package (dist/index.js) like a user would, and
 // builds it first when dist/ is missing or older than the sources. Results: .bench/results.json.
 import { spawn, spawnSync } from 'node:child_process'
-import {
-  copyFileSync,
-  existsSync,
-  mkdirSync,
-  readdirSync,
-  readFileSync,
-  statSync,
-  writeFileSync,
-} from 'node:fs'
+import { copyFileSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs'
 import os from 'node:os'
 import { join, resolve } from 'node:path'
 import { pathToFileURL } from 'node:url'
 import { gzipSync } from 'node:zlib'
+import { buildDist, distIsFresh } from './lib/build.mjs'
 
 const root = resolve(import.meta.dirname, '..')
 const args = process.argv.slice(2)
@@ -38,30 +31,10 @@ const log = (...a) => process.stderr.write(`${a.join(' ')}\n`)
 
 // --- build ----------------------------------------------------------------------------------
 
-function newestMtime(dir) {
-  let newest = 0
-  for (const entry of readdirSync(dir, { withFileTypes: true })) {
-    const p = join(dir, entry.name)
-    newest = Math.max(newest, entry.isDirectory() ? newestMtime(p) : statSync(p).mtimeMs)
-  }
-  return newest
-}
-
 function ensureBuilt() {
-  const inputs = Math.max(
-    newestMtime(join(root, 'src')),
-    ...['package.json', 'tsup.config.ts', 'tsconfig.json'].map((f) => statSync(join(root, f)).mtimeMs),
-  )
-  if (existsSync(distFile) && statSync(distFile).mtimeMs >= inputs) return
+  if (distIsFresh()) return
   log('dist/ is missing or older than src/: building with tsup')
-  const npx = process.platform === 'win32' ? 'npx.cmd' : 'npx'
-  let r = spawnSync(npx, ['tsup'], { cwd: root, stdio: ['ignore', 2, 2] })
-  if (r.status !== 0) {
-    // Another entry (e.g. ./testing) may be mid-edit; the bench only needs the main entry.
-    log('full build failed; building the main entry only')
-    r = spawnSync(npx, ['tsup', '--entry.index', 'src/index.ts'], { cwd: root, stdio: ['ignore', 2, 2] })
-  }
-  if (r.status !== 0 || !existsSync(distFile)) {
+  if (!buildDist().ok) {
     log('build failed: fix `npx tsup` first')
     process.exit(1)
   }

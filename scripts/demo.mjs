@@ -13,12 +13,8 @@
 //
 // It imports the built package by its own name, as a user would; dist/ is built first when it is
 // missing or older than the sources.
-import { spawnSync } from 'node:child_process'
-import { existsSync, readdirSync, statSync } from 'node:fs'
-import { join, resolve } from 'node:path'
 import { parseArgs } from 'node:util'
-
-const root = resolve(import.meta.dirname, '..')
+import { buildDist, distIsFresh } from './lib/build.mjs'
 
 const HELP = `Usage: npm run demo [-- options]
 
@@ -147,29 +143,12 @@ function streamPrinter(width = 88) {
 
 // --- build ----------------------------------------------------------------------------------
 
-function newestMtime(path) {
-  const st = statSync(path)
-  if (!st.isDirectory()) return st.mtimeMs
-  let newest = 0
-  for (const entry of readdirSync(path)) newest = Math.max(newest, newestMtime(join(path, entry)))
-  return newest
-}
-
 function ensureBuilt() {
-  const outputs = ['dist/index.js', 'dist/testing.js'].map((f) => join(root, f))
-  const inputs = Math.max(
-    newestMtime(join(root, 'src')),
-    ...['package.json', 'tsup.config.ts', 'tsconfig.json']
-      .map((f) => join(root, f))
-      .filter(existsSync)
-      .map((f) => statSync(f).mtimeMs),
-  )
-  if (outputs.every((f) => existsSync(f) && statSync(f).mtimeMs >= inputs)) return
+  if (distIsFresh()) return
   const t0 = performance.now()
   process.stdout.write(dim('building dist/ (missing or older than src/) … '))
-  const npx = process.platform === 'win32' ? 'npx.cmd' : 'npx'
-  const r = spawnSync(npx, ['tsup'], { cwd: root, encoding: 'utf8', shell: process.platform === 'win32' })
-  if (r.status !== 0 || !outputs.every(existsSync)) {
+  const r = buildDist('pipe')
+  if (!r.ok) {
     out(FAIL)
     process.stderr.write(`${r.stdout ?? ''}${r.stderr ?? ''}${r.error ? String(r.error) : ''}\n`)
     process.stderr.write('The build failed: run `npx tsup` to see why.\n')

@@ -20,9 +20,9 @@
 // missing or older than src/. Needs global.gc: re-runs itself with --expose-gc when started without.
 // Exit code 0 when every check passes, 1 otherwise.
 import { spawnSync } from 'node:child_process'
-import { existsSync, readdirSync, statSync } from 'node:fs'
 import { join, resolve } from 'node:path'
 import { pathToFileURL } from 'node:url'
+import { buildDist, distIsFresh } from './lib/build.mjs'
 
 const root = resolve(import.meta.dirname, '..')
 const args = process.argv.slice(2)
@@ -75,27 +75,11 @@ const HEAP_BOUND_MB = 8
 
 // --- build ----------------------------------------------------------------------------------
 
-function newestMtime(dir) {
-  let newest = 0
-  for (const entry of readdirSync(dir, { withFileTypes: true })) {
-    const p = join(dir, entry.name)
-    newest = Math.max(newest, entry.isDirectory() ? newestMtime(p) : statSync(p).mtimeMs)
-  }
-  return newest
-}
-
 function ensureBuilt() {
-  const outputs = ['dist/index.js', 'dist/testing.js'].map((f) => join(root, f))
-  const fresh =
-    outputs.every((f) => existsSync(f)) &&
-    Math.min(...outputs.map((f) => statSync(f).mtimeMs)) >= newestMtime(join(root, 'src'))
+  const fresh = distIsFresh()
   if (fresh && !flag('--build')) return
   log(fresh ? 'building dist/ (--build)' : 'dist/ is missing or older than src/: building with tsup')
-  const r = spawnSync(process.platform === 'win32' ? 'npx.cmd' : 'npx', ['tsup'], {
-    cwd: root,
-    stdio: ['ignore', 2, 2],
-  })
-  if (r.status !== 0 || !outputs.every((f) => existsSync(f))) {
+  if (!buildDist().ok) {
     log('tsup failed; cannot soak without dist/')
     process.exit(1)
   }

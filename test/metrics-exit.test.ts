@@ -3,15 +3,13 @@
  * The package is not built during tests, so the child runs an esbuild bundle of the TypeScript source.
  */
 import { spawn } from 'node:child_process'
-import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { createServer, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
-import { tmpdir } from 'node:os'
-import { join, resolve } from 'node:path'
-import { build } from 'esbuild'
+import { resolve } from 'node:path'
 import { afterAll, afterEach, beforeAll, expect, it } from 'vitest'
+import { bundleForChild, type ChildBundle } from './helpers/child-bundle.js'
 
-let dir = ''
+let childBundle: ChildBundle | undefined
 let bundle = ''
 
 const entry = (sinkPath: string) => `
@@ -38,26 +36,12 @@ if (process.env.CALL_CLOSE === '1') {
 `
 
 beforeAll(async () => {
-  dir = await mkdtemp(join(tmpdir(), 'metrics-exit-'))
-  await writeFile(join(dir, 'entry.mjs'), entry(resolve('src/metrics/http-sink.ts')))
-  bundle = join(dir, 'child.mjs')
-  await build({
-    entryPoints: [join(dir, 'entry.mjs')],
-    bundle: true,
-    platform: 'node',
-    format: 'esm',
-    target: 'node22',
-    outfile: bundle,
-    logLevel: 'silent',
-    // undici's CommonJS inside an ESM bundle needs a real require.
-    banner: {
-      js: "import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);",
-    },
-  })
+  childBundle = await bundleForChild('metrics-exit-', entry(resolve('src/metrics/http-sink.ts')))
+  bundle = childBundle.file
 })
 
 afterAll(async () => {
-  if (dir !== '') await rm(dir, { recursive: true, force: true })
+  await childBundle?.remove()
 })
 
 const servers: Server[] = []

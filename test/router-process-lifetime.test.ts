@@ -5,23 +5,20 @@
  * exits early with "unsettled top-level await" (exit code 13).
  */
 import { spawn } from 'node:child_process'
-import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { createServer, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
-import { tmpdir } from 'node:os'
-import { join, resolve } from 'node:path'
-import { build } from 'esbuild'
+import { resolve } from 'node:path'
 import { afterAll, beforeAll, expect, it } from 'vitest'
+import { bundleForChild, type ChildBundle } from './helpers/child-bundle.js'
 
-let dir = ''
+let childBundle: ChildBundle | undefined
 let bundle = ''
 let server: Server
 let hits = 0
 
 beforeAll(async () => {
-  dir = await mkdtemp(join(tmpdir(), 'router-lifetime-'))
-  await writeFile(
-    join(dir, 'entry.mjs'),
+  childBundle = await bundleForChild(
+    'router-lifetime-',
     `import { createLLMRouter } from ${JSON.stringify(resolve('src/index.ts'))}
 const router = createLLMRouter({
   env: { LLM_ROUTER_BACKENDS: JSON.stringify([{ model_name: 'm', backend_type: 'ollama', endpoint_url: process.env.URL }]) },
@@ -33,19 +30,7 @@ process.stdout.write(JSON.stringify({ response: r.response, attempts: r.attempts
 await router.close()
 `,
   )
-  bundle = join(dir, 'child.mjs')
-  await build({
-    entryPoints: [join(dir, 'entry.mjs')],
-    bundle: true,
-    platform: 'node',
-    format: 'esm',
-    target: 'node22',
-    outfile: bundle,
-    logLevel: 'silent',
-    banner: {
-      js: "import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);",
-    },
-  })
+  bundle = childBundle.file
   server = createServer((req, res) => {
     req.resume()
     req.on('end', () => {
@@ -65,7 +50,7 @@ await router.close()
 afterAll(async () => {
   server?.closeAllConnections()
   await new Promise((r) => server?.close(r))
-  if (dir !== '') await rm(dir, { recursive: true, force: true })
+  await childBundle?.remove()
 })
 
 it('a script awaiting a request in retry backoff waits for it instead of exiting', async () => {
