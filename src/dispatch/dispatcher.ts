@@ -43,10 +43,6 @@ export interface StreamHooks {
   firstTextAt(): number | null
 }
 
-export interface RunOutcome {
-  result: GenerateResult
-}
-
 /**
  * The candidates a model resolves to before any fallback models: its own records by priority; no model
  * means the highest-priority record; a model without records goes to the default backend unless
@@ -168,7 +164,6 @@ function allFailed(
 
 export interface MetricContext {
   timestampSec: number
-  t0: number
   streamed: boolean
   origin: ConfigSnapshot['origin']
 }
@@ -241,7 +236,7 @@ export async function runRequest(
 ): Promise<GenerateResult> {
   const timestampSec = core.clock.now() / 1000
   const snapshot = snapshotOrPromise instanceof Promise ? await snapshotOrPromise : snapshotOrPromise
-  const mctx: MetricContext = { timestampSec, t0, streamed: stream !== null, origin: snapshot.origin }
+  const mctx: MetricContext = { timestampSec, streamed: stream !== null, origin: snapshot.origin }
   const attempts: AttemptInfo[] = []
   let fallback = false
   let control: RequestControl | null = null
