@@ -10,7 +10,7 @@
 import assert from 'node:assert/strict'
 import { after, afterEach, before, test } from 'node:test'
 import { createLLMRouter, isRouterError, type LLMRouter } from 'llm-backend-router'
-import { adminHandlers, createMockNetwork, mlxHandlers, ollamaHandlers } from 'llm-backend-router/testing'
+import { adminHandlers, createMockNetwork, mlxHandlers, ollamaHandlers } from 'llm-backend-router/testing/msw'
 
 // --- the code under test: a service function built on the router ---------------------------
 

@@ -1,17 +1,19 @@
 import { request } from 'undici'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import {
-  adminHandlers,
-  createMockNetwork,
   makeMetricRecord,
-  mlxHandlers,
   OLLAMA_BUSY_MESSAGE,
-  ollamaHandlers,
-  openAIHandlers,
   parseNdjson,
   parseSse,
   startOllamaServer,
 } from '../src/testing/index.js'
+import {
+  adminHandlers,
+  createMockNetwork,
+  mlxHandlers,
+  ollamaHandlers,
+  openAIHandlers,
+} from '../src/testing/msw/index.js'
 
 const OLLAMA = 'http://ollama.test:11434'
 const MLX = 'http://mlx.test:8080'

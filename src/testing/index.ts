@@ -1,9 +1,9 @@
 /**
  * `llm-backend-router/testing`: protocol-faithful stand-ins for an Ollama server, an OpenAI-compatible
- * server (mlx_lm.server or llama.cpp) and the admin API, as in-process node:http servers and as msw
- * handlers, with fault switches and request recording.
+ * server (mlx_lm.server or llama.cpp) and the admin API, as in-process node:http servers with fault
+ * switches and request recording, and the wire helpers.
  *
- * msw is an optional peer dependency of the package; this entry imports it, the main entry does not.
+ * Needs no msw: the same stand-ins as msw handlers are in `llm-backend-router/testing/msw`.
  *
  * @example
  * import { startOllamaServer, startAdminServer } from 'llm-backend-router/testing'
@@ -24,18 +24,6 @@ export type { OpenAIFlavor, OpenAIOptions } from './core/openai.js'
 export { countTokens, defaultResponse, tokenize } from './core/text.js'
 export type { SseEvent } from './core/wire.js'
 export { ndjsonLine, parseNdjson, parseSse, SSE_DONE, sseComment, sseData, sseField } from './core/wire.js'
-export type {
-  AdminMockExtras,
-  AdminMockOptions,
-  MockBaseOptions,
-  MockControls,
-  MockHandlers,
-  OllamaMockOptions,
-  OpenAIMockOptions,
-} from './msw/handlers.js'
-export { adminHandlers, mlxHandlers, ollamaHandlers, openAIHandlers } from './msw/handlers.js'
-export type { MockNetwork } from './msw/network.js'
-export { createMockNetwork } from './msw/network.js'
 export type { AdminServerOptions } from './servers/admin.js'
 export { AdminServer, startAdminServer } from './servers/admin.js'
 export type { StandInServer } from './servers/http-server.js'

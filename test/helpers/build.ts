@@ -9,7 +9,13 @@ import { existsSync, mkdirSync, readdirSync, rmSync, statSync } from 'node:fs'
 import { join, resolve } from 'node:path'
 
 export const root = resolve(import.meta.dirname, '../..')
-const OUTPUTS = ['dist/index.js', 'dist/testing.js', 'dist/index.d.ts', 'dist/testing.d.ts']
+const OUTPUTS = [
+  'dist/index.js',
+  'dist/testing.js',
+  'dist/testing-msw.js',
+  'dist/index.d.ts',
+  'dist/testing.d.ts',
+]
 const INPUTS = ['package.json', 'tsup.config.ts', 'tsconfig.json']
 const LOCK = join(root, 'node_modules/.cache/llm-backend-router-build.lock')
 /** A lock older than this belongs to a build that died. */
