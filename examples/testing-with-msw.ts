@@ -1,6 +1,6 @@
 /**
- * Testing your own service with msw: the testing kit's handlers stand in for the admin API, Ollama and
- * an MLX server, on fake hostnames, so tests never need a model server (or any network at all).
+ * Testing your own service with msw: the testing kit's handlers (`llm-backend-router/testing/msw`)
+ * stand in for the admin API, Ollama and an MLX server, on fake hostnames, so tests never need a model server (or any network at all).
  * Faults (down, 503, 429, slow, cut-stream, ...) are one call away.
  *
  * Needs msw (and @mswjs/interceptors) as dev dependencies of your project.

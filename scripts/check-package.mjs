@@ -6,9 +6,10 @@
 import { execFileSync, spawnSync } from 'node:child_process'
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
-import { delimiter, join, resolve } from 'node:path'
+import { join, resolve } from 'node:path'
 import { gzipSync } from 'node:zlib'
 import { build } from 'esbuild'
+import { findOldNode } from './lib/old-node.mjs'
 
 const root = resolve(import.meta.dirname, '..')
 const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8'))
@@ -146,7 +147,7 @@ try {
     /^MODULE_NOT_FOUND Cannot find module 'msw'/,
   )
 
-  const oldNode = findOldNode()
+  const oldNode = findOldNode(pkg.engines.node.replace(/^>=/, ''))
   if (oldNode === null) {
     console.log(`\n(no Node older than ${pkg.engines.node} on this machine: version-error check skipped)`)
   } else {
@@ -218,21 +219,3 @@ try {
   rmSync(scratch, { recursive: true, force: true })
 }
 console.log('\npackage checks passed')
-
-/** A `node` older than package.json `engines` on this machine (e.g. the system Node 20), or null. */
-function findOldNode() {
-  const floor = pkg.engines.node.replace(/^>=/, '').split('.').map(Number)
-  const older = (v) => {
-    const [a, b, c] = v.replace(/^v/, '').split('.').map(Number)
-    return a !== floor[0] ? a < floor[0] : b !== floor[1] ? b < floor[1] : c < floor[2]
-  }
-  const dirs = (process.env.PATH ?? '')
-    .split(delimiter)
-    .filter((d) => d !== '' && !d.includes('node_modules'))
-  for (const bin of new Set([...dirs.map((d) => join(d, 'node')), '/usr/local/bin/node', '/usr/bin/node'])) {
-    if (!existsSync(bin)) continue
-    const r = spawnSync(bin, ['-p', 'process.versions.node'], { encoding: 'utf8', timeout: 10_000 })
-    if (r.status === 0 && older(r.stdout.trim())) return bin
-  }
-  return null
-}

@@ -4,9 +4,10 @@
  * Node 20 throws `Cannot read properties of undefined (reading 'bind')`).
  */
 import { spawnSync } from 'node:child_process'
-import { existsSync, readFileSync } from 'node:fs'
-import { delimiter, join } from 'node:path'
+import { readFileSync } from 'node:fs'
+import { join } from 'node:path'
 import { beforeAll, describe, expect, it } from 'vitest'
+import { findOldNode } from '../scripts/lib/old-node.mjs'
 import { assertSupportedNode, isSupportedNode, MIN_NODE_VERSION } from '../src/node-version.js'
 import { ensureBuilt, root } from './helpers/build.js'
 
@@ -43,20 +44,7 @@ describe('isSupportedNode / assertSupportedNode', () => {
   })
 })
 
-/** A `node` on this machine older than the supported floor (the system Node 20), outside node_modules. */
-function findOldNode(): string | null {
-  const dirs = (process.env.PATH ?? '')
-    .split(delimiter)
-    .filter((d) => d !== '' && !d.includes('node_modules'))
-  for (const bin of new Set([...dirs.map((d) => join(d, 'node')), '/usr/local/bin/node', '/usr/bin/node'])) {
-    if (!existsSync(bin)) continue
-    const r = spawnSync(bin, ['-p', 'process.versions.node'], { encoding: 'utf8', timeout: 10_000 })
-    if (r.status === 0 && !isSupportedNode(r.stdout.trim())) return bin
-  }
-  return null
-}
-
-const oldNode = findOldNode()
+const oldNode = findOldNode(MIN_NODE_VERSION)
 
 // Machines without an old Node (a developer on Node 24 only) skip this; the CI machine has Node 20.
 describe.skipIf(oldNode === null)(`the built entries on ${oldNode ?? 'an old Node'}`, () => {

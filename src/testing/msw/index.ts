@@ -4,7 +4,7 @@
  * network that sees undici requests.
  *
  * Needs the optional peer dependencies `msw` (^3) and `@mswjs/interceptors`; without them importing
- * this entry fails with Node's "Cannot find package 'msw'". `llm-backend-router/testing` does not
+ * this entry fails with Node's own not-found error naming msw. `llm-backend-router/testing` does not
  * need them.
  *
  * @example
