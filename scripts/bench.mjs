@@ -11,7 +11,7 @@
 // (`taskset`, when available). The bench imports the built package (dist/index.js) like a user would, and
 // builds it first when dist/ is missing or older than the sources. Results: .bench/results.json.
 import { spawn, spawnSync } from 'node:child_process'
-import { copyFileSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { cpSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import os from 'node:os'
 import { join, resolve } from 'node:path'
 import { pathToFileURL } from 'node:url'
@@ -24,7 +24,6 @@ const smoke = args.includes('--smoke')
 const runsArg = args.indexOf('--runs')
 const profileArg = args.indexOf('--profile')
 const RUNS = smoke ? 1 : runsArg !== -1 ? Math.max(1, Number(args[runsArg + 1]) || 3) : 3
-const distFile = join(root, 'dist/index.js')
 const SIZE_BUDGET = 15 * 1024
 
 const log = (...a) => process.stderr.write(`${a.join(' ')}\n`)
@@ -253,10 +252,11 @@ function table(headers, rows) {
 ensureBuilt()
 // Measure a private copy: another `tsup` run (clean: true) must not pull dist/ away mid-bench. From .bench/pkg/
 // the package's own imports (undici, zod, ...) still resolve to the project's node_modules.
+// All of dist/: the entry imports its implementation from dist/lib/.
 const pkgDir = join(root, '.bench/pkg')
-mkdirSync(pkgDir, { recursive: true })
+rmSync(pkgDir, { recursive: true, force: true })
+cpSync(join(root, 'dist'), pkgDir, { recursive: true })
 const benchEntry = join(pkgDir, 'index.js')
-copyFileSync(distFile, benchEntry)
 const dist = pathToFileURL(benchEntry).href
 const { child: server, ports } = await startServer()
 const stopServer = () => {
