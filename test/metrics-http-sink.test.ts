@@ -5,7 +5,7 @@ import { Agent } from 'undici'
 import { afterAll, afterEach, describe, expect, it, vi } from 'vitest'
 import { ErrorCode, type RouterError } from '../src/errors.js'
 import type { Clock } from '../src/internal/clock.js'
-import { createHttpSink, type HttpSinkOptions, parseRetryAfter } from '../src/metrics/http-sink.js'
+import { createHttpSink, type HttpSinkOptions } from '../src/metrics/http-sink.js'
 import { makeMetricRecord } from '../src/testing/core/metrics.js'
 import type { MetricRecord } from '../src/types.js'
 import { setupMockNetwork } from './helpers/msw.js'
@@ -80,13 +80,13 @@ async function advanceWhenPending(clock: ManualClock, ms: number): Promise<void>
 }
 
 function sinkWith(clock: ManualClock, extra: Partial<HttpSinkOptions> = {}) {
-  const failures: { error: RouterError; records: readonly MetricRecord[] }[] = []
+  const failures: { error: RouterError; records: readonly MetricRecord[]; requeued: boolean }[] = []
   const drops: [number, number][] = []
   const sink = createHttpSink({
     url: URL_,
     clock,
     dispatcher: agent,
-    onFlushFailed: (error, records) => failures.push({ error, records }),
+    onFlushFailed: (error, records, requeued) => failures.push({ error, records, requeued }),
     onDropped: (n, total) => drops.push([n, total]),
     ...extra,
   })
@@ -164,6 +164,8 @@ describe('batching', () => {
         dropped: 0,
         failedPosts: 0,
         posts: 3,
+        // auto mode: the first answer (2xx to an array) taught the sink that this admin takes batches.
+        mode: 'batch',
       }),
     )
     // The interval timer is cleared once the queue is empty.
@@ -229,38 +231,46 @@ describe('batching', () => {
 })
 
 describe('failures never reach the caller', () => {
-  it('retries 5xx with jittered exponential backoff, then drops the batch and reports it without secrets', async () => {
-    const admin = adminEndpoint(() => HttpResponse.json({ error: 'db down' }, { status: 500 }))
+  it('retries 5xx with jittered exponential backoff, then keeps the batch queued for the next pass, without secrets', async () => {
+    const admin = adminEndpoint((_b, n) =>
+      n <= 4 ? HttpResponse.json({ error: 'db down' }, { status: 500 }) : new Response(null, { status: 204 }),
+    )
     const clock = new ManualClock()
     const { sink, failures, drops } = sinkWith(clock, {
       batchSize: 5,
       headers: { authorization: 'Bearer sekrit-token' },
     })
     for (const i of range(0, 5)) sink.write(rec(i))
-    // random() = 0.5 -> 75 % of 500, 1000, 2000 ms.
-    for (const delay of [375, 750, 1500]) await advanceWhenPending(clock, delay)
+    // random() = 0.5 -> 87.5 % of 500, 1000, 2000 ms (the tree's one backoff, dispatch/backoff.ts).
+    for (const delay of [438, 875, 1750]) await advanceWhenPending(clock, delay)
     await vi.waitFor(() => expect(failures).toHaveLength(1))
     expect(admin.posts).toBe(4)
     expect(admin.headers[0]?.get('authorization')).toBe('Bearer sekrit-token')
-    const { error, records } = failures[0]!
+    const { error, records, requeued } = failures[0]!
     expect(error.code).toBe(ErrorCode.BACKEND_ERROR)
     expect(error.status).toBe(500)
     expect(error.message).toContain('HTTP 500')
     expect(ids(records)).toEqual(['r0', 'r1', 'r2', 'r3', 'r4'])
+    expect(requeued).toBe(true)
     const everything = `${error.message} ${JSON.stringify(error)} ${String(error.cause)}`
     expect(everything).not.toContain('sekrit')
-    await vi.waitFor(() => expect(drops).toEqual([[5, 5]]))
-    expect(sink.stats()).toMatchObject({ sent: 0, dropped: 5, failedPosts: 1, queued: 0, inFlight: 0 })
+    // Nothing is dropped: the batch waits in the queue for the interval, then goes out again.
+    await vi.waitFor(() => expect(sink.stats()).toMatchObject({ queued: 5, inFlight: 0, dropped: 0 }))
+    await advanceWhenPending(clock, 5000)
+    await vi.waitFor(() => expect(ids(admin.records)).toEqual(['r0', 'r1', 'r2', 'r3', 'r4']))
+    expect(drops).toEqual([])
+    expect(sink.stats()).toMatchObject({ sent: 5, dropped: 0, failedPosts: 1, queued: 0, posts: 1 })
   })
 
   it('does not retry other 4xx', async () => {
     const admin = adminEndpoint(() => HttpResponse.json({ detail: 'bad' }, { status: 400 }))
     const clock = new ManualClock()
-    const { sink, failures } = sinkWith(clock)
+    const { sink, failures } = sinkWith(clock, { mode: 'batch' })
     sink.write(rec(1))
     await sink.flush()
     expect(admin.posts).toBe(1)
-    expect(failures.map((f) => f.error.code)).toEqual([ErrorCode.BAD_REQUEST])
+    expect(failures.map((f) => [f.error.code, f.requeued])).toEqual([[ErrorCode.BAD_REQUEST, false]])
+    expect(sink.stats()).toMatchObject({ dropped: 1, queued: 0 })
     expect(clock.pending()).toEqual([])
   })
 
@@ -284,15 +294,6 @@ describe('failures never reach the caller', () => {
     expect(failures).toEqual([])
   })
 
-  it('parses Retry-After as seconds or HTTP date', () => {
-    const now = Date.parse('2026-01-01T00:00:00Z')
-    expect(parseRetryAfter('3', now)).toBe(3000)
-    expect(parseRetryAfter(['1.5'], now)).toBe(1500)
-    expect(parseRetryAfter('Thu, 01 Jan 2026 00:00:10 GMT', now)).toBe(10_000)
-    expect(parseRetryAfter('soon', now)).toBeUndefined()
-    expect(parseRetryAfter(undefined, now)).toBeUndefined()
-  })
-
   it('retries a refused connection, then reports BACKEND_UNREACHABLE', async () => {
     const server = createServer()
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r))
@@ -302,10 +303,11 @@ describe('failures never reach the caller', () => {
     const { sink, failures } = sinkWith(clock, { url: `http://127.0.0.1:${port}/m`, maxRetries: 1 })
     sink.write(rec(1))
     void sink.flush()
-    await advanceWhenPending(clock, 375)
+    await advanceWhenPending(clock, 438)
     await vi.waitFor(() => expect(failures).toHaveLength(1))
     expect(failures[0]?.error.code).toBe(ErrorCode.BACKEND_UNREACHABLE)
-    expect(sink.stats()).toMatchObject({ dropped: 1, failedPosts: 1 })
+    expect(failures[0]?.requeued).toBe(true)
+    expect(sink.stats()).toMatchObject({ dropped: 0, queued: 1, failedPosts: 1 })
   })
 
   it('times out a POST that gets no answer and retries it', async () => {
@@ -316,7 +318,7 @@ describe('failures never reach the caller', () => {
     void sink.flush()
     await vi.waitFor(() => expect(hang.seen).toHaveLength(1))
     await advanceWhenPending(clock, 2000)
-    await advanceWhenPending(clock, 375)
+    await advanceWhenPending(clock, 438)
     await vi.waitFor(() => expect(hang.seen).toHaveLength(2))
     await advanceWhenPending(clock, 2000)
     await vi.waitFor(() => expect(failures).toHaveLength(1))
@@ -378,7 +380,7 @@ describe('single mode', () => {
     const clock = new ManualClock()
 
     // The same handler refuses the batch format, so this test would catch single mode sending arrays.
-    const batch = sinkWith(clock)
+    const batch = sinkWith(clock, { mode: 'batch' })
     batch.sink.write(rec(0))
     await batch.sink.flush()
     expect(batch.failures.map((f) => f.error.status)).toEqual([422])
@@ -395,7 +397,7 @@ describe('single mode', () => {
     expect(sink.stats()).toMatchObject({ sent: 20, posts: 20 })
   })
 
-  it('stops a pass once the endpoint is down instead of retrying every record', async () => {
+  it('stops a pass once the endpoint is down instead of retrying every record, and keeps them all queued', async () => {
     const admin = adminEndpoint(() => new Response(null, { status: 503 }))
     const clock = new ManualClock()
     const { sink, failures } = sinkWith(clock, { mode: 'single', concurrency: 1, maxRetries: 0 })
@@ -404,8 +406,10 @@ describe('single mode', () => {
     expect(admin.posts).toBe(1)
     expect(failures).toHaveLength(1)
     expect(failures[0]?.error.code).toBe(ErrorCode.BACKEND_BUSY)
-    expect(failures[0]?.records).toHaveLength(10)
-    expect(sink.stats()).toMatchObject({ dropped: 10, failedPosts: 1 })
+    expect(failures[0]?.requeued).toBe(true)
+    expect(sink.stats()).toMatchObject({ queued: 10, dropped: 0, failedPosts: 1 })
+    // While paused, writes that fill a batch do not start a pass of their own: the interval does.
+    expect(clock.pending()).toEqual([5000])
   })
 })
 
@@ -467,7 +471,7 @@ describe('close()', () => {
     })
     sink.write(rec(1))
     const closing = sink.close()
-    await vi.waitFor(() => expect(clock.pending()).toContain(45_000))
+    await vi.waitFor(() => expect(clock.pending()).toContain(52_500))
     clock.advance(3000)
     await closing
     expect(failures.map((f) => f.error.code)).toEqual([ErrorCode.TIMEOUT])
