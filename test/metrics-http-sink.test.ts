@@ -39,6 +39,12 @@ class ManualClock implements Clock {
   pending(): number[] {
     return [...this.timers.values()].map((t) => t.ms)
   }
+  /** ms until the next timer fires, or undefined when none is pending. */
+  nextDue(): number | undefined {
+    let at: number | undefined
+    for (const t of this.timers.values()) if (at === undefined || t.at < at) at = t.at
+    return at === undefined ? undefined : at - this.t
+  }
   advance(ms: number): void {
     const end = this.t + ms
     for (;;) {
@@ -72,6 +78,20 @@ const ids = (records: readonly unknown[]): string[] =>
   records.map((r) => (r as MetricRecord).request_id ?? '')
 const range = (from: number, to: number): number[] => Array.from({ length: to - from }, (_, i) => from + i)
 const tick = (ms = 15) => new Promise((r) => setTimeout(r, ms))
+
+/**
+ * Drives the manual clock until `done()` holds: lets I/O settle, then jumps to the next timer. Fails
+ * when nothing is pending and `done()` still does not hold.
+ */
+async function runClockUntil(clock: ManualClock, done: () => boolean, maxSteps = 200): Promise<void> {
+  for (let i = 0; i < maxSteps; i++) {
+    await tick(5)
+    if (done()) return
+    const due = clock.nextDue()
+    if (due !== undefined) clock.advance(due)
+  }
+  expect.fail('condition not reached')
+}
 
 /** Waits until the sink has asked the clock for `ms`, then advances by it. */
 async function advanceWhenPending(clock: ManualClock, ms: number): Promise<void> {
@@ -410,6 +430,118 @@ describe('single mode', () => {
     expect(sink.stats()).toMatchObject({ queued: 10, dropped: 0, failedPosts: 1 })
     // While paused, writes that fill a batch do not start a pass of their own: the interval does.
     expect(clock.pending()).toEqual([5000])
+  })
+})
+
+/** Seed 004's FastAPI endpoint: one record per body; an array gets pydantic's 422. */
+const fastApiAnswer = (body: unknown, n: number): Response =>
+  Array.isArray(body)
+    ? HttpResponse.json(
+        { detail: [{ loc: ['body'], msg: 'value is not a valid dict', type: 'type_error.dict' }] },
+        { status: 422 },
+      )
+    : HttpResponse.json({ id: n, status: 'created' })
+
+describe("auto mode (the default): learns the admin's shape from its first answer", () => {
+  it('a one-record-per-POST admin gets every record: the rejected array is resent one record per POST', async () => {
+    const admin = adminEndpoint(fastApiAnswer)
+    const { sink, failures, drops } = sinkWith(new ManualClock())
+    expect(sink.stats().mode).toBe('auto')
+    const written = range(0, 20).map(rec)
+    for (const r of written) sink.write(r)
+    await sink.flush()
+    // One array (422), then 20 single records; none lost, nothing reported as failed.
+    expect(admin.posts).toBe(21)
+    expect(Array.isArray(admin.bodies[0])).toBe(true)
+    expect(admin.bodies.slice(1).every((b) => !Array.isArray(b))).toBe(true)
+    expect(new Set(ids(admin.records))).toEqual(new Set(ids(written)))
+    expect(admin.records).toHaveLength(20)
+    expect(failures).toEqual([])
+    await tick()
+    expect(drops).toEqual([])
+    expect(sink.stats()).toMatchObject({ mode: 'single', sent: 20, dropped: 0, queued: 0, posts: 20 })
+    // Learned for good: later records go one per POST straight away.
+    for (const i of range(20, 25)) sink.write(rec(i))
+    await sink.flush()
+    expect(admin.posts).toBe(26)
+    expect(admin.records).toHaveLength(25)
+  })
+
+  it('an admin that takes the first array keeps getting batches; a later 422 drops that batch only', async () => {
+    const admin = adminEndpoint((body, n) =>
+      n === 2
+        ? HttpResponse.json({ detail: 'bad row' }, { status: 422 })
+        : new Response(null, { status: 201 }),
+    )
+    const { sink, failures } = sinkWith(new ManualClock(), { batchSize: 10 })
+    for (const i of range(0, 30)) sink.write(rec(i))
+    await sink.flush()
+    expect(admin.posts).toBe(3)
+    expect(admin.bodies.every((b) => Array.isArray(b))).toBe(true)
+    expect(failures.map((f) => [f.error.status, f.records.length, f.requeued])).toEqual([[422, 10, false]])
+    expect(sink.stats()).toMatchObject({ mode: 'batch', sent: 20, dropped: 10 })
+  })
+
+  it('an explicit mode is never changed by the answers', async () => {
+    adminEndpoint(fastApiAnswer)
+    const { sink, failures } = sinkWith(new ManualClock(), { mode: 'batch' })
+    sink.write(rec(1))
+    await sink.flush()
+    expect(failures.map((f) => f.error.status)).toEqual([422])
+    expect(sink.stats()).toMatchObject({ mode: 'batch', dropped: 1 })
+  })
+})
+
+describe('an outage never drops records that were not tried (single mode)', () => {
+  for (const concurrency of [1, 4]) {
+    it(`a 6 s database outage: every record arrives once, none dropped (concurrency ${concurrency})`, async () => {
+      const clock = new ManualClock()
+      const outageEnds = clock.now() + 6000
+      const admin = adminEndpoint((body, n) =>
+        clock.now() < outageEnds
+          ? HttpResponse.json({ detail: 'database unavailable' }, { status: 503 })
+          : fastApiAnswer(body, n),
+      )
+      const { sink, failures, drops } = sinkWith(clock, {
+        mode: 'single',
+        concurrency,
+        flushIntervalMs: 1000,
+      })
+      const written = range(0, 10).map(rec)
+      for (const r of written) sink.write(r)
+      void sink.flush()
+      await runClockUntil(clock, () => admin.records.length === 10)
+      expect(ids(admin.records).sort()).toEqual(ids(written).sort())
+      // With one POST at a time they also arrive in order.
+      if (concurrency === 1) expect(ids(admin.records)).toEqual(ids(written))
+      expect(failures.length).toBeGreaterThan(0)
+      expect(failures.every((f) => f.requeued && f.records.length === 1)).toBe(true)
+      await tick()
+      expect(drops).toEqual([])
+      expect(sink.stats()).toMatchObject({ sent: 10, dropped: 0, queued: 0, inFlight: 0 })
+      // The outage was not hammered: one record's retries per pass, then a pause for the interval.
+      expect(admin.posts).toBeLessThan(40)
+    })
+  }
+
+  it('during an outage only the queue bound drops records, the oldest first, and every drop is counted', async () => {
+    const clock = new ManualClock()
+    let down = true
+    const admin = adminEndpoint((body, n) =>
+      down ? new Response(null, { status: 500 }) : fastApiAnswer(body, n),
+    )
+    const { sink, drops } = sinkWith(clock, { mode: 'single', maxQueueSize: 5, maxRetries: 0, batchSize: 5 })
+    for (const i of range(0, 5)) sink.write(rec(i))
+    await sink.flush()
+    expect(sink.stats()).toMatchObject({ queued: 5, dropped: 0 })
+    for (const i of range(5, 8)) sink.write(rec(i))
+    expect(sink.stats()).toMatchObject({ queued: 5, dropped: 3 })
+    await tick()
+    expect(drops).toEqual([[3, 3]])
+    down = false
+    await runClockUntil(clock, () => admin.records.length === 5)
+    expect(ids(admin.records)).toEqual(['r3', 'r4', 'r5', 'r6', 'r7'])
+    expect(sink.stats()).toMatchObject({ sent: 5, dropped: 3, queued: 0 })
   })
 })
 
