@@ -468,7 +468,7 @@ describe("auto mode (the default): learns the admin's shape from its first answe
   })
 
   it('an admin that takes the first array keeps getting batches; a later 422 drops that batch only', async () => {
-    const admin = adminEndpoint((body, n) =>
+    const admin = adminEndpoint((_body, n) =>
       n === 2
         ? HttpResponse.json({ detail: 'bad row' }, { status: 422 })
         : new Response(null, { status: 201 }),
