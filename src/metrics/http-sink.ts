@@ -24,7 +24,7 @@ export { HTTP_SINK_DEFAULTS } from './options.js'
 export interface HttpSinkStats {
   /** Records waiting in the queue (not yet taken by a POST, or put back after a failed pass). */
   queued: number
-  /** Records in POSTs that have not settled yet. */
+  /** Records taken by the flush pass under way (in POSTs not settled yet, or next in line in single mode). */
   inFlight: number
   /** Records the endpoint accepted (2xx). */
   sent: number
