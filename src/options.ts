@@ -5,6 +5,7 @@
 import { z } from 'zod'
 import { ErrorCode, RouterError } from './errors.js'
 import { type Env, readEnv } from './internal/env.js'
+import { type HttpSinkOptions, httpSinkOptionsSchema } from './metrics/options.js'
 import type { MetricsSink } from './types.js'
 
 const httpUrl = z.url({ protocol: /^https?$/, error: 'must be an http(s) URL' })
@@ -41,21 +42,13 @@ const adminSchema = z
   })
   .strict()
 
-const httpSinkSchema = z
-  .object({
-    path: z.string().startsWith('/').optional(),
-    url: httpUrl.optional(),
-    mode: z.enum(['batch', 'single']).optional(),
-    batchSize: posInt.optional(),
-    flushIntervalMs: posInt.optional(),
-    maxQueueSize: posInt.optional(),
-    timeoutMs: posInt.optional(),
-    maxRetries: nonNegInt.optional(),
-    concurrency: posInt.optional(),
-    closeTimeoutMs: nonNegInt.optional(),
-    headers: headersSchema.optional(),
-  })
-  .strict()
+// The HTTP sink's own schema, so every option `createHttpSink()` takes is accepted here too; the URL
+// defaults to `{adminUrl}{path}`.
+const httpSinkSchema = httpSinkOptionsSchema.extend({
+  url: httpUrl.optional(),
+  /** @default '/api/llm-backends/metrics' */
+  path: z.string().startsWith('/').optional(),
+})
 
 const sinkSchema = z.custom<MetricsSink>(
   (v) =>
@@ -123,18 +116,8 @@ export const routerOptionsSchema = z
 
 export type RouterOptions = z.input<typeof routerOptionsSchema>
 
-export interface ResolvedHttpSinkOptions {
-  url: string
-  mode: 'batch' | 'single'
-  batchSize?: number
-  flushIntervalMs?: number
-  maxQueueSize?: number
-  timeoutMs?: number
-  maxRetries?: number
-  concurrency?: number
-  closeTimeoutMs?: number
-  headers: Record<string, string>
-}
+/** The HTTP sink's options as the user gave them, with the URL and headers resolved. */
+export type ResolvedHttpSinkOptions = HttpSinkOptions & { headers: Record<string, string> }
 
 export interface ResolvedOptions {
   adminUrl: string | null
@@ -228,23 +211,11 @@ export function resolveOptions(input: unknown): ResolvedOptions {
   if (o.metrics === false) metrics = false
   else if (o.metrics !== undefined && 'write' in o.metrics) metrics = o.metrics as MetricsSink
   else {
-    const m = (o.metrics ?? {}) as z.output<typeof httpSinkSchema>
+    const { path, url: explicitUrl, ...m } = (o.metrics ?? {}) as z.output<typeof httpSinkSchema>
     const url =
-      m.url ?? (adminUrl === null ? null : joinPath(adminUrl, m.path ?? '/api/llm-backends/metrics'))
-    if (url !== null) {
-      metrics = {
-        url,
-        mode: m.mode ?? 'batch',
-        headers: m.headers ?? adminHeaders,
-        ...(m.batchSize === undefined ? {} : { batchSize: m.batchSize }),
-        ...(m.flushIntervalMs === undefined ? {} : { flushIntervalMs: m.flushIntervalMs }),
-        ...(m.maxQueueSize === undefined ? {} : { maxQueueSize: m.maxQueueSize }),
-        ...(m.timeoutMs === undefined ? {} : { timeoutMs: m.timeoutMs }),
-        ...(m.maxRetries === undefined ? {} : { maxRetries: m.maxRetries }),
-        ...(m.concurrency === undefined ? {} : { concurrency: m.concurrency }),
-        ...(m.closeTimeoutMs === undefined ? {} : { closeTimeoutMs: m.closeTimeoutMs }),
-      }
-    }
+      explicitUrl ?? (adminUrl === null ? null : joinPath(adminUrl, path ?? '/api/llm-backends/metrics'))
+    // zod types absent options as `?: T | undefined`; the sink's own schema accepts either.
+    if (url !== null) metrics = { ...m, url, headers: m.headers ?? adminHeaders } as ResolvedHttpSinkOptions
   }
 
   const cb = o.circuitBreaker

@@ -127,12 +127,19 @@ export function createLLMRouter(options?: RouterOptions, internals: RouterIntern
   if (opts.metrics !== false) {
     if ('write' in opts.metrics) sink = opts.metrics
     else {
+      const { onDropped, onFlushFailed, ...sinkOptions } = opts.metrics
+      // No `dispatcher: agent`: the sink's own pool lets its close() cut a connect that never completes.
       sink = createHttpSink({
-        ...opts.metrics,
-        dispatcher: agent,
         clock,
-        onDropped: (dropped, totalDropped) => emit('metrics:dropped', { dropped, totalDropped }),
-        onFlushFailed: (error, records) => emit('metrics:flush-failed', { error, records: records.length }),
+        ...sinkOptions,
+        onDropped: (dropped, totalDropped) => {
+          emit('metrics:dropped', { dropped, totalDropped })
+          onDropped?.(dropped, totalDropped)
+        },
+        onFlushFailed: (error, records, requeued) => {
+          emit('metrics:flush-failed', { error, records: records.length, requeued })
+          onFlushFailed?.(error, records, requeued)
+        },
       })
     }
   }
@@ -342,7 +349,9 @@ export function createLLMRouter(options?: RouterOptions, internals: RouterIntern
             emit('sink:error', { error })
           }
         }
-        await agent.close().catch(() => agent.destroy())
+        // Every request and POST has settled or been abandoned by now; destroy (not close) so a metrics
+        // or config connect that never completes cannot hold close() for the connect timeout.
+        await agent.destroy().catch(() => {})
         emitter.removeAllListeners()
       })()
       return closing

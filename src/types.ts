@@ -189,6 +189,7 @@ export interface RouterEvents {
   'circuit:close': CircuitInfo
   metric: MetricRecord
   'metrics:dropped': { dropped: number; totalDropped: number }
-  'metrics:flush-failed': { error: unknown; records: number }
+  /** A metrics POST failed after its retries; `requeued`: its records stay queued for the next flush (else dropped). */
+  'metrics:flush-failed': { error: unknown; records: number; requeued: boolean }
   'sink:error': { error: unknown }
 }

@@ -1,12 +1,15 @@
 /**
  * A process that uses the HTTP sink must exit by itself: timers are unref'd and close() has a deadline.
+ * And `await router.close()` must settle within that deadline whatever the metrics endpoint does, with
+ * the process kept alive until then (ESM top-level await and CommonJS alike).
  * The package is not built during tests, so the child runs an esbuild bundle of the TypeScript source.
  */
-import { spawn } from 'node:child_process'
+import { type ChildProcess, spawn } from 'node:child_process'
 import { createServer, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
+import { connect, type Socket } from 'node:net'
 import { resolve } from 'node:path'
-import { afterAll, afterEach, beforeAll, expect, it } from 'vitest'
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { bundleForChild, type ChildBundle } from './helpers/child-bundle.js'
 
 let childBundle: ChildBundle | undefined
@@ -35,13 +38,46 @@ if (process.env.CALL_CLOSE === '1') {
 }
 `
 
+/**
+ * One request (it fails fast: its backend refuses), so the router holds one metric record, then
+ * `await router.close()`. Prints how long close took, from the line after it. CommonJS has no top-level
+ * await, so there the same code runs in an async main().
+ */
+const routerEntry = (format: 'esm' | 'cjs') => {
+  const body = `
+  const router = createLLMRouter({
+    ...(process.env.ADMIN_URL ? { adminUrl: process.env.ADMIN_URL } : {}),
+    env: { OLLAMA_HOST: 'http://127.0.0.1:9' },
+    admin: { timeoutMs: 300 },
+    metrics: {
+      ...(process.env.SINK_URL ? { url: process.env.SINK_URL } : {}),
+      closeTimeoutMs: Number(process.env.CLOSE_MS),
+      timeoutMs: 5000,
+    },
+  })
+  let dropped = 0
+  router.on('metrics:dropped', (e) => { dropped = e.totalDropped })
+  await router.generate({ model: 'm', prompt: 'x' }).catch(() => {})
+  const started = Date.now()
+  await router.close()
+  process.stdout.write(JSON.stringify({ closeMs: Date.now() - started, dropped }))`
+  const imp = `import { createLLMRouter } from ${JSON.stringify(resolve('src/index.ts'))}`
+  return format === 'esm' ? `${imp}\n${body}\n` : `${imp}\nasync function main() {${body}\n}\nmain()\n`
+}
+
+const routerBundles: Partial<Record<'esm' | 'cjs', ChildBundle>> = {}
+
 beforeAll(async () => {
   childBundle = await bundleForChild('metrics-exit-', entry(resolve('src/metrics/http-sink.ts')))
   bundle = childBundle.file
-})
+  routerBundles.esm = await bundleForChild('router-close-esm-', routerEntry('esm'), 'esm')
+  routerBundles.cjs = await bundleForChild('router-close-cjs-', routerEntry('cjs'), 'cjs')
+}, 30_000)
 
 afterAll(async () => {
   await childBundle?.remove()
+  await routerBundles.esm?.remove()
+  await routerBundles.cjs?.remove()
 })
 
 const servers: Server[] = []
@@ -52,8 +88,9 @@ afterEach(async () => {
   }
 })
 
-/** Real metrics endpoint on 127.0.0.1: collects records, or accepts and never answers when `hang`. */
-async function metricsServer(hang: boolean) {
+/** Real metrics endpoint on 127.0.0.1: collects records, accepts and never answers (`hang`), or answers 500. */
+async function metricsServer(behaviour: boolean | 'fail') {
+  const hang = behaviour === true
   const records: unknown[] = []
   let requests = 0
   const server = createServer((req, res) => {
@@ -62,6 +99,10 @@ async function metricsServer(hang: boolean) {
     req.on('data', (c: Buffer) => chunks.push(c))
     req.on('end', () => {
       if (hang) return
+      if (behaviour === 'fail') {
+        res.writeHead(500, { 'content-type': 'application/json' }).end('{"detail":"database is down"}')
+        return
+      }
       records.push(...(JSON.parse(Buffer.concat(chunks).toString()) as unknown[]))
       res.writeHead(204).end()
     })
@@ -73,7 +114,7 @@ async function metricsServer(hang: boolean) {
 }
 
 /** Runs the bundle; resolves with how it ended, or kills it and reports it still running after `limitMs`. */
-function runChild(env: Record<string, string>, limitMs = 8000) {
+function runChild(env: Record<string, string>, limitMs = 8000, file = bundle) {
   return new Promise<{
     code: number | null
     signal: string | null
@@ -83,7 +124,7 @@ function runChild(env: Record<string, string>, limitMs = 8000) {
     killed: boolean
   }>((done) => {
     const started = performance.now()
-    const child = spawn(process.execPath, [bundle], {
+    const child = spawn(process.execPath, [file], {
       env: { ...process.env, ...env },
       stdio: ['ignore', 'pipe', 'pipe'],
     })
@@ -138,4 +179,88 @@ it('pending records and the flush timer do not keep a process alive that never c
   expect(r.code).toBe(0)
   expect(r.ms).toBeLessThan(4000)
   expect(server.requests()).toBe(0)
+})
+
+/**
+ * A listener whose TCP connects never complete: its process blocks its event loop (so it never
+ * accepts), and the accept queue is filled first, so the kernel drops every further SYN.
+ */
+async function blackhole(): Promise<{ url: string; stop(): void }> {
+  const child: ChildProcess = spawn(
+    process.execPath,
+    [
+      '-e',
+      `const s = require('node:net').createServer()
+s.listen({ port: 0, host: '127.0.0.1', backlog: 1 }, () => {
+  process.stdout.write(String(s.address().port) + '\\n')
+  setTimeout(() => Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0), 50)
+})`,
+    ],
+    { stdio: ['ignore', 'pipe', 'inherit'] },
+  )
+  const port = await new Promise<number>((r) =>
+    child.stdout?.once('data', (d: Buffer) => r(Number(String(d).trim()))),
+  )
+  await new Promise((r) => setTimeout(r, 150))
+  const fillers: Socket[] = []
+  let connected = 0
+  for (let i = 0; i < 4; i++) {
+    const c = connect(port, '127.0.0.1')
+    c.on('error', () => {})
+    c.on('connect', () => connected++)
+    fillers.push(c)
+  }
+  await new Promise((r) => setTimeout(r, 300))
+  // backlog 1: the kernel queues about two, the rest wait for a SYN-ACK that never comes.
+  expect(connected).toBeLessThan(4)
+  return {
+    url: `http://127.0.0.1:${port}/api/llm-backends/metrics`,
+    stop() {
+      for (const f of fillers) f.destroy()
+      child.kill('SIGKILL')
+    },
+  }
+}
+
+describe('await router.close() settles within the sink deadline whatever the metrics endpoint does', () => {
+  const CLOSE_MS = 700
+  const endpoints: [string, () => Promise<{ env: Record<string, string>; stop?: () => void }>][] = [
+    // The issue's case: only adminUrl, and nothing listens there.
+    [
+      'refuses connections (adminUrl http://127.0.0.1:9)',
+      async () => ({ env: { ADMIN_URL: 'http://127.0.0.1:9' } }),
+    ],
+    ['accepts and never answers', async () => ({ env: { SINK_URL: (await metricsServer(true)).url } })],
+    ['answers 500', async () => ({ env: { SINK_URL: (await metricsServer('fail')).url } })],
+    [
+      'never completes the TCP connect',
+      async () => {
+        const b = await blackhole()
+        return { env: { SINK_URL: b.url }, stop: () => b.stop() }
+      },
+    ],
+  ]
+  for (const format of ['esm', 'cjs'] as const) {
+    for (const [name, setup] of endpoints) {
+      it(`${format}: ${name}`, async () => {
+        const { env, stop } = await setup()
+        try {
+          const file = routerBundles[format]?.file ?? ''
+          const r = await runChild({ ...env, CLOSE_MS: String(CLOSE_MS) }, 15_000, file)
+          expect(r.stderr).toBe('')
+          expect(r.killed).toBe(false)
+          // Exit code 13 would be ESM's "unsettled top-level await"; no stdout, that the line after close() never ran.
+          expect(r.code).toBe(0)
+          const out = JSON.parse(r.stdout) as { closeMs: number; dropped: number }
+          expect(out.closeMs).toBeLessThan(CLOSE_MS + 1500)
+          // ... and nothing of the router's (a socket still connecting) holds the process afterwards.
+          expect(r.ms).toBeLessThan(6000)
+          // The one record could not be delivered: it is counted, not silently lost.
+          expect(out.dropped).toBe(1)
+        } finally {
+          stop?.()
+        }
+      }, 20_000)
+    }
+  }
 })

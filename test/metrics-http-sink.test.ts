@@ -5,7 +5,7 @@ import { Agent } from 'undici'
 import { afterAll, afterEach, describe, expect, it, vi } from 'vitest'
 import { ErrorCode, type RouterError } from '../src/errors.js'
 import type { Clock } from '../src/internal/clock.js'
-import { createHttpSink, type HttpSinkOptions, parseRetryAfter } from '../src/metrics/http-sink.js'
+import { createHttpSink, type HttpSinkOptions } from '../src/metrics/http-sink.js'
 import { makeMetricRecord } from '../src/testing/core/metrics.js'
 import type { MetricRecord } from '../src/types.js'
 import { setupMockNetwork } from './helpers/msw.js'
@@ -38,6 +38,12 @@ class ManualClock implements Clock {
   }
   pending(): number[] {
     return [...this.timers.values()].map((t) => t.ms)
+  }
+  /** ms until the next timer fires, or undefined when none is pending. */
+  nextDue(): number | undefined {
+    let at: number | undefined
+    for (const t of this.timers.values()) if (at === undefined || t.at < at) at = t.at
+    return at === undefined ? undefined : at - this.t
   }
   advance(ms: number): void {
     const end = this.t + ms
@@ -73,6 +79,21 @@ const ids = (records: readonly unknown[]): string[] =>
 const range = (from: number, to: number): number[] => Array.from({ length: to - from }, (_, i) => from + i)
 const tick = (ms = 15) => new Promise((r) => setTimeout(r, ms))
 
+/**
+ * Drives the manual clock until `done()` holds: lets I/O settle, then jumps to the next timer. Timers
+ * further away than `maxJumpMs` are POST timeouts of requests still in flight (the tests set timeoutMs
+ * above it): then it waits for the I/O instead, so a slow machine cannot time a POST out.
+ */
+async function runClockUntil(clock: ManualClock, done: () => boolean, maxJumpMs = 10_000): Promise<void> {
+  for (let i = 0; i < 1000; i++) {
+    await tick(5)
+    if (done()) return
+    const due = clock.nextDue()
+    if (due !== undefined && due <= maxJumpMs) clock.advance(due)
+  }
+  expect.fail('condition not reached')
+}
+
 /** Waits until the sink has asked the clock for `ms`, then advances by it. */
 async function advanceWhenPending(clock: ManualClock, ms: number): Promise<void> {
   await vi.waitFor(() => expect(clock.pending()).toContain(ms))
@@ -80,13 +101,13 @@ async function advanceWhenPending(clock: ManualClock, ms: number): Promise<void>
 }
 
 function sinkWith(clock: ManualClock, extra: Partial<HttpSinkOptions> = {}) {
-  const failures: { error: RouterError; records: readonly MetricRecord[] }[] = []
+  const failures: { error: RouterError; records: readonly MetricRecord[]; requeued: boolean }[] = []
   const drops: [number, number][] = []
   const sink = createHttpSink({
     url: URL_,
     clock,
     dispatcher: agent,
-    onFlushFailed: (error, records) => failures.push({ error, records }),
+    onFlushFailed: (error, records, requeued) => failures.push({ error, records, requeued }),
     onDropped: (n, total) => drops.push([n, total]),
     ...extra,
   })
@@ -164,6 +185,8 @@ describe('batching', () => {
         dropped: 0,
         failedPosts: 0,
         posts: 3,
+        // auto mode: the first answer (2xx to an array) taught the sink that this admin takes batches.
+        mode: 'batch',
       }),
     )
     // The interval timer is cleared once the queue is empty.
@@ -229,38 +252,46 @@ describe('batching', () => {
 })
 
 describe('failures never reach the caller', () => {
-  it('retries 5xx with jittered exponential backoff, then drops the batch and reports it without secrets', async () => {
-    const admin = adminEndpoint(() => HttpResponse.json({ error: 'db down' }, { status: 500 }))
+  it('retries 5xx with jittered exponential backoff, then keeps the batch queued for the next pass, without secrets', async () => {
+    const admin = adminEndpoint((_b, n) =>
+      n <= 4 ? HttpResponse.json({ error: 'db down' }, { status: 500 }) : new Response(null, { status: 204 }),
+    )
     const clock = new ManualClock()
     const { sink, failures, drops } = sinkWith(clock, {
       batchSize: 5,
       headers: { authorization: 'Bearer sekrit-token' },
     })
     for (const i of range(0, 5)) sink.write(rec(i))
-    // random() = 0.5 -> 75 % of 500, 1000, 2000 ms.
-    for (const delay of [375, 750, 1500]) await advanceWhenPending(clock, delay)
+    // random() = 0.5 -> 87.5 % of 500, 1000, 2000 ms (the tree's one backoff, dispatch/backoff.ts).
+    for (const delay of [438, 875, 1750]) await advanceWhenPending(clock, delay)
     await vi.waitFor(() => expect(failures).toHaveLength(1))
     expect(admin.posts).toBe(4)
     expect(admin.headers[0]?.get('authorization')).toBe('Bearer sekrit-token')
-    const { error, records } = failures[0]!
+    const { error, records, requeued } = failures[0]!
     expect(error.code).toBe(ErrorCode.BACKEND_ERROR)
     expect(error.status).toBe(500)
     expect(error.message).toContain('HTTP 500')
     expect(ids(records)).toEqual(['r0', 'r1', 'r2', 'r3', 'r4'])
+    expect(requeued).toBe(true)
     const everything = `${error.message} ${JSON.stringify(error)} ${String(error.cause)}`
     expect(everything).not.toContain('sekrit')
-    await vi.waitFor(() => expect(drops).toEqual([[5, 5]]))
-    expect(sink.stats()).toMatchObject({ sent: 0, dropped: 5, failedPosts: 1, queued: 0, inFlight: 0 })
+    // Nothing is dropped: the batch waits in the queue for the interval, then goes out again.
+    await vi.waitFor(() => expect(sink.stats()).toMatchObject({ queued: 5, inFlight: 0, dropped: 0 }))
+    await advanceWhenPending(clock, 5000)
+    await vi.waitFor(() => expect(ids(admin.records)).toEqual(['r0', 'r1', 'r2', 'r3', 'r4']))
+    expect(drops).toEqual([])
+    expect(sink.stats()).toMatchObject({ sent: 5, dropped: 0, failedPosts: 1, queued: 0, posts: 1 })
   })
 
   it('does not retry other 4xx', async () => {
     const admin = adminEndpoint(() => HttpResponse.json({ detail: 'bad' }, { status: 400 }))
     const clock = new ManualClock()
-    const { sink, failures } = sinkWith(clock)
+    const { sink, failures } = sinkWith(clock, { mode: 'batch' })
     sink.write(rec(1))
     await sink.flush()
     expect(admin.posts).toBe(1)
-    expect(failures.map((f) => f.error.code)).toEqual([ErrorCode.BAD_REQUEST])
+    expect(failures.map((f) => [f.error.code, f.requeued])).toEqual([[ErrorCode.BAD_REQUEST, false]])
+    expect(sink.stats()).toMatchObject({ dropped: 1, queued: 0 })
     expect(clock.pending()).toEqual([])
   })
 
@@ -284,15 +315,6 @@ describe('failures never reach the caller', () => {
     expect(failures).toEqual([])
   })
 
-  it('parses Retry-After as seconds or HTTP date', () => {
-    const now = Date.parse('2026-01-01T00:00:00Z')
-    expect(parseRetryAfter('3', now)).toBe(3000)
-    expect(parseRetryAfter(['1.5'], now)).toBe(1500)
-    expect(parseRetryAfter('Thu, 01 Jan 2026 00:00:10 GMT', now)).toBe(10_000)
-    expect(parseRetryAfter('soon', now)).toBeUndefined()
-    expect(parseRetryAfter(undefined, now)).toBeUndefined()
-  })
-
   it('retries a refused connection, then reports BACKEND_UNREACHABLE', async () => {
     const server = createServer()
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r))
@@ -302,10 +324,11 @@ describe('failures never reach the caller', () => {
     const { sink, failures } = sinkWith(clock, { url: `http://127.0.0.1:${port}/m`, maxRetries: 1 })
     sink.write(rec(1))
     void sink.flush()
-    await advanceWhenPending(clock, 375)
+    await advanceWhenPending(clock, 438)
     await vi.waitFor(() => expect(failures).toHaveLength(1))
     expect(failures[0]?.error.code).toBe(ErrorCode.BACKEND_UNREACHABLE)
-    expect(sink.stats()).toMatchObject({ dropped: 1, failedPosts: 1 })
+    expect(failures[0]?.requeued).toBe(true)
+    expect(sink.stats()).toMatchObject({ dropped: 0, queued: 1, failedPosts: 1 })
   })
 
   it('times out a POST that gets no answer and retries it', async () => {
@@ -316,7 +339,7 @@ describe('failures never reach the caller', () => {
     void sink.flush()
     await vi.waitFor(() => expect(hang.seen).toHaveLength(1))
     await advanceWhenPending(clock, 2000)
-    await advanceWhenPending(clock, 375)
+    await advanceWhenPending(clock, 438)
     await vi.waitFor(() => expect(hang.seen).toHaveLength(2))
     await advanceWhenPending(clock, 2000)
     await vi.waitFor(() => expect(failures).toHaveLength(1))
@@ -378,7 +401,7 @@ describe('single mode', () => {
     const clock = new ManualClock()
 
     // The same handler refuses the batch format, so this test would catch single mode sending arrays.
-    const batch = sinkWith(clock)
+    const batch = sinkWith(clock, { mode: 'batch' })
     batch.sink.write(rec(0))
     await batch.sink.flush()
     expect(batch.failures.map((f) => f.error.status)).toEqual([422])
@@ -395,7 +418,7 @@ describe('single mode', () => {
     expect(sink.stats()).toMatchObject({ sent: 20, posts: 20 })
   })
 
-  it('stops a pass once the endpoint is down instead of retrying every record', async () => {
+  it('stops a pass once the endpoint is down instead of retrying every record, and keeps them all queued', async () => {
     const admin = adminEndpoint(() => new Response(null, { status: 503 }))
     const clock = new ManualClock()
     const { sink, failures } = sinkWith(clock, { mode: 'single', concurrency: 1, maxRetries: 0 })
@@ -404,8 +427,129 @@ describe('single mode', () => {
     expect(admin.posts).toBe(1)
     expect(failures).toHaveLength(1)
     expect(failures[0]?.error.code).toBe(ErrorCode.BACKEND_BUSY)
-    expect(failures[0]?.records).toHaveLength(10)
-    expect(sink.stats()).toMatchObject({ dropped: 10, failedPosts: 1 })
+    expect(failures[0]?.requeued).toBe(true)
+    expect(sink.stats()).toMatchObject({ queued: 10, dropped: 0, failedPosts: 1 })
+    // While paused, writes that fill a batch do not start a pass of their own: the interval does.
+    expect(clock.pending()).toEqual([5000])
+  })
+})
+
+/** Seed 004's FastAPI endpoint: one record per body; an array gets pydantic's 422. */
+const fastApiAnswer = (body: unknown, n: number): Response =>
+  Array.isArray(body)
+    ? HttpResponse.json(
+        { detail: [{ loc: ['body'], msg: 'value is not a valid dict', type: 'type_error.dict' }] },
+        { status: 422 },
+      )
+    : HttpResponse.json({ id: n, status: 'created' })
+
+describe("auto mode (the default): learns the admin's shape from its first answer", () => {
+  it('a one-record-per-POST admin gets every record: the rejected array is resent one record per POST', async () => {
+    const admin = adminEndpoint(fastApiAnswer)
+    const { sink, failures, drops } = sinkWith(new ManualClock())
+    expect(sink.stats().mode).toBe('auto')
+    const written = range(0, 20).map(rec)
+    for (const r of written) sink.write(r)
+    await sink.flush()
+    // One array (422), then 20 single records; none lost, nothing reported as failed.
+    expect(admin.posts).toBe(21)
+    expect(Array.isArray(admin.bodies[0])).toBe(true)
+    expect(admin.bodies.slice(1).every((b) => !Array.isArray(b))).toBe(true)
+    expect(new Set(ids(admin.records))).toEqual(new Set(ids(written)))
+    expect(admin.records).toHaveLength(20)
+    expect(failures).toEqual([])
+    await tick()
+    expect(drops).toEqual([])
+    expect(sink.stats()).toMatchObject({ mode: 'single', sent: 20, dropped: 0, queued: 0, posts: 20 })
+    // Learned for good: later records go one per POST straight away.
+    for (const i of range(20, 25)) sink.write(rec(i))
+    await sink.flush()
+    expect(admin.posts).toBe(26)
+    expect(admin.records).toHaveLength(25)
+  })
+
+  it('an admin that takes the first array keeps getting batches; a later 422 drops that batch only', async () => {
+    const admin = adminEndpoint((_body, n) =>
+      n === 2
+        ? HttpResponse.json({ detail: 'bad row' }, { status: 422 })
+        : new Response(null, { status: 201 }),
+    )
+    const { sink, failures } = sinkWith(new ManualClock(), { batchSize: 10 })
+    for (const i of range(0, 30)) sink.write(rec(i))
+    await sink.flush()
+    expect(admin.posts).toBe(3)
+    expect(admin.bodies.every((b) => Array.isArray(b))).toBe(true)
+    expect(failures.map((f) => [f.error.status, f.records.length, f.requeued])).toEqual([[422, 10, false]])
+    expect(sink.stats()).toMatchObject({ mode: 'batch', sent: 20, dropped: 10 })
+  })
+
+  it('an explicit mode is never changed by the answers', async () => {
+    adminEndpoint(fastApiAnswer)
+    const { sink, failures } = sinkWith(new ManualClock(), { mode: 'batch' })
+    sink.write(rec(1))
+    await sink.flush()
+    expect(failures.map((f) => f.error.status)).toEqual([422])
+    expect(sink.stats()).toMatchObject({ mode: 'batch', dropped: 1 })
+  })
+})
+
+describe('an outage never drops records that were not tried (single mode)', () => {
+  for (const concurrency of [1, 4]) {
+    it(`a 6 s database outage: every record arrives once, none dropped (concurrency ${concurrency})`, async () => {
+      const clock = new ManualClock()
+      const outageEnds = clock.now() + 6000
+      const admin = adminEndpoint((body, n) =>
+        clock.now() < outageEnds
+          ? HttpResponse.json({ detail: 'database unavailable' }, { status: 503 })
+          : fastApiAnswer(body, n),
+      )
+      const { sink, failures, drops } = sinkWith(clock, {
+        mode: 'single',
+        concurrency,
+        flushIntervalMs: 1000,
+        timeoutMs: 60_000,
+      })
+      const written = range(0, 10).map(rec)
+      for (const r of written) sink.write(r)
+      void sink.flush()
+      await runClockUntil(clock, () => admin.records.length === 10)
+      expect(ids(admin.records).sort()).toEqual(ids(written).sort())
+      // With one POST at a time they also arrive in order.
+      if (concurrency === 1) expect(ids(admin.records)).toEqual(ids(written))
+      expect(failures.length).toBeGreaterThan(0)
+      expect(failures.every((f) => f.requeued && f.records.length === 1)).toBe(true)
+      await tick()
+      expect(drops).toEqual([])
+      expect(sink.stats()).toMatchObject({ sent: 10, dropped: 0, queued: 0, inFlight: 0 })
+      // The outage was not hammered: one record's retries per pass, then a pause for the interval.
+      expect(admin.posts).toBeLessThan(40)
+    })
+  }
+
+  it('during an outage only the queue bound drops records, the oldest first, and every drop is counted', async () => {
+    const clock = new ManualClock()
+    let down = true
+    const admin = adminEndpoint((body, n) =>
+      down ? new Response(null, { status: 500 }) : fastApiAnswer(body, n),
+    )
+    const { sink, drops } = sinkWith(clock, {
+      mode: 'single',
+      maxQueueSize: 5,
+      maxRetries: 0,
+      batchSize: 5,
+      timeoutMs: 60_000,
+    })
+    for (const i of range(0, 5)) sink.write(rec(i))
+    await sink.flush()
+    expect(sink.stats()).toMatchObject({ queued: 5, dropped: 0 })
+    for (const i of range(5, 8)) sink.write(rec(i))
+    expect(sink.stats()).toMatchObject({ queued: 5, dropped: 3 })
+    await tick()
+    expect(drops).toEqual([[3, 3]])
+    down = false
+    await runClockUntil(clock, () => admin.records.length === 5)
+    expect(ids(admin.records)).toEqual(['r3', 'r4', 'r5', 'r6', 'r7'])
+    expect(sink.stats()).toMatchObject({ sent: 5, dropped: 3, queued: 0 })
   })
 })
 
@@ -467,7 +611,7 @@ describe('close()', () => {
     })
     sink.write(rec(1))
     const closing = sink.close()
-    await vi.waitFor(() => expect(clock.pending()).toContain(45_000))
+    await vi.waitFor(() => expect(clock.pending()).toContain(52_500))
     clock.advance(3000)
     await closing
     expect(failures.map((f) => f.error.code)).toEqual([ErrorCode.TIMEOUT])

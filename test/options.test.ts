@@ -6,8 +6,9 @@ describe('resolveOptions', () => {
     const o = resolveOptions({ adminUrl: 'http://admin.test:8000/base/?token=abc', env: {} })
     expect(o.metrics).toMatchObject({
       url: 'http://admin.test:8000/base/api/llm-backends/metrics?token=abc',
-      mode: 'batch',
     })
+    // The sink's own default (auto) applies.
+    expect((o.metrics as { mode?: string }).mode).toBeUndefined()
     const plain = resolveOptions({ adminUrl: 'http://admin.test', env: {} })
     expect(plain.metrics).toMatchObject({ url: 'http://admin.test/api/llm-backends/metrics' })
   })

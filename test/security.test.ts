@@ -312,10 +312,13 @@ describe('credentials are referenced by environment variable name', () => {
     })
     await r.generate({ model: 'o', prompt: 'x' })
     await r.close()
+    // The seed-like admin answers the sink's first (array) POST with 422; the record is resent alone.
     expect(admin.requests.map((q) => [q.method, q.headers.authorization])).toEqual([
       ['GET', 'Bearer adm-1'],
       ['POST', 'Bearer adm-1'],
+      ['POST', 'Bearer adm-1'],
     ])
+    expect(admin.metrics).toHaveLength(1)
   })
 })
 

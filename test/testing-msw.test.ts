@@ -99,19 +99,36 @@ describe('msw handlers seen by undici.request', () => {
     expect(mlxHandlers).toBe(openAIHandlers)
   })
 
-  it('admin: records with ETag/304, model lookup, metrics intake', async () => {
+  it('admin: seed-like by default (no ETag, 404 detail, one metric per POST), lenient on opt-in', async () => {
     const first = await send(`${ADMIN}/api/llm-backends/public`)
     expect(JSON.parse(first.text)).toHaveLength(1)
-    const etag = String(first.headers.etag)
-    expect(
-      (await send(`${ADMIN}/api/llm-backends/public`, undefined, { 'if-none-match': etag })).status,
-    ).toBe(304)
+    expect(first.headers.etag).toBeUndefined()
     expect((await send(`${ADMIN}/api/llm-backends/model/llama3.2`)).status).toBe(200)
-    expect((await send(`${ADMIN}/api/llm-backends/model/other`)).status).toBe(404)
-    await send(`${ADMIN}/api/llm-backends/metrics`, [makeMetricRecord(), makeMetricRecord()])
-    await send(`${ADMIN}/api/llm-backends/metrics`, makeMetricRecord({ model: 'z' }))
-    expect(admin.metrics.map((m) => m.model)).toEqual(['llama3.2', 'llama3.2', 'z'])
-    expect(admin.metricPosts.map((p) => p.array)).toEqual([true, false])
+    const miss = await send(`${ADMIN}/api/llm-backends/model/other`)
+    expect([miss.status, JSON.parse(miss.text)]).toEqual([404, { detail: expect.stringContaining('other') }])
+    const array = await send(`${ADMIN}/api/llm-backends/metrics`, [makeMetricRecord(), makeMetricRecord()])
+    expect([array.status, JSON.parse(array.text)]).toEqual([
+      422,
+      { detail: [{ loc: ['body'], msg: 'value is not a valid dict', type: 'type_error.dict' }] },
+    ])
+    const one = await send(`${ADMIN}/api/llm-backends/metrics`, makeMetricRecord({ model: 'z' }))
+    expect(JSON.parse(one.text)).toEqual({ id: 1, status: 'created' })
+    expect(admin.metrics.map((m) => m.model)).toEqual(['z'])
+    expect(admin.metricPosts.map((p) => [p.array, p.status])).toEqual([
+      [true, 422],
+      [false, 200],
+    ])
+
+    const lenient = adminHandlers({ baseUrl: 'http://lenient-admin.test', etag: true, acceptArrays: true })
+    network.use(...lenient)
+    const tagged = await send('http://lenient-admin.test/api/llm-backends/public')
+    const etag = String(tagged.headers.etag)
+    expect(
+      (await send('http://lenient-admin.test/api/llm-backends/public', undefined, { 'if-none-match': etag }))
+        .status,
+    ).toBe(304)
+    await send('http://lenient-admin.test/api/llm-backends/metrics', [makeMetricRecord(), makeMetricRecord()])
+    expect(lenient.metrics).toHaveLength(2)
   })
 })
 

@@ -612,8 +612,18 @@ describe('admin stand-in', () => {
     priority,
   })
 
-  it('serves records with an ETag and answers If-None-Match with 304', async () => {
+  it('sends no ETag by default, like the seed (If-None-Match is ignored)', async () => {
     const s = await admin({ records: [record('a')] })
+    const first = await send(`${s.url}/api/llm-backends/public`)
+    expect(JSON.parse(first.text)).toEqual([record('a')])
+    expect(first.headers.etag).toBeUndefined()
+    const again = await send(`${s.url}/api/llm-backends/public`, { headers: { 'if-none-match': '*' } })
+    expect(again.status).toBe(200)
+    expect(JSON.parse(again.text)).toEqual([record('a')])
+  })
+
+  it('with etag: true, serves records with an ETag and answers If-None-Match with 304', async () => {
+    const s = await admin({ records: [record('a')], etag: true })
     const first = await send(`${s.url}/api/llm-backends/public`)
     expect(JSON.parse(first.text)).toEqual([record('a')])
     const etag = String(first.headers.etag)
@@ -629,31 +639,73 @@ describe('admin stand-in', () => {
     expect(JSON.parse((await send(`${s.url}/api/llm-backends/public`)).text)).toEqual({ data: [record('c')] })
   })
 
-  it('looks up one model (404 when absent)', async () => {
+  it('looks up one model (404 with FastAPI\'s {"detail"} when absent)', async () => {
     const s = await admin({ records: [record('x', 5), record('x', 2), record('y')] })
     const hit = await send(`${s.url}/api/llm-backends/model/x`)
     expect(json(hit)).toMatchObject({ model_name: 'x', priority: 2 })
-    expect((await send(`${s.url}/api/llm-backends/model/${encodeURIComponent('llama3.1:8b')}`)).status).toBe(
-      404,
-    )
+    const miss = await send(`${s.url}/api/llm-backends/model/${encodeURIComponent('llama3.1:8b')}`)
+    expect(miss.status).toBe(404)
+    expect(json(miss)).toEqual({ detail: expect.stringContaining('llama3.1:8b') })
+    expect(json(await send(`${s.url}/api/nothing`))).toEqual({ detail: 'Not Found' })
+    const wrongMethod = await send(`${s.url}/api/llm-backends/metrics`)
+    expect([wrongMethod.status, json(wrongMethod)]).toEqual([405, { detail: 'Method Not Allowed' }])
   })
 
-  it('takes metrics as an array or a single object, and 422s arrays when told to', async () => {
+  it("takes ONE metric record per POST like the seed: arrays and invalid records get FastAPI's 422", async () => {
     const s = await admin()
     const m1 = makeMetricRecord({ model: 'a' })
     const m2 = makeMetricRecord({ model: 'b' })
-    expect((await send(`${s.url}/api/llm-backends/metrics`, { body: [m1, m2] })).status).toBe(200)
-    expect((await send(`${s.url}/api/llm-backends/metrics`, { body: m1 })).status).toBe(200)
+    const url = `${s.url}/api/llm-backends/metrics`
+    const one = await send(url, { body: m1 })
+    expect([one.status, json(one)]).toEqual([200, { id: 1, status: 'created' }])
+    expect(json(await send(url, { body: m2 }))).toEqual({ id: 2, status: 'created' })
+    const array = await send(url, { body: [m1, m2] })
+    expect([array.status, json(array)]).toEqual([
+      422,
+      { detail: [{ loc: ['body'], msg: 'value is not a valid dict', type: 'type_error.dict' }] },
+    ])
+    const { model: _m, tokens: _t, ...missing } = m1
+    const invalid = await send(url, { body: { ...missing, latency_seconds: 'slow', request_id: null } })
+    expect([invalid.status, json(invalid)]).toEqual([
+      422,
+      {
+        detail: [
+          { loc: ['body', 'model'], msg: 'field required', type: 'value_error.missing' },
+          { loc: ['body', 'latency_seconds'], msg: 'value is not a valid float', type: 'type_error.float' },
+          { loc: ['body', 'tokens'], msg: 'field required', type: 'value_error.missing' },
+        ],
+      },
+    ])
+    const notJson = await send(url, { body: '{"model":' })
+    expect(notJson.status).toBe(422)
+    expect(json(notJson)).toMatchObject({ detail: [{ loc: ['body', 0], type: 'value_error.jsondecode' }] })
+    // pydantic coerces like this; extra fields (the router's endpoint, outcome, ...) are ignored.
+    const coerced = await send(url, { body: { ...m1, tokens: '12', timestamp: 1, extra: { x: 1 } } })
+    expect(json(coerced)).toEqual({ id: 3, status: 'created' })
     expect(s.metrics.map((m) => m.model)).toEqual(['a', 'b', 'a'])
     expect(s.metricPosts.map((p) => [p.array, p.records, p.status])).toEqual([
-      [true, 2, 200],
+      [false, 1, 200],
+      [false, 1, 200],
+      [true, 0, 422],
+      [false, 0, 422],
+      [false, 0, 422],
       [false, 1, 200],
     ])
-    const strict = await admin({ acceptArrays: false })
-    expect((await send(`${strict.url}/api/llm-backends/metrics`, { body: [m1] })).status).toBe(422)
-    expect((await send(`${strict.url}/api/llm-backends/metrics`, { body: m1 })).status).toBe(200)
-    expect(strict.metrics).toHaveLength(1)
-    expect(strict.metricPosts.map((p) => p.status)).toEqual([422, 200])
+  })
+
+  it('with acceptArrays: true, also takes arrays of records, each validated', async () => {
+    const s = await admin({ acceptArrays: true })
+    const url = `${s.url}/api/llm-backends/metrics`
+    const m1 = makeMetricRecord({ model: 'a' })
+    const m2 = makeMetricRecord({ model: 'b' })
+    expect(json(await send(url, { body: [m1, m2] }))).toEqual({ ids: [1, 2], status: 'created' })
+    expect(json(await send(url, { body: m1 }))).toEqual({ id: 3, status: 'created' })
+    const bad = await send(url, { body: [m1, 'x'] })
+    expect([bad.status, json(bad)]).toEqual([
+      422,
+      { detail: [{ loc: ['body', 1], msg: 'value is not a valid dict', type: 'type_error.dict' }] },
+    ])
+    expect(s.metrics.map((m) => m.model)).toEqual(['a', 'b', 'a'])
   })
 
   it('applies faults to every route by default, or to one path', async () => {
@@ -804,6 +856,7 @@ describe('every fault on every server', () => {
     expect(seen).toEqual(['/?i=0', '/?i=1', '/?i=2', '/?i=3'])
     const batches: number[] = []
     const a = await admin({
+      acceptArrays: true,
       maxRecordedMetrics: 1,
       onMetrics: (_post, accepted) => batches.push(accepted.length),
     })

@@ -1,106 +1,46 @@
 /**
- * HTTP metrics sink: batches metric records and POSTs them to the admin API
+ * HTTP metrics sink: queues metric records and POSTs them to the admin API
  * (`{adminUrl}/api/llm-backends/metrics`) without ever slowing or failing a request.
  *
  * Shape follows the OpenTelemetry BatchSpanProcessor and posthog-node (see shared/notes/anchors.md a.5):
- * bounded queue that drops the oldest, lazy unref'd interval timer, one flush in flight at a time,
- * retries with jittered exponential backoff, 413 halves the batch, and an idempotent `close()` with a deadline.
+ * bounded queue that drops the oldest, lazy unref'd interval timer, one flush pass in flight at a time,
+ * retries with jittered exponential backoff, 413 halves the batch, and an idempotent `close()` with a
+ * deadline. Records are dropped only by the queue bound, a 4xx rejection, or the close deadline: a
+ * transient failure that outlives its retries puts the records back at the front of the queue.
+ *
+ * The wire format is learned by default (`mode: 'auto'`): seed 004's FastAPI admin takes ONE record per
+ * POST and answers an array with 422, while batching admins take arrays. See {@link HttpSinkOptions.mode}.
  */
-import type { Dispatcher } from 'undici'
-import { request } from 'undici'
+import { backoffDelay } from '../dispatch/backoff.js'
 import { ErrorCode, RouterError } from '../errors.js'
-import { type Clock, sleep, systemClock } from '../internal/clock.js'
+import { sleep, systemClock } from '../internal/clock.js'
 import type { MetricRecord, MetricsSink } from '../types.js'
+import { HTTP_SINK_DEFAULTS, type HttpSinkOptions, httpSinkOptionsSchema } from './options.js'
+import { createSinkAgent, type PostContext, type PostResult, postMetrics } from './post.js'
 
-export interface HttpSinkOptions {
-  /** Absolute http(s) URL the records are POSTed to. The router passes `{adminUrl}/api/llm-backends/metrics`. */
-  url: string
-  /**
-   * `batch`: one JSON array of records per POST. `single`: one JSON object per POST, for admin APIs that
-   * take one record at a time, with at most `concurrency` POSTs in flight.
-   * @default 'batch'
-   */
-  mode?: 'batch' | 'single'
-  /** Records per POST (batch mode); a full batch is sent at once, without waiting for the interval. @default 100 */
-  batchSize?: number
-  /** Queued records are sent at the latest this long after the first of them was written. @default 5000 */
-  flushIntervalMs?: number
-  /** Records waiting to be sent; when full the oldest is dropped and counted. @default 1000 */
-  maxQueueSize?: number
-  /** Per-POST timeout (connect, headers and body). @default 10000 */
-  timeoutMs?: number
-  /** Retries after the first attempt, on network errors, timeouts, 408, 429 and 5xx. Other 4xx are not retried. @default 3 */
-  maxRetries?: number
-  /** First backoff delay; doubles per retry, with equal jitter (50-100 %). @default 500 */
-  retryBaseMs?: number
-  /** Cap on one backoff delay. @default 30000 */
-  retryMaxDelayMs?: number
-  /** Cap on a server's `Retry-After` (429/503); longer values are clamped to it. @default 60000 */
-  maxRetryAfterMs?: number
-  /** `single` mode: POSTs in flight at once. @default 4 */
-  concurrency?: number
-  /** `close()` resolves at the latest this long after it was called; what is not sent by then is dropped. @default 10000 */
-  closeTimeoutMs?: number
-  /** Extra request headers (e.g. authorization). Never copied into errors or events. */
-  headers?: Record<string, string>
-  /** undici dispatcher (the router's Agent). Default: undici's global dispatcher. */
-  dispatcher?: Dispatcher
-  /** Time source for the interval, timeouts, backoff and the close deadline. @default systemClock (timers unref'd) */
-  clock?: Clock
-  /**
-   * Records were dropped: queue overflow, a failed POST, abandoned at close, or written after close.
-   * Called asynchronously and coalesced (at most once per microtask burst), never inside `write()`.
-   */
-  onDropped?: (dropped: number, totalDropped: number) => void
-  /** A POST failed for good (after retries); its records are dropped (and reported through `onDropped` too). */
-  onFlushFailed?: (error: RouterError, records: readonly MetricRecord[]) => void
-}
+export type { HttpSinkOptions } from './options.js'
+export { HTTP_SINK_DEFAULTS } from './options.js'
 
 export interface HttpSinkStats {
-  /** Records waiting in the queue (not yet taken by a POST). */
+  /** Records waiting in the queue (not yet taken by a POST, or put back after a failed pass). */
   queued: number
-  /** Records in POSTs that have not settled yet. */
+  /** Records taken by the flush pass under way (in POSTs not settled yet, or next in line in single mode). */
   inFlight: number
   /** Records the endpoint accepted (2xx). */
   sent: number
-  /** Records that will never be delivered (overflow, failed POSTs, abandoned at close, written after close). */
+  /** Records that will never be delivered (overflow, rejected with a 4xx, abandoned at close, written after close). */
   dropped: number
-  /** POSTs that failed for good (after retries). */
+  /** POSTs that failed after their retries (their records were requeued or dropped). */
   failedPosts: number
   /** POSTs the endpoint accepted. */
   posts: number
+  /** Wire format in use: `batch`, `single`, or `auto` while not yet learned from the admin's first answer. */
+  mode: 'auto' | 'batch' | 'single'
 }
 
 export interface HttpMetricsSink extends MetricsSink {
   stats(): HttpSinkStats
 }
-
-/** Defaults of `createHttpSink()`. Chosen from posthog-node, OTel BSP and LaunchDarkly (anchors.md a.5). */
-export const HTTP_SINK_DEFAULTS: {
-  readonly mode: 'batch'
-  readonly batchSize: 100
-  readonly flushIntervalMs: 5000
-  readonly maxQueueSize: 1000
-  readonly timeoutMs: 10_000
-  readonly maxRetries: 3
-  readonly retryBaseMs: 500
-  readonly retryMaxDelayMs: 30_000
-  readonly maxRetryAfterMs: 60_000
-  readonly concurrency: 4
-  readonly closeTimeoutMs: 10_000
-} = Object.freeze({
-  mode: 'batch',
-  batchSize: 100,
-  flushIntervalMs: 5000,
-  maxQueueSize: 1000,
-  timeoutMs: 10_000,
-  maxRetries: 3,
-  retryBaseMs: 500,
-  retryMaxDelayMs: 30_000,
-  maxRetryAfterMs: 60_000,
-  concurrency: 4,
-  closeTimeoutMs: 10_000,
-})
 
 /** Fixed-capacity FIFO that overwrites nothing: `push` reports when the caller must drop the oldest. */
 class RingQueue<T> {
@@ -127,6 +67,29 @@ class RingQueue<T> {
     return evicted
   }
 
+  /**
+   * Puts `values` back in front, in order. They are older than everything queued, so when they do not
+   * all fit the oldest of them are the ones left out (drop-oldest). Returns how many were left out.
+   */
+  unshift(values: readonly T[]): number {
+    const room = this.cap - this.size
+    const keep = Math.min(room, values.length)
+    // Lay the buffer out flat first, so prepending is index arithmetic on a fully grown array.
+    if (keep > 0 && this.buf.length < this.cap) {
+      const items = this.take(this.size)
+      this.buf.length = this.cap
+      this.head = 0
+      for (let i = 0; i < items.length; i++) this.buf[i] = items[i]
+      this.size = items.length
+    }
+    for (let i = values.length - 1; i >= values.length - keep; i--) {
+      this.head = (this.head - 1 + this.cap) % this.cap
+      this.buf[this.head] = values[i]
+      this.size++
+    }
+    return values.length - keep
+  }
+
   take(n: number): T[] {
     const k = Math.min(n, this.size)
     const out = new Array<T>(k)
@@ -135,7 +98,7 @@ class RingQueue<T> {
       out[i] = this.buf[idx] as T
       this.buf[idx] = undefined
     }
-    this.head = (this.head + k) % this.cap
+    this.head = this.size === k ? 0 : (this.head + k) % this.cap
     this.size -= k
     return out
   }
@@ -147,67 +110,37 @@ class RingQueue<T> {
   }
 }
 
-type PostResult =
-  | { ok: true }
-  | { ok: false; error: RouterError; status: number | undefined; retryable: boolean; abandoned: boolean }
-
-interface Resolved {
-  url: string
-  mode: 'batch' | 'single'
-  batchSize: number
-  flushIntervalMs: number
-  maxQueueSize: number
-  timeoutMs: number
-  maxRetries: number
-  retryBaseMs: number
-  retryMaxDelayMs: number
-  maxRetryAfterMs: number
-  concurrency: number
-  closeTimeoutMs: number
-}
+type Resolved = Required<
+  Omit<HttpSinkOptions, 'dispatcher' | 'clock' | 'onDropped' | 'onFlushFailed' | 'headers'>
+>
 
 function resolveOptions(options: HttpSinkOptions): Resolved {
-  const issues: { path: string; message: string }[] = []
-  let url = ''
-  try {
-    const u = new URL(options.url)
-    if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new Error('not http(s)')
-    url = u.href
-  } catch {
-    issues.push({ path: 'url', message: 'must be an absolute http(s) URL' })
-  }
-  const num = (name: keyof typeof HTTP_SINK_DEFAULTS, min: number): number => {
-    const value = (options as unknown as Record<string, unknown>)[name]
-    if (value === undefined) return HTTP_SINK_DEFAULTS[name] as number
-    if (typeof value !== 'number' || !Number.isInteger(value) || value < min) {
-      issues.push({ path: name, message: `must be an integer >= ${min}` })
-      return HTTP_SINK_DEFAULTS[name] as number
-    }
-    return value
-  }
-  const mode = options.mode ?? HTTP_SINK_DEFAULTS.mode
-  if (mode !== 'batch' && mode !== 'single')
-    issues.push({ path: 'mode', message: "must be 'batch' or 'single'" })
-  const resolved: Resolved = {
-    url,
-    mode,
-    batchSize: num('batchSize', 1),
-    flushIntervalMs: num('flushIntervalMs', 1),
-    maxQueueSize: num('maxQueueSize', 1),
-    timeoutMs: num('timeoutMs', 1),
-    maxRetries: num('maxRetries', 0),
-    retryBaseMs: num('retryBaseMs', 0),
-    retryMaxDelayMs: num('retryMaxDelayMs', 0),
-    maxRetryAfterMs: num('maxRetryAfterMs', 0),
-    concurrency: num('concurrency', 1),
-    closeTimeoutMs: num('closeTimeoutMs', 0),
-  }
-  if (issues.length > 0) {
+  const parsed = httpSinkOptionsSchema.safeParse(options)
+  if (!parsed.success) {
+    const issues = parsed.error.issues.map((i) => ({
+      path: i.path.length > 0 ? i.path.join('.') : '(options)',
+      message: i.code === 'unrecognized_keys' ? `unknown option(s): ${i.keys.join(', ')}` : i.message,
+    }))
     throw new RouterError(
       ErrorCode.INVALID_OPTIONS,
-      `Invalid HTTP metrics sink options: ${issues.map((i) => `${i.path} ${i.message}`).join('; ')}`,
-      { issues },
+      `Invalid HTTP metrics sink options: ${issues.map((i) => `${i.path}: ${i.message}`).join('; ')}`,
+      { issues, cause: parsed.error },
     )
+  }
+  const o = parsed.data
+  const resolved: Resolved = {
+    url: new URL(o.url).href,
+    mode: o.mode ?? HTTP_SINK_DEFAULTS.mode,
+    batchSize: o.batchSize ?? HTTP_SINK_DEFAULTS.batchSize,
+    flushIntervalMs: o.flushIntervalMs ?? HTTP_SINK_DEFAULTS.flushIntervalMs,
+    maxQueueSize: o.maxQueueSize ?? HTTP_SINK_DEFAULTS.maxQueueSize,
+    timeoutMs: o.timeoutMs ?? HTTP_SINK_DEFAULTS.timeoutMs,
+    maxRetries: o.maxRetries ?? HTTP_SINK_DEFAULTS.maxRetries,
+    retryBaseMs: o.retryBaseMs ?? HTTP_SINK_DEFAULTS.retryBaseMs,
+    retryMaxDelayMs: o.retryMaxDelayMs ?? HTTP_SINK_DEFAULTS.retryMaxDelayMs,
+    maxRetryAfterMs: o.maxRetryAfterMs ?? HTTP_SINK_DEFAULTS.maxRetryAfterMs,
+    concurrency: o.concurrency ?? HTTP_SINK_DEFAULTS.concurrency,
+    closeTimeoutMs: o.closeTimeoutMs ?? HTTP_SINK_DEFAULTS.closeTimeoutMs,
   }
   // A batch larger than the queue could never fill, so full batches would only leave on the timer (OTel clamps too).
   if (resolved.batchSize > resolved.maxQueueSize) resolved.batchSize = resolved.maxQueueSize
@@ -220,29 +153,12 @@ function safeUrl(url: string): string {
   return `${u.origin}${u.pathname}`
 }
 
-function codeForStatus(status: number): ErrorCode {
-  if (status === 429) return ErrorCode.RATE_LIMITED
-  if (status === 503) return ErrorCode.BACKEND_BUSY
-  if (status === 401 || status === 403) return ErrorCode.UNAUTHORIZED
-  if (status === 408) return ErrorCode.TIMEOUT
-  if (status >= 500) return ErrorCode.BACKEND_ERROR
-  return ErrorCode.BAD_REQUEST
-}
-
-/** Retry-After as delta-seconds or HTTP-date (RFC 9110 §10.2.3), in ms from now; undefined when absent or unparsable. */
-export function parseRetryAfter(value: string | string[] | undefined, nowMs: number): number | undefined {
-  const raw = Array.isArray(value) ? value[0] : value
-  if (raw === undefined) return undefined
-  const text = raw.trim()
-  if (text === '') return undefined
-  if (/^\d+(\.\d+)?$/.test(text)) return Math.round(Number(text) * 1000)
-  const date = Date.parse(text)
-  if (Number.isNaN(date)) return undefined
-  return Math.max(0, date - nowMs)
-}
+/** How a send ended: records to put back at the front of the queue (a transient failure), or none. */
+type SendOutcome = { requeue: MetricRecord[] }
+const DONE: SendOutcome = Object.freeze({ requeue: [] }) as SendOutcome
 
 /**
- * Creates the batching HTTP sink. `write()` is O(1), never throws, never awaits and does no I/O in its own
+ * Creates the HTTP sink. `write()` is O(1), never throws, never awaits and does no I/O in its own
  * call stack. Throws `INVALID_OPTIONS` (synchronously, at creation) when an option is out of range.
  *
  * After `close()`, `write()` does nothing except count the record as dropped.
@@ -250,18 +166,22 @@ export function parseRetryAfter(value: string | string[] | undefined, nowMs: num
 export function createHttpSink(options: HttpSinkOptions): HttpMetricsSink {
   const o = resolveOptions(options)
   const clock = options.clock ?? systemClock
-  const dispatcher = options.dispatcher
+  // Unless given a dispatcher, the sink keeps its own pool, so close() can end a connect that never completes.
+  const ownAgent = options.dispatcher === undefined ? createSinkAgent(o.timeoutMs) : null
   const onDropped = options.onDropped
   const onFlushFailed = options.onFlushFailed
   const target = safeUrl(o.url)
-  const headers: Record<string, string> = { 'content-type': 'application/json', ...options.headers }
 
   const queue = new RingQueue<MetricRecord>(o.maxQueueSize)
+  // `auto` sends arrays until the admin's first answer says which shape it takes.
+  let shape: 'auto' | 'batch' | 'single' = o.mode
   // The 413 path shrinks this; the full-batch trigger stays at the configured size.
   let sendBatchSize = o.batchSize
   let timer: unknown
   let timerArmed = false
   let fullFlushScheduled = false
+  // After a pass that ended on a transient failure, only the interval timer (or flush/close) starts the next one.
+  let pausedUntilTimer = false
 
   let sent = 0
   let posts = 0
@@ -294,6 +214,7 @@ export function createHttpSink(options: HttpSinkOptions): HttpMetricsSink {
   }
 
   const noteDropped = (n: number): void => {
+    if (n <= 0) return
     totalDropped += n
     unreportedDrops += n
     if (!dropReportScheduled) {
@@ -302,11 +223,12 @@ export function createHttpSink(options: HttpSinkOptions): HttpMetricsSink {
     }
   }
 
-  const fail = (records: readonly MetricRecord[], error: RouterError): void => {
-    noteDropped(records.length)
+  const reportFailure = (records: readonly MetricRecord[], error: RouterError, requeued: boolean): void => {
+    failedPosts++
+    if (!requeued) noteDropped(records.length)
     if (onFlushFailed === undefined) return
     try {
-      onFlushFailed(error, records)
+      onFlushFailed(error, records, requeued)
     } catch {
       // Same as above.
     }
@@ -314,6 +236,7 @@ export function createHttpSink(options: HttpSinkOptions): HttpMetricsSink {
 
   const onTimer = (): void => {
     timerArmed = false
+    pausedUntilTimer = false
     void schedulePass(true)
   }
 
@@ -331,7 +254,7 @@ export function createHttpSink(options: HttpSinkOptions): HttpMetricsSink {
 
   const runFullFlush = (): void => {
     fullFlushScheduled = false
-    void schedulePass(false)
+    if (!pausedUntilTimer) void schedulePass(false)
   }
 
   const abandonedError = (cause?: unknown): RouterError =>
@@ -341,75 +264,26 @@ export function createHttpSink(options: HttpSinkOptions): HttpMetricsSink {
       { endpoint: target, cause },
     )
 
-  const postOnce = async (body: string): Promise<PostResult> => {
-    if (closeSignal.aborted)
-      return { ok: false, error: abandonedError(), status: undefined, retryable: false, abandoned: true }
-    const ac = new AbortController()
-    let timedOut = false
-    const onClose = (): void => ac.abort(closeSignal.reason)
-    closeSignal.addEventListener('abort', onClose, { once: true })
-    const t = clock.setTimeout(() => {
-      timedOut = true
-      ac.abort()
-    }, o.timeoutMs)
-    try {
-      const res = await request(o.url, {
-        method: 'POST',
-        headers,
-        body,
-        signal: ac.signal,
-        ...(dispatcher === undefined ? {} : { dispatcher }),
-      })
-      const status = res.statusCode
-      // Drain so the keep-alive socket is reusable; the admin's answer carries nothing we need.
-      await res.body.dump()
-      if (status >= 200 && status < 300) return { ok: true }
-      const retryable = status >= 500 || status === 429 || status === 408
-      const retryAfterMs =
-        status === 429 || status === 503
-          ? parseRetryAfter(res.headers['retry-after'], clock.now())
-          : undefined
-      const error = new RouterError(
-        codeForStatus(status),
-        `Metrics POST to ${target} answered HTTP ${status}.${retryable ? '' : ' Not retried: check the admin API accepts this record format and the sink headers.'}`,
-        { status, endpoint: target, ...(retryAfterMs === undefined ? {} : { retryAfterMs }) },
-      )
-      return { ok: false, error, status, retryable, abandoned: false }
-    } catch (err) {
-      if (closeSignal.aborted) {
-        return { ok: false, error: abandonedError(err), status: undefined, retryable: false, abandoned: true }
-      }
-      if (timedOut) {
-        const error = new RouterError(
-          ErrorCode.TIMEOUT,
-          `Metrics POST to ${target} timed out after ${o.timeoutMs} ms (timeoutMs).`,
-          { endpoint: target, cause: err },
-        )
-        return { ok: false, error, status: undefined, retryable: true, abandoned: false }
-      }
-      const error = new RouterError(
-        ErrorCode.BACKEND_UNREACHABLE,
-        `Metrics POST to ${target} failed: ${err instanceof Error ? err.message : String(err)}. Is the admin API up?`,
-        { endpoint: target, cause: err },
-      )
-      return { ok: false, error, status: undefined, retryable: true, abandoned: false }
-    } finally {
-      clock.clearTimeout(t)
-      closeSignal.removeEventListener('abort', onClose)
-    }
-  }
-
-  const backoffMs = (retry: number): number => {
-    const d = Math.min(o.retryMaxDelayMs, o.retryBaseMs * 2 ** retry)
-    return Math.round(d * (0.5 + clock.random() * 0.5))
+  const postContext: PostContext = {
+    url: o.url,
+    target,
+    headers: { 'content-type': 'application/json', ...options.headers },
+    dispatcher: options.dispatcher ?? (ownAgent as NonNullable<typeof ownAgent>).dispatcher,
+    timeoutMs: o.timeoutMs,
+    clock,
+    closeSignal,
+    abandoned: abandonedError,
   }
 
   const postWithRetry = async (body: string): Promise<PostResult> => {
     for (let retry = 0; ; retry++) {
-      const r = await postOnce(body)
+      const r = await postMetrics(body, postContext)
       if (r.ok || !r.retryable || retry >= o.maxRetries) return r
       const retryAfter = r.error.retryAfterMs
-      const delay = retryAfter === undefined ? backoffMs(retry) : Math.min(retryAfter, o.maxRetryAfterMs)
+      const delay =
+        retryAfter === undefined
+          ? backoffDelay(retry + 1, o.retryBaseMs, o.retryMaxDelayMs, () => clock.random())
+          : Math.min(retryAfter, o.maxRetryAfterMs)
       try {
         await sleep(clock, delay, closeSignal)
       } catch {
@@ -424,55 +298,75 @@ export function createHttpSink(options: HttpSinkOptions): HttpMetricsSink {
     }
   }
 
-  const sendBatch = async (records: MetricRecord[]): Promise<void> => {
+  /** A POST that failed for good: abandoned and 4xx records are dropped, transient ones go back to the queue. */
+  const failed = (records: MetricRecord[], r: Extract<PostResult, { ok: false }>): SendOutcome => {
+    const requeue = r.retryable && !r.abandoned
+    reportFailure(records, r.error, requeue)
+    return requeue ? { requeue: records } : DONE
+  }
+
+  const sendBatch = async (records: MetricRecord[]): Promise<SendOutcome> => {
     const r = await postWithRetry(JSON.stringify(records))
     if (r.ok) {
+      if (shape === 'auto') shape = 'batch'
       sent += records.length
       posts++
-      return
+      return DONE
+    }
+    if (shape === 'auto' && (r.status === 422 || r.status === 400)) {
+      // The admin takes one record per body (FastAPI answers an array with 422 "value is not a valid
+      // dict"): learn that for good and resend these records one by one, so none is lost.
+      shape = 'single'
+      return sendSingles(records)
     }
     if (r.status === 413 && records.length > 1) {
       // posthog-node: the admin's body limit is below our batch; halve and keep the smaller size from now on.
       const half = Math.ceil(records.length / 2)
       sendBatchSize = Math.max(1, Math.min(sendBatchSize, half))
-      await sendBatch(records.slice(0, half))
-      await sendBatch(records.slice(half))
-      return
+      const first = await sendBatch(records.slice(0, half))
+      if (first.requeue.length > 0) return { requeue: [...first.requeue, ...records.slice(half)] }
+      return sendBatch(records.slice(half))
     }
-    failedPosts++
-    fail(records, r.error)
+    return failed(records, r)
   }
 
-  const sendSingles = async (records: MetricRecord[]): Promise<void> => {
+  /**
+   * One POST per record, `concurrency` at a time, in order. A record whose transient failure outlives its
+   * retries means the endpoint is down: no further record is started, and that record and every one not
+   * yet tried go back to the queue (in order) for the next pass. A 4xx drops only its own record.
+   */
+  const sendSingles = async (records: MetricRecord[]): Promise<SendOutcome> => {
     let next = 0
-    let passError: RouterError | undefined
-    let lastError: RouterError | undefined
-    const failed: MetricRecord[] = []
+    let stop = false
+    const back: { at: number; record: MetricRecord }[] = []
     const worker = async (): Promise<void> => {
-      while (next < records.length) {
-        const record = records[next++] as MetricRecord
-        // A transient failure that outlived its retries means the endpoint is down: skip the rest of the pass.
-        if (passError !== undefined) {
-          failed.push(record)
-          continue
-        }
+      while (!stop && next < records.length) {
+        const at = next++
+        const record = records[at] as MetricRecord
         const r = await postWithRetry(JSON.stringify(record))
         if (r.ok) {
           sent++
           posts++
-        } else {
-          failedPosts++
-          failed.push(record)
-          lastError = r.error
-          if (r.retryable || r.abandoned) passError = r.error
+          continue
         }
+        if (failed([record], r).requeue.length > 0) {
+          back.push({ at, record })
+          stop = true
+        } else if (r.abandoned) stop = true
       }
     }
     const workers: Promise<void>[] = []
     for (let i = 0; i < Math.min(o.concurrency, records.length); i++) workers.push(worker())
     await Promise.all(workers)
-    const error = passError ?? lastError
-    if (failed.length > 0 && error !== undefined) fail(failed, error)
+    const untried = records.slice(next)
+    if (closeSignal.aborted) {
+      // Close deadline: what was never tried is abandoned with the rest.
+      noteDropped(untried.length + back.length)
+      return DONE
+    }
+    if (back.length === 0 && untried.length === 0) return DONE
+    back.sort((a, b) => a.at - b.at)
+    return { requeue: [...back.map((b) => b.record), ...untried] }
   }
 
   /** Sends full batches; when forced, also everything queued when the pass started. Never rejects. */
@@ -481,14 +375,20 @@ export function createHttpSink(options: HttpSinkOptions): HttpMetricsSink {
     try {
       while (queue.size > 0 && !closeSignal.aborted) {
         if (queue.size < o.batchSize && budget <= 0) break
-        const records = queue.take(o.mode === 'batch' ? sendBatchSize : o.batchSize)
+        const records = queue.take(shape === 'single' ? o.batchSize : sendBatchSize)
         budget -= records.length
         inFlight += records.length
+        let outcome: SendOutcome
         try {
-          if (o.mode === 'batch') await sendBatch(records)
-          else await sendSingles(records)
+          outcome = shape === 'single' ? await sendSingles(records) : await sendBatch(records)
         } finally {
           inFlight -= records.length
+        }
+        if (outcome.requeue.length > 0) {
+          noteDropped(queue.unshift(outcome.requeue))
+          // The endpoint is failing: wait for the interval before the next pass.
+          pausedUntilTimer = true
+          break
         }
       }
     } catch {
@@ -521,7 +421,7 @@ export function createHttpSink(options: HttpSinkOptions): HttpMetricsSink {
       }
       if (queue.push(record)) noteDropped(1)
       if (!timerArmed) armTimer()
-      if (queue.size >= o.batchSize && !fullFlushScheduled) {
+      if (queue.size >= o.batchSize && !fullFlushScheduled && !pausedUntilTimer) {
         fullFlushScheduled = true
         // Off the caller's stack: the POST starts after the current synchronous work (e.g. the request) is done.
         queueMicrotask(runFullFlush)
@@ -530,24 +430,32 @@ export function createHttpSink(options: HttpSinkOptions): HttpMetricsSink {
 
     flush(): Promise<void> {
       if (closePromise !== undefined) return closePromise
+      pausedUntilTimer = false
       return schedulePass(true)
     },
 
     close(): Promise<void> {
       if (closePromise !== undefined) return closePromise
       closed = true
+      pausedUntilTimer = false
       disarmTimer()
+      // The sink's timers are unref'd; this one is not, so `await close()` is never cut short by the
+      // process exiting (exit code 13 for a top-level await) while retries or the deadline are pending.
+      const hold = setInterval(() => {}, 1 << 30)
       const deadline = clock.setTimeout(() => closeController.abort(abandonedError()), o.closeTimeoutMs)
-      closePromise = schedulePass(true).then(() => {
-        clock.clearTimeout(deadline)
-        const rest = queue.clear()
-        if (rest > 0) noteDropped(rest)
-      })
+      closePromise = schedulePass(true)
+        .then(async () => {
+          clock.clearTimeout(deadline)
+          noteDropped(queue.clear())
+          // Ends sockets still connecting for POSTs abandoned at the deadline (see post.ts).
+          if (ownAgent !== null) await ownAgent.destroy()
+        })
+        .finally(() => clearInterval(hold))
       return closePromise
     },
 
     stats(): HttpSinkStats {
-      return { queued: queue.size, inFlight, sent, dropped: totalDropped, failedPosts, posts }
+      return { queued: queue.size, inFlight, sent, dropped: totalDropped, failedPosts, posts, mode: shape }
     },
   }
 }

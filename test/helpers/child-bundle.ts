@@ -13,22 +13,31 @@ export interface ChildBundle {
   remove(): Promise<void>
 }
 
-export async function bundleForChild(prefix: string, source: string): Promise<ChildBundle> {
+/** `format: 'cjs'` runs the child as a CommonJS script (no top-level await there). */
+export async function bundleForChild(
+  prefix: string,
+  source: string,
+  format: 'esm' | 'cjs' = 'esm',
+): Promise<ChildBundle> {
   const dir = await mkdtemp(join(tmpdir(), prefix))
   await writeFile(join(dir, 'entry.mjs'), source)
-  const file = join(dir, 'child.mjs')
+  const file = join(dir, format === 'esm' ? 'child.mjs' : 'child.cjs')
   await build({
     entryPoints: [join(dir, 'entry.mjs')],
     bundle: true,
     platform: 'node',
-    format: 'esm',
+    format,
     target: 'node22',
     outfile: file,
     logLevel: 'silent',
     // undici's CommonJS inside an ESM bundle needs a real require.
-    banner: {
-      js: "import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);",
-    },
+    ...(format === 'esm'
+      ? {
+          banner: {
+            js: "import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);",
+          },
+        }
+      : {}),
   })
   return { file, remove: () => rm(dir, { recursive: true, force: true }) }
 }

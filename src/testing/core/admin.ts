@@ -1,7 +1,13 @@
 /**
- * Protocol logic of the admin API stand-in: backend records (`GET /api/llm-backends/public`, with ETag),
+ * Protocol logic of the admin API stand-in: backend records (`GET /api/llm-backends/public`),
  * per-model lookup (`GET /api/llm-backends/model/:name`) and metrics intake
  * (`POST /api/llm-backends/metrics`).
+ *
+ * By default it behaves like the seed's admin (FastAPI + pydantic, seeds 000 and 004): no ETag, 404
+ * `{"detail": ...}` for an unknown model, and ONE metric record per POST, validated the way pydantic
+ * validates the request model (a body that is not an object, or lacks a required field, gets 422 with
+ * FastAPI's `detail` list), answered with `{"id": N, "status": "created"}`. ETags and arrays of records
+ * are opt-in (`etag: true`, `acceptArrays: true`).
  * @module
  */
 import { createHash } from 'node:crypto'
@@ -17,11 +23,15 @@ export type AdminRecord = BackendRecord | Record<string, unknown>
 export interface AdminOptions extends RecordingOptions {
   /** Initial records served by `GET /api/llm-backends/public`. Default `[]`. */
   records?: AdminRecord[]
-  /** Send an ETag and answer a matching If-None-Match with 304. Default true. */
+  /** Send an ETag on the record list and answer a matching If-None-Match with 304. The seed's admin does not. Default false. */
   etag?: boolean
-  /** Accept a JSON array of metric records in one body. false: arrays get 422 (one record per body). Default true. */
+  /**
+   * Also accept a JSON array of metric records in one body (each item validated like a single record).
+   * Default false: like the seed's FastAPI endpoint, an array gets
+   * `422 {"detail":[{"loc":["body"],"msg":"value is not a valid dict","type":"type_error.dict"}]}`.
+   */
   acceptArrays?: boolean
-  /** Status of an accepted metrics POST. Default 200. */
+  /** Status of an accepted metrics POST. Default 200 (FastAPI's default). */
   metricsStatus?: number
   /** Keep at most this many metric records in `metrics` (oldest dropped). Default: all. `metricsReceived` counts all. */
   maxRecordedMetrics?: number
@@ -53,6 +63,69 @@ function isObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v)
 }
 
+/** One entry of FastAPI's 422 `detail` list (pydantic v1 wording, as in seed 004's admin). */
+export interface ValidationIssue {
+  loc: (string | number)[]
+  msg: string
+  type: string
+}
+
+type FieldKind = 'float' | 'int' | 'str'
+
+/** Seed 004's metric model: required fields, then `Optional[str]` ones (null or absent is fine). */
+const METRIC_FIELDS: readonly [name: string, kind: FieldKind, required: boolean][] = [
+  ['timestamp', 'float', true],
+  ['model', 'str', true],
+  ['backend', 'str', true],
+  ['latency_seconds', 'float', true],
+  ['tokens', 'int', true],
+  ['tokens_per_second', 'float', true],
+  ['request_id', 'str', false],
+  ['session_id', 'str', false],
+  ['user_id', 'str', false],
+  ['zone', 'str', false],
+  ['intent', 'str', false],
+]
+
+/** Whether pydantic v1 would coerce `v` to `kind` (it accepts numeric strings and bools for numbers, numbers for str). */
+function coerces(v: unknown, kind: FieldKind): boolean {
+  if (kind === 'str') return typeof v === 'string' || typeof v === 'number' || typeof v === 'boolean'
+  if (typeof v === 'boolean') return true
+  if (typeof v === 'number') return Number.isFinite(v) || kind === 'float'
+  if (typeof v !== 'string') return false
+  const t = v.trim()
+  return kind === 'int' ? /^[+-]?\d+$/.test(t) : t !== '' && !Number.isNaN(Number(t))
+}
+
+const WRONG_TYPE: Record<FieldKind, { msg: string; type: string }> = {
+  float: { msg: 'value is not a valid float', type: 'type_error.float' },
+  int: { msg: 'value is not a valid integer', type: 'type_error.integer' },
+  str: { msg: 'str type expected', type: 'type_error.str' },
+}
+
+/**
+ * Validates one metric body as FastAPI/pydantic would for seed 004's model. Unknown fields are ignored
+ * (pydantic's default), so the router's extra fields (`endpoint`, `outcome`, ...) are accepted.
+ */
+export function validateMetricBody(body: unknown, loc: (string | number)[] = ['body']): ValidationIssue[] {
+  if (!isObject(body)) return [{ loc, msg: 'value is not a valid dict', type: 'type_error.dict' }]
+  const issues: ValidationIssue[] = []
+  for (const [name, kind, required] of METRIC_FIELDS) {
+    const v = body[name]
+    if (v === undefined) {
+      if (required) issues.push({ loc: [...loc, name], msg: 'field required', type: 'value_error.missing' })
+    } else if (v === null) {
+      if (required)
+        issues.push({
+          loc: [...loc, name],
+          msg: 'none is not an allowed value',
+          type: 'type_error.none.not_allowed',
+        })
+    } else if (!coerces(v, kind)) issues.push({ loc: [...loc, name], ...WRONG_TYPE[kind] })
+  }
+  return issues
+}
+
 export class AdminCore extends ServiceCore {
   protected readonly errors: ErrorShape = {
     error: (status, message) => jsonReply(status, { detail: message }),
@@ -68,6 +141,8 @@ export class AdminCore extends ServiceCore {
   readonly metricPosts: MetricPost[] = []
   /** Metric records accepted so far, kept or not. */
   metricsReceived = 0
+  /** Last row id handed out (`{"id": N}`), like a database sequence. */
+  #lastId = 0
 
   constructor(readonly options: AdminOptions = {}) {
     super(options)
@@ -102,6 +177,7 @@ export class AdminCore extends ServiceCore {
     this.metrics.length = 0
     this.metricPosts.length = 0
     this.metricsReceived = 0
+    this.#lastId = 0
   }
 
   protected route(req: IncomingRequest, fault: FaultSpec | null): Action {
@@ -113,7 +189,10 @@ export class AdminCore extends ServiceCore {
     if (path === ADMIN_LIST_PATH && get) return this.#list(req, fault)
     if (path.startsWith(ADMIN_MODEL_PATH) && get) return this.#model(path.slice(ADMIN_MODEL_PATH.length))
     if (path === ADMIN_METRICS_PATH && method === 'POST') return this.#intake(req)
-    return this.errors.error(path === ADMIN_LIST_PATH || path === ADMIN_METRICS_PATH ? 405 : 404, 'Not Found')
+    // FastAPI's answers for a known path with the wrong method, and for an unknown path.
+    if (path === ADMIN_LIST_PATH || path === ADMIN_METRICS_PATH || path.startsWith(ADMIN_MODEL_PATH))
+      return this.errors.error(405, 'Method Not Allowed')
+    return this.errors.error(404, 'Not Found')
   }
 
   #list(req: IncomingRequest, fault: FaultSpec | null): Reply {
@@ -121,7 +200,7 @@ export class AdminCore extends ServiceCore {
     if (fault?.type === 'invalid-json') {
       return jsonReplyRaw(200, body.slice(0, Math.max(1, Math.floor(body.length / 2))))
     }
-    if (this.options.etag === false) return jsonReplyRaw(200, body)
+    if (this.options.etag !== true) return jsonReplyRaw(200, body)
     const etag = `"${createHash('sha1').update(body).digest('hex').slice(0, 20)}"`
     const inm = req.headers['if-none-match']
     if (inm !== undefined) {
@@ -161,23 +240,30 @@ export class AdminCore extends ServiceCore {
     let body: unknown
     try {
       body = JSON.parse(req.rawBody)
-    } catch {
-      return post(req.rawBody, false, 0, this.errors.error(400, 'Invalid JSON body'))
+    } catch (err) {
+      // FastAPI answers a body that is not JSON with 422 too.
+      const msg = err instanceof Error ? err.message : 'Expecting value'
+      return post(
+        req.rawBody,
+        false,
+        0,
+        unprocessable([{ loc: ['body', 0], msg, type: 'value_error.jsondecode' }]),
+      )
     }
-    const unprocessable = (msg: string) =>
-      jsonReply(422, { detail: [{ type: 'dict_type', loc: ['body'], msg, input: null }] })
-    if (Array.isArray(body)) {
-      if (this.options.acceptArrays === false) {
-        return post(body, true, 0, unprocessable('Input should be a valid dictionary'))
-      }
-      if (!body.every(isObject))
-        return post(body, true, 0, unprocessable('Each item should be a valid dictionary'))
-      this.#keep(body as unknown as MetricRecord[])
-      return post(body, true, body.length, this.#accepted(body.length))
-    }
-    if (!isObject(body)) return post(body, false, 0, unprocessable('Input should be a valid dictionary'))
-    this.#keep([body as unknown as MetricRecord])
-    return post(body, false, 1, this.#accepted(1))
+    const array = Array.isArray(body)
+    const issues =
+      array && this.options.acceptArrays === true
+        ? (body as unknown[]).flatMap((item, i) => validateMetricBody(item, ['body', i]))
+        : validateMetricBody(body)
+    if (issues.length > 0) return post(body, array, 0, unprocessable(issues))
+    const records = (array ? body : [body]) as MetricRecord[]
+    this.#keep(records)
+    const ids = records.map(() => ++this.#lastId)
+    const status = this.options.metricsStatus ?? 200
+    const answer = array
+      ? jsonReply(status, { ids, status: 'created' })
+      : jsonReply(status, { id: ids[0], status: 'created' })
+    return post(body, array, records.length, answer)
   }
 
   #keep(records: MetricRecord[]): void {
@@ -190,10 +276,10 @@ export class AdminCore extends ServiceCore {
     const max = this.options.maxRecordedMetrics
     if (max !== undefined && list.length > max) list.splice(0, list.length - Math.max(0, max))
   }
+}
 
-  #accepted(n: number): Reply {
-    return jsonReply(this.options.metricsStatus ?? 200, { status: 'ok', received: n })
-  }
+function unprocessable(detail: ValidationIssue[]): Reply {
+  return jsonReply(422, { detail })
 }
 
 function rank(r: Record<string, unknown>): number {

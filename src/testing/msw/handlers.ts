@@ -117,7 +117,9 @@ export interface AdminMockOptions extends AdminOptions, MockBaseOptions {}
 
 /**
  * msw handlers for the admin API at `baseUrl` (default `http://admin.test`), same behaviour as
- * {@link startAdminServer}: records with ETag/304, per-model lookup, metrics intake.
+ * {@link startAdminServer}: seed-faithful by default (no ETag, 404 `{"detail"}` for an unknown model,
+ * one metric record per POST with FastAPI's 422 for arrays and invalid records); `etag: true` and
+ * `acceptArrays: true` opt in to the lenient behaviour.
  */
 export function adminHandlers(options: AdminMockOptions = {}): MockHandlers<AdminMockExtras> {
   const core = new AdminCore(options)

@@ -22,7 +22,7 @@ export class AdminServer extends HttpStandIn<AdminCore> {
     return this.core.records
   }
 
-  /** Replaces the served records (the ETag changes with them). Clears {@link setPayload}. */
+  /** Replaces the served records (with `etag: true`, the ETag changes with them). Clears {@link setPayload}. */
   setRecords(records: AdminRecord[]): void {
     this.core.setRecords(records)
   }
@@ -42,7 +42,7 @@ export class AdminServer extends HttpStandIn<AdminCore> {
     return this.core.metricsReceived
   }
 
-  /** Every metrics POST, accepted or rejected (array vs single, record count, status). */
+  /** Every metrics POST, accepted or rejected (array vs single, record count, status: 422 when rejected). */
   get metricPosts(): MetricPost[] {
     return this.core.metricPosts
   }
@@ -51,10 +51,13 @@ export class AdminServer extends HttpStandIn<AdminCore> {
 /**
  * Starts an admin API on 127.0.0.1.
  *
- * Routes: `GET /api/llm-backends/public` (the records; ETag + If-None-Match → 304),
- * `GET /api/llm-backends/model/:name` (the best record for that model, 404 when absent),
- * `POST /api/llm-backends/metrics` (a JSON array or a single object; with `acceptArrays: false` arrays
- * get 422). Faults apply to every route unless the fault's `path` says otherwise.
+ * Behaves like the seed's FastAPI admin by default. Routes: `GET /api/llm-backends/public` (the
+ * records; no ETag unless `etag: true`, then If-None-Match → 304), `GET /api/llm-backends/model/:name`
+ * (the best record for that model, `404 {"detail": ...}` when absent), `POST /api/llm-backends/metrics`
+ * (ONE record per body, validated like pydantic: a body that is not an object or lacks a required
+ * field gets 422 with FastAPI's `detail` list; accepted → `{"id": N, "status": "created"}`; arrays of
+ * records only with `acceptArrays: true`). Faults apply to every route unless the fault's `path` says
+ * otherwise.
  *
  * @example
  * const admin = await startAdminServer({ records: [{ model_name: 'llama3.2', backend_type: 'ollama',
