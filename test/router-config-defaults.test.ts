@@ -28,7 +28,7 @@ let deadUrl: string
 beforeAll(async () => {
   ollama = await startOllamaServer({ models: ['m', 'llama3.2'] })
   mlx = await startMlxServer()
-  admin = await startAdminServer({ etag: false })
+  admin = await startAdminServer()
   const dead = await startOllamaServer()
   deadUrl = dead.url
   await dead.stop()

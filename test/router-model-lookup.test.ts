@@ -1,6 +1,6 @@
 /**
  * Per-model lookup mode (`admin.lookup: 'model'`) at router level, against the kit's node:http
- * admin configured like the seed's (no ETag; 404 `{"detail": ...}` for unknown models) and one
+ * admin as it is by default, like the seed's (no ETag; 404 `{"detail": ...}` for unknown models) and one
  * Ollama stand-in per model. A manual clock moves through many TTLs.
  *
  * Issue 10, defect 1: an unchanged re-fetch of model A was stamped with B's version and A was then
@@ -33,7 +33,7 @@ beforeAll(async () => {
   const dead = await startOllamaServer()
   deadUrl = dead.url
   await dead.stop()
-  admin = await startAdminServer({ etag: false, records: [] })
+  admin = await startAdminServer({ records: [] })
 })
 
 afterAll(async () => {

@@ -25,6 +25,7 @@ const ollama = ollamaHandlers({
 const mlx = openAIHandlers({ baseUrl: MLX, respond: 'a b c' })
 const admin = adminHandlers({
   baseUrl: ADMIN,
+  etag: true,
   records: [
     { model_name: 'llama3.2', backend_type: 'ollama', endpoint_url: OLLAMA, enabled: true, priority: 1 },
   ],

@@ -612,8 +612,8 @@ describe('admin stand-in', () => {
     priority,
   })
 
-  it('serves records with an ETag and answers If-None-Match with 304', async () => {
-    const s = await admin({ records: [record('a')] })
+  it('serves records with an ETag and answers If-None-Match with 304 (etag: true)', async () => {
+    const s = await admin({ records: [record('a')], etag: true })
     const first = await send(`${s.url}/api/llm-backends/public`)
     expect(JSON.parse(first.text)).toEqual([record('a')])
     const etag = String(first.headers.etag)

@@ -1,5 +1,5 @@
 /**
- * Protocol logic of the admin API stand-in: backend records (`GET /api/llm-backends/public`, with ETag),
+ * Protocol logic of the admin API stand-in: backend records (`GET /api/llm-backends/public`, ETag opt-in),
  * per-model lookup (`GET /api/llm-backends/model/:name`) and metrics intake
  * (`POST /api/llm-backends/metrics`).
  * @module
@@ -17,7 +17,7 @@ export type AdminRecord = BackendRecord | Record<string, unknown>
 export interface AdminOptions extends RecordingOptions {
   /** Initial records served by `GET /api/llm-backends/public`. Default `[]`. */
   records?: AdminRecord[]
-  /** Send an ETag and answer a matching If-None-Match with 304. Default true. */
+  /** Send an ETag and answer a matching If-None-Match with 304. Default false: the seed's FastAPI admin sends none. */
   etag?: boolean
   /** Accept a JSON array of metric records in one body. false: arrays get 422 (one record per body). Default true. */
   acceptArrays?: boolean
@@ -121,7 +121,7 @@ export class AdminCore extends ServiceCore {
     if (fault?.type === 'invalid-json') {
       return jsonReplyRaw(200, body.slice(0, Math.max(1, Math.floor(body.length / 2))))
     }
-    if (this.options.etag === false) return jsonReplyRaw(200, body)
+    if (this.options.etag !== true) return jsonReplyRaw(200, body)
     const etag = `"${createHash('sha1').update(body).digest('hex').slice(0, 20)}"`
     const inm = req.headers['if-none-match']
     if (inm !== undefined) {

@@ -117,7 +117,7 @@ export interface AdminMockOptions extends AdminOptions, MockBaseOptions {}
 
 /**
  * msw handlers for the admin API at `baseUrl` (default `http://admin.test`), same behaviour as
- * {@link startAdminServer}: records with ETag/304, per-model lookup, metrics intake.
+ * {@link startAdminServer}: records (ETag/304 with `etag: true`), per-model lookup, metrics intake.
  */
 export function adminHandlers(options: AdminMockOptions = {}): MockHandlers<AdminMockExtras> {
   const core = new AdminCore(options)

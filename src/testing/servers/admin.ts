@@ -51,7 +51,7 @@ export class AdminServer extends HttpStandIn<AdminCore> {
 /**
  * Starts an admin API on 127.0.0.1.
  *
- * Routes: `GET /api/llm-backends/public` (the records; ETag + If-None-Match → 304),
+ * Routes: `GET /api/llm-backends/public` (the records; no ETag unless `etag: true`, then If-None-Match → 304),
  * `GET /api/llm-backends/model/:name` (the best record for that model, 404 when absent),
  * `POST /api/llm-backends/metrics` (a JSON array or a single object; with `acceptArrays: false` arrays
  * get 422). Faults apply to every route unless the fault's `path` says otherwise.
