@@ -4,6 +4,7 @@
  */
 import { z } from 'zod'
 import { ErrorCode, RouterError } from './errors.js'
+import { joinUrl } from './http/url.js'
 import { type Env, readEnv } from './internal/env.js'
 import type { MetricsSink } from './types.js'
 
@@ -163,13 +164,6 @@ export interface ResolvedOptions {
   closeTimeoutMs: number
 }
 
-/** Appends a path to a base URL's path, keeping the base's query string (e.g. `?token=...`) after it. */
-function joinPath(base: string, path: string): string {
-  const u = new URL(base)
-  u.pathname = `${u.pathname.replace(/\/$/, '')}${path}`
-  return u.toString()
-}
-
 function stripTrailingSlash(url: string): string {
   return url.endsWith('/') ? url.slice(0, -1) : url
 }
@@ -229,8 +223,7 @@ export function resolveOptions(input: unknown): ResolvedOptions {
   else if (o.metrics !== undefined && 'write' in o.metrics) metrics = o.metrics as MetricsSink
   else {
     const m = (o.metrics ?? {}) as z.output<typeof httpSinkSchema>
-    const url =
-      m.url ?? (adminUrl === null ? null : joinPath(adminUrl, m.path ?? '/api/llm-backends/metrics'))
+    const url = m.url ?? (adminUrl === null ? null : joinUrl(adminUrl, m.path ?? '/api/llm-backends/metrics'))
     if (url !== null) {
       metrics = {
         url,
