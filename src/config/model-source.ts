@@ -103,7 +103,8 @@ export class ModelConfigSource extends SourceBase implements ConfigSource {
   }
 
   current(): ConfigSnapshot | null {
-    if (this.#cache.size === 0 && this.#combined === null) return null
+    // Nothing looked up yet: the env records model-less requests use, if any ran, else nothing.
+    if (this.#cache.size === 0 && this.#combined === null) return this.#noModel
     const snapshot = this.#snapshot()
     // Revalidations that changed nothing keep the routing snapshot; show their time here.
     let latest: number | null = null
