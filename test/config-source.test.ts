@@ -630,6 +630,38 @@ describe('per-model lookup mode', () => {
     expect(source.get('nope')).toBe(missing)
   })
 
+  it('keeps every model through an outage (origin stale), one backoff for all lookups, then recovers', async () => {
+    let up = true
+    const calls: string[] = []
+    net.use(
+      http.get(`${ADMIN}/api/llm-backends/model/:model`, ({ params }) => {
+        calls.push(params.model as string)
+        return up ? HttpResponse.json(rec(params.model as string)) : new HttpResponse('down', { status: 503 })
+      }),
+    )
+    const { source, clock, waitFor } = setup({ admin: { lookup: 'model' } })
+    await load(source, 'a')
+    const both = await load(source, 'b')
+    expect(both.origin).toBe('admin')
+    up = false
+    clock.advance(TTL + 1)
+    expect(source.get('a')).toBe(both) // stale but served; one background lookup
+    await waitFor('config:failed')
+    const stale = source.get('b') as ConfigSnapshot
+    expect(stale.origin).toBe('stale')
+    expect(stale.records.map((r) => r.model_name)).toEqual(['a', 'b'])
+    await settle()
+    expect(calls).toEqual(['a', 'b', 'a']) // b waits for the backoff instead of asking a failing admin
+    up = true
+    clock.advance(2_000)
+    source.get('b')
+    await waitFor('config:refreshed')
+    await vi.waitFor(() => expect((source.get('a') as ConfigSnapshot).origin).toBe('stale'))
+    source.get('a')
+    await vi.waitFor(() => expect((source.get('a') as ConfigSnapshot).origin).toBe('admin'))
+    expect((source.get('a') as ConfigSnapshot).records).toEqual(both.records)
+  })
+
   it('answers unknown models from env while the admin is failing', async () => {
     let calls = 0
     net.use(

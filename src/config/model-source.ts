@@ -156,7 +156,9 @@ export class ModelConfigSource extends SourceBase implements ConfigSource {
     let fromAdmin = false
     let fetchedAt: number | null = null
     const keys: string[] = []
-    for (const [model, entry] of this.#cache.entries()) {
+    // By model name, so the view (and equal-priority order) does not depend on lookup recency.
+    const entries = [...this.#cache.entries()].sort((x, y) => (x[0] < y[0] ? -1 : x[0] > y[0] ? 1 : 0))
+    for (const [model, entry] of entries) {
       all.push(...entry.records)
       if (entry.note !== null) notes.set(model, entry.note)
       if (entry.failed) failed = true
@@ -165,7 +167,6 @@ export class ModelConfigSource extends SourceBase implements ConfigSource {
         fetchedAt = entry.fetchedAt
       keys.push(`${model}\u0000${entryKey(entry)}`)
     }
-    keys.sort()
     const origin = fromAdmin
       ? failed
         ? 'stale'
