@@ -2,7 +2,7 @@
  * What both admin-backed sources share: guarded events, once-per-distinct-record invalid reports,
  * the environment records (built once) and their snapshots, the refresh scheduler, and close().
  */
-import { ErrorCode, RouterError } from '../errors.js'
+import { ErrorCode, isRouterError, RouterError } from '../errors.js'
 import { originOf } from '../http/url.js'
 import type { RouterEvents } from '../types.js'
 import type { ConfigSnapshot, ConfigSourceDeps } from './contract.js'
@@ -49,6 +49,15 @@ export abstract class SourceBase {
       ErrorCode.CLOSED,
       'The config source was closed; create a new router to load config.',
     )
+  }
+
+  /** What a failed fetch is reported as: the RouterError it threw, or CONFIG_FETCH_FAILED around a bug. */
+  protected asRouterError(caught: unknown): RouterError {
+    return isRouterError(caught)
+      ? caught
+      : new RouterError(ErrorCode.CONFIG_FETCH_FAILED, 'Admin config fetch failed unexpectedly.', {
+          cause: caught,
+        })
   }
 
   protected emit<K extends keyof RouterEvents>(event: K, payload: RouterEvents[K]): void {

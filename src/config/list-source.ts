@@ -13,7 +13,7 @@
  * fetch; 'config:fallback' when env records start being used; 'config:invalid-record' once per
  * distinct bad record.
  */
-import { ErrorCode, isRouterError, RouterError } from '../errors.js'
+import { ErrorCode, RouterError } from '../errors.js'
 import { fetchAdmin, notesFor, parsePayload } from './admin-fetch.js'
 import { SourceBase } from './base.js'
 import type { ConfigSnapshot, ConfigSource } from './contract.js'
@@ -88,11 +88,7 @@ export class ListConfigSource extends SourceBase implements ConfigSource {
         if (this.closed) throw this.closedError()
         return this.#applySuccess(result)
       } catch (caught) {
-        const error = isRouterError(caught)
-          ? caught
-          : new RouterError(ErrorCode.CONFIG_FETCH_FAILED, 'Admin config refresh failed unexpectedly.', {
-              cause: caught,
-            })
+        const error = this.asRouterError(caught)
         if (!this.closed) this.#applyFailure(error)
         throw error
       }

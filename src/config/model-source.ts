@@ -15,7 +15,7 @@
  * request without a model cannot be looked up: it routes with the environment records.
  */
 import { LRUCache } from 'lru-cache'
-import { ErrorCode, isRouterError, RouterError } from '../errors.js'
+import type { RouterError } from '../errors.js'
 import type { BackendRecord } from '../types.js'
 import { fetchAdmin, notesFor, parsePayload } from './admin-fetch.js'
 import { MAX_CACHED_MODELS, SourceBase } from './base.js'
@@ -220,11 +220,7 @@ export class ModelConfigSource extends SourceBase implements ConfigSource {
         if (this.closed) throw this.closedError()
         this.#applySuccess(model, previous, result)
       } catch (caught) {
-        const error = isRouterError(caught)
-          ? caught
-          : new RouterError(ErrorCode.CONFIG_FETCH_FAILED, 'Admin config lookup failed unexpectedly.', {
-              cause: caught,
-            })
+        const error = this.asRouterError(caught)
         if (!this.closed) this.#applyFailure(model, previous, error)
         throw error
       }

@@ -40,13 +40,13 @@ export interface PostJsonOptions extends HttpCallOptions {
 
 export type HttpOutcome =
   /** A 2xx with its body parsed as JSON (a leading BOM is ignored). */
-  | { kind: 'json'; status: number; value: unknown; etag: string | null; headers: Headers }
+  | { kind: 'json'; status: number; value: unknown; etag: string | null }
   /** A 2xx whose body is not JSON (an empty body included). */
-  | { kind: 'not-json'; status: number; text: string; error: unknown; headers: Headers }
+  | { kind: 'not-json'; status: number; error: unknown }
   /** 304 to a request that sent If-None-Match. */
-  | { kind: 'not-modified'; etag: string | null; headers: Headers }
+  | { kind: 'not-modified'; etag: string | null }
   /** Any other status; `text` is at most ERROR_BODY_LIMIT bytes of the body. */
-  | { kind: 'status'; status: number; text: string; retryAfterMs: number | undefined; headers: Headers }
+  | { kind: 'status'; status: number; text: string; retryAfterMs: number | undefined }
   /** A 2xx body over `maxBodyBytes`; `detail` says how it was noticed. */
   | { kind: 'too-large'; status: number; detail: string }
   /** No response: refused, reset, DNS, TLS. `description` is `CODE: message`. */
@@ -55,8 +55,6 @@ export type HttpOutcome =
   | { kind: 'broken-body'; status: number; error: unknown; description: string }
   | { kind: 'timeout'; timeoutMs: number }
   | { kind: 'aborted'; reason: unknown }
-
-type Headers = Dispatcher.ResponseData['headers']
 
 const noop = () => {}
 
@@ -156,7 +154,7 @@ async function call(
     try {
       if (status === 304) {
         await res.body.dump({ limit: ERROR_BODY_LIMIT }).catch(noop)
-        return { kind: 'not-modified', etag: headerValue(resHeaders.etag), headers: resHeaders }
+        return { kind: 'not-modified', etag: headerValue(resHeaders.etag) }
       }
       if (status < 200 || status > 299) {
         const read = await readBody(res.body, ERROR_BODY_LIMIT, true).catch(() => ({ text: '' }))
@@ -169,7 +167,6 @@ async function call(
           status,
           text: 'text' in read ? read.text : '',
           retryAfterMs,
-          headers: resHeaders,
         }
       }
       const max = options.maxBodyBytes
@@ -187,10 +184,9 @@ async function call(
           status,
           value: JSON.parse(text),
           etag: headerValue(resHeaders.etag),
-          headers: resHeaders,
         }
       } catch (error) {
-        return { kind: 'not-json', status, text: text.slice(0, 200), error, headers: resHeaders }
+        return { kind: 'not-json', status, error }
       }
     } catch (error) {
       return { kind: 'broken-body', status, error, description: describeNetworkError(error) }
