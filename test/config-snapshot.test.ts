@@ -84,7 +84,7 @@ describe('route cache', () => {
       'model "bad" has no usable record: its only record is invalid (endpoint_url: must be an absolute http(s) URL)',
     )
     expect(defaultCandidates(table, 'x', {}, circuits)[0]?.defaultReason).toBe(
-      'no enabled record for model "x" in the admin config',
+      'there is no enabled record for model "x" in the admin config',
     )
   })
 })

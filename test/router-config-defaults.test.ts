@@ -190,7 +190,7 @@ describe('defect 8: errors that went to the default backend say why', () => {
     const error = await failure(r.generate({ model: 'unknown', prompt: 'hi' }))
     expect(error.code).toBe('ALL_BACKENDS_FAILED')
     expect(error.message).toContain(
-      'The default backend was used because no enabled record for model "unknown" in the admin config',
+      'The default backend was used because there is no enabled record for model "unknown" in the admin config',
     )
   })
 

@@ -201,7 +201,8 @@ const NO_MODEL = ''
 export function defaultReason(table: RouteTable, model: string | undefined): string {
   const note = model === undefined ? undefined : table.modelNotes.get(model)
   if (note !== undefined) return `model "${model}" has no usable record: ${note}`
-  const what = model === undefined ? 'the request names no model' : `no enabled record for model "${model}"`
+  const what =
+    model === undefined ? 'the request names no model' : `there is no enabled record for model "${model}"`
   if (table.fallbackReason !== null) return `${what} (${table.fallbackReason})`
   return `${what} in the admin config`
 }
