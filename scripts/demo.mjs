@@ -479,12 +479,15 @@ const MAX_TOKENS = 96
 
 // (a) a request routed per the admin records
 await step(1, 'A request routed by the admin records', async () => {
-  const route = await router.resolve(userAdminUrl ? undefined : M.ollama)
+  // Without a model and without admin records there is no model to resolve (INVALID_REQUEST):
+  // report the admin problem first, it is the cause.
+  const route = await router.resolve(userAdminUrl ? undefined : M.ollama).catch((error) => error)
   const info = router.config()
-  if (info.origin !== 'admin') {
+  if (info?.origin !== 'admin') {
     const failed = events.findLast((e) => e.name === 'config:failed')?.payload.error.message
     throw new Error(`no records from the admin: ${failed ?? 'it served an empty list'}`)
   }
+  if (route instanceof Error) throw route
   const n = info.records.length
   note(`config: ${n} record${n === 1 ? '' : 's'} from the admin ${dim(`(etag ${info.etag ?? '-'})`)}`)
   const target = route.targets[0]

@@ -4,6 +4,7 @@
  */
 import { z } from 'zod'
 import { ErrorCode, RouterError } from './errors.js'
+import { joinUrl } from './http/url.js'
 import { type Env, readEnv } from './internal/env.js'
 import { type HttpSinkOptions, httpSinkOptionsSchema } from './metrics/options.js'
 import type { MetricsSink } from './types.js'
@@ -146,13 +147,6 @@ export interface ResolvedOptions {
   closeTimeoutMs: number
 }
 
-/** Appends a path to a base URL's path, keeping the base's query string (e.g. `?token=...`) after it. */
-function joinPath(base: string, path: string): string {
-  const u = new URL(base)
-  u.pathname = `${u.pathname.replace(/\/$/, '')}${path}`
-  return u.toString()
-}
-
 function stripTrailingSlash(url: string): string {
   return url.endsWith('/') ? url.slice(0, -1) : url
 }
@@ -213,7 +207,7 @@ export function resolveOptions(input: unknown): ResolvedOptions {
   else {
     const { path, url: explicitUrl, ...m } = (o.metrics ?? {}) as z.output<typeof httpSinkSchema>
     const url =
-      explicitUrl ?? (adminUrl === null ? null : joinPath(adminUrl, path ?? '/api/llm-backends/metrics'))
+      explicitUrl ?? (adminUrl === null ? null : joinUrl(adminUrl, path ?? '/api/llm-backends/metrics'))
     // zod types absent options as `?: T | undefined`; the sink's own schema accepts either.
     if (url !== null) metrics = { ...m, url, headers: m.headers ?? adminHeaders } as ResolvedHttpSinkOptions
   }

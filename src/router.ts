@@ -1,7 +1,7 @@
 /**
  * `createLLMRouter()`: wires the config source, the dispatcher and the metrics sink, and returns
- * the small public interface. Everything per-request lives in dispatch/; everything per-config-change
- * (route compilation) is cached here by config version.
+ * the small public interface. Everything per-request lives in dispatch/; route tables are compiled
+ * once per config snapshot and cached by its identity (dispatch/routes.ts).
  */
 import { EventEmitter } from 'eventemitter3'
 import type { ConfigSnapshot } from './config/contract.js'
@@ -10,7 +10,7 @@ import type { AttemptContext } from './dispatch/attempt.js'
 import { CircuitRegistry } from './dispatch/circuit.js'
 import { type DispatchCore, primaryCandidates, runRequest } from './dispatch/dispatcher.js'
 import { validateRequest } from './dispatch/request.js'
-import { compileRoutes, type RouteTable } from './dispatch/routes.js'
+import { RouteCache } from './dispatch/routes.js'
 import { StreamRun } from './dispatch/stream.js'
 import { ErrorCode, isRouterError, RouterError } from './errors.js'
 import { type Clock, systemClock } from './internal/clock.js'
@@ -49,6 +49,8 @@ export interface ResolvedRoute {
   model: string
   /** True when the model has no record of its own and goes to the default backend. */
   usesDefault: boolean
+  /** When `usesDefault`: why (no record for the model, its record is invalid or disabled, the admin is unavailable). */
+  defaultReason?: string
   targets: {
     model: string
     backend: BackendKind
@@ -83,8 +85,6 @@ export interface LLMRouter {
   close(): Promise<void>
   readonly closed: boolean
 }
-
-const MAX_ROUTE_TABLES = 1024
 
 function toInfo(s: ConfigSnapshot): ConfigInfo {
   return {
@@ -153,21 +153,8 @@ export function createLLMRouter(options?: RouterOptions, internals: RouterIntern
     emit,
   })
 
-  // Route tables are compiled once per config version. Versions come from one counter shared by
-  // every snapshot (per-model lookup mode has one snapshot per model), so the version is the key.
-  const tables = new Map<number, RouteTable>()
-  let lastTable: RouteTable | null = null
-  const routes = (snapshot: ConfigSnapshot): RouteTable => {
-    if (lastTable !== null && lastTable.version === snapshot.version) return lastTable
-    let table = tables.get(snapshot.version)
-    if (table === undefined) {
-      table = compileRoutes(snapshot, opts.env, circuits)
-      if (tables.size >= MAX_ROUTE_TABLES) tables.delete(tables.keys().next().value as number)
-      tables.set(snapshot.version, table)
-    }
-    lastTable = table
-    return table
-  }
+  const routeCache = new RouteCache(opts.env, circuits)
+  const routes = (snapshot: ConfigSnapshot) => routeCache.get(snapshot)
 
   const recordMetric = (metric: MetricRecord): void => {
     stats.record(metric)
@@ -233,7 +220,14 @@ export function createLLMRouter(options?: RouterOptions, internals: RouterIntern
       }
       const t0 = performance.now()
       requestStart(request, false)
-      const p = runRequest(core, request, config.get(request.model), null, t0, () => null)
+      const p = runRequest(
+        core,
+        request,
+        config.get(request.model, request.fallbackModels),
+        null,
+        t0,
+        () => null,
+      )
       inflight.add(p)
       return p.then(
         (result) => {
@@ -259,7 +253,7 @@ export function createLLMRouter(options?: RouterOptions, internals: RouterIntern
           // A stream made before close() but first read after it: the agent is gone, say so.
           if (closed) throw closedError()
           requestStart(request, true)
-          return config.get(request.model)
+          return config.get(request.model, request.fallbackModels)
         },
         started: (p) => {
           tracked = p.catch(() => {})
@@ -302,9 +296,11 @@ export function createLLMRouter(options?: RouterOptions, internals: RouterIntern
       if (closed) throw closedError()
       const snapshot = await config.get(model)
       const { list, usesDefault } = primaryCandidates(core, routes(snapshot), model)
+      const defaultReason = list[0]?.defaultReason
       return {
         model: list[0]?.model ?? model ?? 'default',
         usesDefault,
+        ...(defaultReason === undefined ? {} : { defaultReason }),
         targets: list.flatMap((c) =>
           c.targets.map((target) => ({
             model: c.model,

@@ -40,6 +40,9 @@ describe('parseHostEnv (Ollama OLLAMA_HOST convention)', () => {
   })
 })
 
+// The seed's defaults for a model without a record (issue 10, defect 6).
+const SEED = { max_tokens: 2048, temperature_default: 0.7, timeout_seconds: 60 }
+
 describe('envRecords', () => {
   it('nothing set: default Ollama at http://localhost:11434 for any model', () => {
     const r = envRecords({})
@@ -52,6 +55,7 @@ describe('envRecords', () => {
         endpoint_url: 'http://localhost:11434',
         enabled: true,
         priority: 100,
+        ...SEED,
       },
     ])
     expect(ANY_MODEL).toBe('*')
@@ -89,6 +93,7 @@ describe('envRecords', () => {
         fallback_url: 'http://example:1234',
         enabled: true,
         priority: 100,
+        ...SEED,
       },
     ])
   })
@@ -108,6 +113,7 @@ describe('envRecords', () => {
         endpoint_url: 'http://127.0.0.1:8080',
         enabled: true,
         priority: 100,
+        ...SEED,
       },
     ])
     expect(r.invalid).toEqual([

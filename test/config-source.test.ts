@@ -343,7 +343,7 @@ describe('admin outages', () => {
       }
     })
     const { source, clock, of, waitFor } = setup({ admin: { retryBaseMs: 1_000, retryMaxMs: 4_000 } })
-    clock.randomValue = 0.5 // jittered delay = 75 % of the exponential step
+    clock.randomValue = 0.5 // jittered delay = 87.5 % of the exponential step (the dispatcher's backoff)
     const good = await load(source)
     clock.advance(TTL + 1)
 
@@ -357,14 +357,14 @@ describe('admin outages', () => {
     mode = '500'
     expectStale() // triggers the background refresh
     let failed = await waitFor('config:failed', 1)
-    expect(failed[0]).toMatchObject({ consecutiveFailures: 1, nextRetryMs: 750, servingStale: true })
+    expect(failed[0]).toMatchObject({ consecutiveFailures: 1, nextRetryMs: 875, servingStale: true })
     expect(failed[0]?.error.code).toBe('CONFIG_FETCH_FAILED')
     expect(failed[0]?.error.status).toBe(500)
     expect(calls).toHaveLength(2)
 
     // While backing off, lookups do not reach the admin.
     for (let i = 0; i < 20; i++) expectStale()
-    clock.advance(749)
+    clock.advance(874)
     expectStale()
     await settle()
     expect(calls).toHaveLength(2)
@@ -372,29 +372,29 @@ describe('admin outages', () => {
     mode = 'error'
     clock.advance(1) // retry timer fires
     failed = await waitFor('config:failed', 2)
-    expect(failed[1]).toMatchObject({ consecutiveFailures: 2, nextRetryMs: 1_500, servingStale: true })
+    expect(failed[1]).toMatchObject({ consecutiveFailures: 2, nextRetryMs: 1_750, servingStale: true })
     expect(failed[1]?.error.code).toBe('CONFIG_FETCH_FAILED')
     expectStale()
 
     mode = 'garbage'
-    clock.advance(1_500)
+    clock.advance(1_750)
     failed = await waitFor('config:failed', 3)
-    expect(failed[2]).toMatchObject({ consecutiveFailures: 3, nextRetryMs: 3_000 })
+    expect(failed[2]).toMatchObject({ consecutiveFailures: 3, nextRetryMs: 3_500 })
     expect(failed[2]?.error.code).toBe('CONFIG_INVALID')
     expectStale()
 
     mode = 'object'
-    clock.advance(3_000)
+    clock.advance(3_500)
     failed = await waitFor('config:failed', 4)
     // Capped at retryMaxMs (4 000) before jitter.
-    expect(failed[3]).toMatchObject({ consecutiveFailures: 4, nextRetryMs: 3_000 })
+    expect(failed[3]).toMatchObject({ consecutiveFailures: 4, nextRetryMs: 3_500 })
     expect(failed[3]?.error.code).toBe('CONFIG_INVALID')
     expectStale()
     expect(calls).toHaveLength(5)
     expect(of('config:fallback')).toEqual([])
 
     mode = 'ok'
-    clock.advance(3_000)
+    clock.advance(3_500)
     await waitFor('config:refreshed')
     const back = source.get() as ConfigSnapshot
     expect(back.origin).toBe('admin')
@@ -500,7 +500,7 @@ describe('env fallback', () => {
     ])
     expect(of('config:fallback')).toEqual([{ origin: 'env', reason: expect.stringContaining('first load') }])
     const delay = of('config:failed')[0]!.nextRetryMs
-    expect(delay).toBe(500)
+    expect(delay).toBe(1000) // random 0: the full first step
 
     // Known config: synchronous, and no request before the backoff allows one.
     expect(source.get()).toBe(snap)
@@ -599,14 +599,21 @@ describe('per-model lookup mode', () => {
     expect(a.records).toEqual([expect.objectContaining({ model_name: 'phi3:mini', priority: 5 })])
     expect(calls).toEqual(['/api/llm-backends/model/phi3%3Amini'])
 
+    // One combined snapshot: every model looked up so far, in priority order.
     const multi = await load(source, 'multi')
-    expect(multi.records.map((r) => r.priority)).toEqual([1, 9])
+    expect(multi.records.map((r) => `${r.model_name}:${r.priority}`)).toEqual([
+      'multi:1',
+      'phi3:mini:5',
+      'multi:9',
+    ])
 
     const missing = await load(source, 'nope')
     expect(missing.origin).toBe('admin')
-    expect(missing.records).toEqual([])
+    expect(missing.records).toHaveLength(3)
+    expect(missing.modelNotes.get('nope')).toContain('404')
+    // Cached: synchronous, the same object, no request.
     expect(source.get('nope')).toBe(missing)
-    expect(source.get('phi3:mini')).toBe(a)
+    expect(source.get('phi3:mini')).toBe(missing)
     await settle()
     expect(calls).toHaveLength(3)
 
@@ -616,8 +623,43 @@ describe('per-model lookup mode', () => {
     expect(none.records[0]?.endpoint_url).toBe('http://box:1')
 
     clock.advance(TTL + 1)
-    expect((source.get('nope') as ConfigSnapshot).records).toEqual([])
+    expect(source.get('nope')).toBe(missing)
     await vi.waitFor(() => expect(calls).toHaveLength(4), { interval: 2 })
+    // The re-fetch changed nothing: the snapshot (and its compiled routes) stay.
+    await settle()
+    expect(source.get('nope')).toBe(missing)
+  })
+
+  it('keeps every model through an outage (origin stale), one backoff for all lookups, then recovers', async () => {
+    let up = true
+    const calls: string[] = []
+    net.use(
+      http.get(`${ADMIN}/api/llm-backends/model/:model`, ({ params }) => {
+        calls.push(params.model as string)
+        return up ? HttpResponse.json(rec(params.model as string)) : new HttpResponse('down', { status: 503 })
+      }),
+    )
+    const { source, clock, waitFor } = setup({ admin: { lookup: 'model' } })
+    await load(source, 'a')
+    const both = await load(source, 'b')
+    expect(both.origin).toBe('admin')
+    up = false
+    clock.advance(TTL + 1)
+    expect(source.get('a')).toBe(both) // stale but served; one background lookup
+    await waitFor('config:failed')
+    const stale = source.get('b') as ConfigSnapshot
+    expect(stale.origin).toBe('stale')
+    expect(stale.records.map((r) => r.model_name)).toEqual(['a', 'b'])
+    await settle()
+    expect(calls).toEqual(['a', 'b', 'a']) // b waits for the backoff instead of asking a failing admin
+    up = true
+    clock.advance(2_000)
+    source.get('b')
+    await waitFor('config:refreshed')
+    await vi.waitFor(() => expect((source.get('a') as ConfigSnapshot).origin).toBe('stale'))
+    source.get('a')
+    await vi.waitFor(() => expect((source.get('a') as ConfigSnapshot).origin).toBe('admin'))
+    expect((source.get('a') as ConfigSnapshot).records).toEqual(both.records)
   })
 
   it('answers unknown models from env while the admin is failing', async () => {

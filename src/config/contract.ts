@@ -16,8 +16,22 @@ export interface ConfigSnapshot {
   readonly etag: string | null
   /** Epoch ms of the last successful fetch or revalidation; null for env/default. */
   readonly fetchedAt: number | null
-  /** Increments whenever the records change; the router recompiles routes when it changes. */
+  /**
+   * Increments whenever the records change (per source). For display only: compiled route tables
+   * are keyed by the snapshot object itself (see dispatch/routes.ts), never by this number.
+   */
   readonly version: number
+  /**
+   * Why env/default records are in use at all (no admin URL, admin unreachable, empty or
+   * all-disabled list); null when the records came from the admin.
+   */
+  readonly fallbackReason: string | null
+  /**
+   * Per model: why it has no enabled record of its own (its only record is invalid, disabled,
+   * the admin answered 404, the admin could not be reached for it). Read by route compilation to
+   * say in errors why the default backend was used.
+   */
+  readonly modelNotes: ReadonlyMap<string, string>
 }
 
 export interface AdminOptions {
@@ -54,11 +68,13 @@ export interface ConfigSource {
    * Snapshot to route `model` with. Returns synchronously when a config is cached (fresh or stale,
    * a stale one triggers one background refresh); otherwise a promise shared by every concurrent caller.
    * Never rejects: when no admin config can be had it resolves with env/default records.
+   * `also`: further models the request may fall back to (its `fallbackModels`); in per-model
+   * lookup mode they are looked up too, so the snapshot carries their records.
    */
-  get(model?: string): ConfigSnapshot | Promise<ConfigSnapshot>
+  get(model?: string, also?: readonly string[] | 'priority'): ConfigSnapshot | Promise<ConfigSnapshot>
   /** Force a fetch now (shares an in-flight one). Rejects with a RouterError if the admin fails. */
   refresh(): Promise<ConfigSnapshot>
-  /** Last snapshot without fetching (null before the first load). */
+  /** The config in use, without fetching (null before the first load). */
   current(): ConfigSnapshot | null
   /** Stop background refreshes and timers. */
   close(): void

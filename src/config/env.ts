@@ -17,6 +17,32 @@ export const DEFAULT_OLLAMA_URL = 'http://localhost:11434'
 export const DEFAULT_OLLAMA_PORT = 11434
 export const DEFAULT_MLX_PORT = 8080
 
+/**
+ * The seed admin's config for a model without a record (`_get_backend_config` on a 404), also the
+ * column defaults of its `llm_backends` table. Filled into default and env records that lack them.
+ */
+export const SEED_RECORD_DEFAULTS = Object.freeze({
+  max_tokens: 2048,
+  temperature_default: 0.7,
+  timeout_seconds: 60,
+})
+
+/** `record` with the seed defaults for the generation fields it does not set (a new object). */
+export function withSeedDefaults(record: BackendRecord): BackendRecord {
+  if (
+    record.max_tokens !== undefined &&
+    record.temperature_default !== undefined &&
+    record.timeout_seconds !== undefined
+  )
+    return record
+  return {
+    ...record,
+    max_tokens: record.max_tokens ?? SEED_RECORD_DEFAULTS.max_tokens,
+    temperature_default: record.temperature_default ?? SEED_RECORD_DEFAULTS.temperature_default,
+    timeout_seconds: record.timeout_seconds ?? SEED_RECORD_DEFAULTS.timeout_seconds,
+  }
+}
+
 export interface EnvRecordsResult {
   records: BackendRecord[]
   /** 'env' when an environment variable supplied the records, 'default' when nothing was set. */
@@ -110,6 +136,9 @@ function defaultRecord(
     endpoint_url: endpoint,
     enabled: true,
     priority: DEFAULT_PRIORITY,
+    max_tokens: SEED_RECORD_DEFAULTS.max_tokens,
+    temperature_default: SEED_RECORD_DEFAULTS.temperature_default,
+    timeout_seconds: SEED_RECORD_DEFAULTS.timeout_seconds,
   }
   if (fallback !== undefined) record.fallback_url = fallback
   return record
@@ -154,16 +183,25 @@ export function envRecords(env: Env): EnvRecordsResult {
         invalid.push(
           ...result.invalid.map((i) => ({ ...i, field: `LLM_ROUTER_BACKENDS[${i.index}].${i.field}` })),
         )
-        if (result.records.length > 0) {
+        // All disabled is the same as empty, as for an admin list (the seed filters disabled rows out).
+        if (result.records.some((r) => r.enabled)) {
           const n = result.records.length
           return {
-            records: result.records,
+            records: result.records.map(withSeedDefaults),
             origin: 'env',
             reason: `LLM_ROUTER_BACKENDS (${n} record${n === 1 ? '' : 's'})`,
             invalid,
           }
         }
-        if (result.invalid.length === 0) {
+        if (result.records.length > 0) {
+          invalid.push({
+            index: -1,
+            modelName: null,
+            field: 'LLM_ROUTER_BACKENDS',
+            message:
+              'every record in LLM_ROUTER_BACKENDS is disabled, which counts as an empty list; ignored',
+          })
+        } else if (result.invalid.length === 0) {
           invalid.push({
             index: -1,
             modelName: null,

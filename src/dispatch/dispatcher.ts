@@ -65,7 +65,7 @@ export function primaryCandidates(
       { model },
     )
   }
-  return { list: defaultCandidates(table, model ?? 'default', core.env, core.circuits), usesDefault: true }
+  return { list: defaultCandidates(table, model, core.env, core.circuits), usesDefault: true }
 }
 
 function resolveCandidates(core: DispatchCore, snapshot: ConfigSnapshot, req: GenerateRequest): Candidate[] {
@@ -149,6 +149,7 @@ function allFailed(
   model: string | undefined,
   attempts: AttemptInfo[],
   last: RouterError | null,
+  defaultReason?: string,
 ): RouterError {
   const summary = attempts
     .map(
@@ -157,7 +158,7 @@ function allFailed(
     .join('; ')
   return new RouterError(
     ErrorCode.ALL_BACKENDS_FAILED,
-    `Every backend for model "${model ?? '(default)'}" failed: ${summary || 'no candidates'}. See error.attempts; the last error is the cause`,
+    `Every backend for model "${model ?? '(default)'}" failed: ${summary || 'no candidates'}.${defaultReason === undefined ? '' : ` The default backend was used because ${defaultReason}.`} See error.attempts; the last error is the cause`,
     { cause: last ?? undefined, attempts, ...(model === undefined ? {} : { model }) },
   )
 }
@@ -414,7 +415,7 @@ export async function runRequest(
         previous = { model: candidate.model, backend: target.kind, endpoint: target.endpoint }
       }
     }
-    throw allFailed(req.model, attempts, last)
+    throw allFailed(req.model, attempts, last, candidates[0]?.defaultReason)
   } catch (caught) {
     const error = isRouterError(caught)
       ? caught

@@ -1,12 +1,17 @@
 /**
- * Route compilation: turns a config snapshot into ready-to-send targets once per config version,
- * so a request only looks up a model and walks a prepared list (URLs split, adapter chosen,
- * static headers built, circuit attached).
+ * Route compilation: turns a config snapshot into ready-to-send targets once per snapshot, so a
+ * request only looks up a model and walks a prepared list (URLs split, adapter chosen, static
+ * headers built, circuit attached, generation defaults filled in).
+ *
+ * Tables are cached by snapshot identity (`RouteCache`), never by a version number: per-model
+ * lookup and list mode both hand out frozen snapshots, and a snapshot's restamped and stale views
+ * share its frozen `records` array, so that array is the key.
  */
 import { adapterFor } from '../backends/index.js'
 import type { BackendAdapter } from '../backends/types.js'
 import type { ConfigSnapshot } from '../config/contract.js'
-import { ANY_MODEL, defaultOllamaUrl, envRecords } from '../config/env.js'
+import { ANY_MODEL, defaultOllamaUrl, envRecords, SEED_RECORD_DEFAULTS } from '../config/env.js'
+import { ErrorCode, RouterError } from '../errors.js'
 import type { Env } from '../internal/env.js'
 import type { BackendAuth, BackendKind, BackendRecord } from '../types.js'
 import type { Circuit, CircuitRegistry } from './circuit.js'
@@ -33,10 +38,15 @@ export interface Candidate {
   model: string
   record: BackendRecord
   targets: Target[]
+  /** Set on default-backend candidates: why the model went to the default backend. */
+  defaultReason?: string
 }
 
 export interface RouteTable {
-  version: number
+  /** Why env/default records are in use (from the snapshot), or null. */
+  fallbackReason: string | null
+  /** Per model without a usable record: why (from the snapshot). */
+  modelNotes: ReadonlyMap<string, string>
   /** Enabled records per model name, in priority order. */
   byModel: Map<string, Candidate[]>
   /** Every enabled, non-wildcard candidate in priority order (for `fallbackModels: 'priority'`). */
@@ -90,13 +100,36 @@ function makeTarget(
   }
 }
 
+const filledRecords = new WeakMap<BackendRecord, BackendRecord>()
+
+/**
+ * OpenAI-compatible servers get an explicit max_tokens and temperature, always: their own defaults
+ * are not the seed's (vLLM stops at 16 tokens, mlx_lm samples at temperature 0.0). A record without
+ * them gets the seed's (2048, 0.7), once per record so candidates keep sharing one record object.
+ */
+function withGenerationDefaults(record: BackendRecord): BackendRecord {
+  if (record.backend_type === 'ollama') return record
+  if (record.max_tokens !== undefined && record.temperature_default !== undefined) return record
+  let filled = filledRecords.get(record)
+  if (filled === undefined) {
+    filled = Object.freeze({
+      ...record,
+      max_tokens: record.max_tokens ?? SEED_RECORD_DEFAULTS.max_tokens,
+      temperature_default: record.temperature_default ?? SEED_RECORD_DEFAULTS.temperature_default,
+    })
+    filledRecords.set(record, filled)
+  }
+  return filled
+}
+
 /** Targets of one record, for a request that asked for `model`. */
 export function compileCandidate(
-  record: BackendRecord,
+  source: BackendRecord,
   model: string,
   env: Env,
   circuits: CircuitRegistry,
 ): Candidate {
+  const record = withGenerationDefaults(source)
   const ollamaModel = record.backend_type === 'ollama' ? (record.backend_model ?? model) : model
   const targets: Target[] = []
   if (record.backend_type === 'ollama') {
@@ -129,27 +162,90 @@ export function compileRoutes(snapshot: ConfigSnapshot, env: Env, circuits: Circ
     if (list) list.push(candidate)
     else byModel.set(record.model_name, [candidate])
   }
-  return { version: snapshot.version, byModel, ordered, wildcard, wildcardCache: new Map() }
+  return {
+    fallbackReason: snapshot.fallbackReason,
+    modelNotes: snapshot.modelNotes,
+    byModel,
+    ordered,
+    wildcard,
+    wildcardCache: new Map(),
+  }
+}
+
+/** Compiled route tables of one router, keyed by snapshot identity (see the module comment). */
+export class RouteCache {
+  readonly #tables = new WeakMap<readonly BackendRecord[], RouteTable>()
+  readonly #env: Env
+  readonly #circuits: CircuitRegistry
+
+  constructor(env: Env, circuits: CircuitRegistry) {
+    this.#env = env
+    this.#circuits = circuits
+  }
+
+  get(snapshot: ConfigSnapshot): RouteTable {
+    let table = this.#tables.get(snapshot.records)
+    if (table === undefined) {
+      table = compileRoutes(snapshot, this.#env, this.#circuits)
+      this.#tables.set(snapshot.records, table)
+    }
+    return table
+  }
 }
 
 const WILDCARD_CACHE_MAX = 1000
+/** Key of the model-less request in the wildcard cache (not a valid model name: names are non-empty). */
+const NO_MODEL = ''
+
+/** Why a request for `model` goes to the default backend, for error messages and `resolve()`. */
+export function defaultReason(table: RouteTable, model: string | undefined): string {
+  const note = model === undefined ? undefined : table.modelNotes.get(model)
+  if (note !== undefined) return `model "${model}" has no usable record: ${note}`
+  const what =
+    model === undefined ? 'the request names no model' : `there is no enabled record for model "${model}"`
+  if (table.fallbackReason !== null) return `${what} (${table.fallbackReason})`
+  return `${what} in the admin config`
+}
+
+function modelRequired(record: BackendRecord): never {
+  throw new RouterError(
+    ErrorCode.INVALID_REQUEST,
+    `Invalid request: model is required here. No backend record names a model, and the default backend (${record.backend_type} at ${record.endpoint_url}) needs one; pass request.model, or set backend_model on the default ('*') record.`,
+    { issues: [{ path: 'model', message: 'is required: no record names a model' }] },
+  )
+}
 
 /**
  * Candidates for a model without a record of its own: the config's `*` records, else the default
- * backend from OLLAMA_HOST / MLX_HOST (else Ollama on localhost:11434).
+ * backend from OLLAMA_HOST / MLX_HOST (else Ollama on localhost:11434). Without a model, the
+ * default record's `backend_model` names it; an OpenAI-compatible default needs none (the server
+ * answers with its loaded model); otherwise INVALID_REQUEST, never a made-up name.
  */
 export function defaultCandidates(
   table: RouteTable,
-  model: string,
+  model: string | undefined,
   env: Env,
   circuits: CircuitRegistry,
 ): Candidate[] {
-  const cached = table.wildcardCache.get(model)
+  const cached = table.wildcardCache.get(model ?? NO_MODEL)
   if (cached) return cached
   let records = table.wildcard
   if (records.length === 0) records = envDefaultRecords(env)
-  const list = records.map((r) => compileCandidate(r, model, env, circuits))
-  if (table.wildcardCache.size < WILDCARD_CACHE_MAX) table.wildcardCache.set(model, list)
+  const reason = defaultReason(table, model)
+  const list = records.map((r) => {
+    let name = model
+    if (name === undefined) {
+      name = r.backend_model
+      if (name === undefined) {
+        if (r.backend_type !== 'mlx') modelRequired(r)
+        name = 'default'
+      }
+    }
+    const candidate = compileCandidate(r, name, env, circuits)
+    candidate.defaultReason = reason
+    return candidate
+  })
+  if (table.wildcardCache.size < WILDCARD_CACHE_MAX) table.wildcardCache.set(model ?? NO_MODEL, list)
   return list
 }
 
