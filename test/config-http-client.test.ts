@@ -9,14 +9,19 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { AdminOptions } from '../src/config/contract.js'
 import { createConfigSource } from '../src/config/source.js'
 import { isRouterError } from '../src/errors.js'
+import { createAdminAgent } from '../src/http/agent.js'
 import { getJson, postJson } from '../src/http/client.js'
 import { parseRetryAfter } from '../src/http/retry-after.js'
 import { joinUrl, redactUrl } from '../src/http/url.js'
+import { createHttpSink } from '../src/metrics/http-sink.js'
+import { makeMetricRecord } from '../src/testing/core/metrics.js'
 import { ManualClock } from './helpers/manual-clock.js'
 
 let server: Server
 let base: string
 const posted: { body: string; type: string | undefined }[] = []
+/** Client port of each request to /reuse: fewer ports than requests means kept-alive sockets were reused. */
+const reusePorts: number[] = []
 const agent = new Agent()
 
 beforeAll(async () => {
@@ -39,6 +44,19 @@ beforeAll(async () => {
         res
           .writeHead(503, { 'retry-after': '7', 'content-type': 'application/json' })
           .end('{"detail":"busy"}')
+      } else if (url.startsWith('/reuse')) {
+        reusePorts.push(req.socket.remotePort ?? -1)
+        // 204, a stored-record echo, and a FastAPI 422: each answer must leave the socket reusable.
+        if (url === '/reuse/422') {
+          res
+            .writeHead(422, { 'content-type': 'application/json' })
+            .end('{"detail":[{"msg":"value is not a valid dict"}]}')
+        } else if (url === '/reuse/201') {
+          // The body ends a little later: a client that returned before reading it to the end
+          // would find this socket still busy and open another for its next request.
+          res.writeHead(201, { 'content-type': 'application/json' }).write(Buffer.concat(chunks))
+          setTimeout(() => res.end(), 10)
+        } else res.writeHead(204).end()
       } else if (url === '/post') {
         posted.push({ body: Buffer.concat(chunks).toString(), type: req.headers['content-type'] })
         res
@@ -133,6 +151,34 @@ describe('getJson / postJson', () => {
     controller.abort('closed')
     expect(await pending).toEqual({ kind: 'aborted', reason: 'closed' })
     await dispatcher.destroy()
+  })
+})
+
+describe('connection reuse (the metrics sink POSTs through this client)', () => {
+  it('postJson on the admin agent reuses one keep-alive socket across 2xx and error answers', async () => {
+    reusePorts.length = 0
+    const own = createAdminAgent(5_000)
+    const call = (path: string) =>
+      postJson({ ...common(), dispatcher: own.dispatcher, url: `${base}${path}`, body: '{"a":1}' })
+    for (let i = 0; i < 2; i++) {
+      expect(await call('/reuse/204')).toMatchObject({ kind: 'not-json', status: 204 })
+      expect(await call('/reuse/201')).toMatchObject({ kind: 'json', status: 201, value: { a: 1 } })
+      expect(await call('/reuse/422')).toMatchObject({ kind: 'status', status: 422 })
+    }
+    expect(reusePorts).toHaveLength(6)
+    // undici may open a second socket while the first is being released; never one per request.
+    expect(new Set(reusePorts).size).toBeLessThanOrEqual(2)
+    await own.destroy()
+  })
+
+  it('the HTTP sink on its own pool reuses its sockets while it reads the answers it ignores', async () => {
+    reusePorts.length = 0
+    const sink = createHttpSink({ url: `${base}/reuse/201`, mode: 'single', batchSize: 6, concurrency: 1 })
+    for (let i = 0; i < 6; i++) sink.write(makeMetricRecord({ request_id: `r${i}` }))
+    await sink.close()
+    expect(sink.stats()).toMatchObject({ sent: 6, posts: 6, dropped: 0, failedPosts: 0 })
+    expect(reusePorts).toHaveLength(6)
+    expect(new Set(reusePorts).size).toBeLessThanOrEqual(2)
   })
 })
 

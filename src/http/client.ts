@@ -1,7 +1,9 @@
 /**
- * A stateless JSON-over-HTTP client for the admin API: `getJson` (config, with ETag revalidation)
- * and `postJson` (meant for the metrics sink). It never throws and never emits: every call ends in
- * one `HttpOutcome`, and the caller turns that into its own error code and message.
+ * The one stateless JSON-over-HTTP client for the admin API: `getJson` (config, with ETag
+ * revalidation; src/config/admin-fetch.ts) and `postJson` (metric records; src/metrics/post.ts).
+ * It never throws and never emits: every call ends in one `HttpOutcome`, and the caller turns that
+ * into its own error code and message. Bodies are read to the end (up to a cap), so keep-alive
+ * sockets are reused; `createAdminAgent` (./agent.ts) is the pool an owner can cut off at close.
  *
  * Why the abort is raced here: undici does not settle a request whose TCP connect is still pending
  * when its signal fires; it settles only when the connect finishes or times out (10 s by default).

@@ -13,10 +13,12 @@
  */
 import { backoffDelay } from '../dispatch/backoff.js'
 import { ErrorCode, RouterError } from '../errors.js'
+import { createAdminAgent } from '../http/agent.js'
+import { redactUrl } from '../http/url.js'
 import { sleep, systemClock } from '../internal/clock.js'
 import type { MetricRecord, MetricsSink } from '../types.js'
 import { HTTP_SINK_DEFAULTS, type HttpSinkOptions, httpSinkOptionsSchema } from './options.js'
-import { createSinkAgent, type PostContext, type PostResult, postMetrics } from './post.js'
+import { type PostContext, type PostResult, postMetrics } from './post.js'
 
 export type { HttpSinkOptions } from './options.js'
 export { HTTP_SINK_DEFAULTS } from './options.js'
@@ -147,12 +149,6 @@ function resolveOptions(options: HttpSinkOptions): Resolved {
   return resolved
 }
 
-/** URL without credentials or query, safe to put in error messages. */
-function safeUrl(url: string): string {
-  const u = new URL(url)
-  return `${u.origin}${u.pathname}`
-}
-
 /** How a send ended: records to put back at the front of the queue (a transient failure), or none. */
 type SendOutcome = { requeue: MetricRecord[] }
 const DONE: SendOutcome = Object.freeze({ requeue: [] }) as SendOutcome
@@ -167,10 +163,10 @@ export function createHttpSink(options: HttpSinkOptions): HttpMetricsSink {
   const o = resolveOptions(options)
   const clock = options.clock ?? systemClock
   // Unless given a dispatcher, the sink keeps its own pool, so close() can end a connect that never completes.
-  const ownAgent = options.dispatcher === undefined ? createSinkAgent(o.timeoutMs) : null
+  const ownAgent = options.dispatcher === undefined ? createAdminAgent(o.timeoutMs) : null
   const onDropped = options.onDropped
   const onFlushFailed = options.onFlushFailed
-  const target = safeUrl(o.url)
+  const target = redactUrl(o.url)
 
   const queue = new RingQueue<MetricRecord>(o.maxQueueSize)
   // `auto` sends arrays until the admin's first answer says which shape it takes.
@@ -267,7 +263,7 @@ export function createHttpSink(options: HttpSinkOptions): HttpMetricsSink {
   const postContext: PostContext = {
     url: o.url,
     target,
-    headers: { 'content-type': 'application/json', ...options.headers },
+    headers: options.headers ?? {},
     dispatcher: options.dispatcher ?? (ownAgent as NonNullable<typeof ownAgent>).dispatcher,
     timeoutMs: o.timeoutMs,
     clock,
@@ -447,7 +443,7 @@ export function createHttpSink(options: HttpSinkOptions): HttpMetricsSink {
         .then(async () => {
           clock.clearTimeout(deadline)
           noteDropped(queue.clear())
-          // Ends sockets still connecting for POSTs abandoned at the deadline (see post.ts).
+          // Ends sockets still connecting for POSTs abandoned at the deadline (see src/http/agent.ts).
           if (ownAgent !== null) await ownAgent.destroy()
         })
         .finally(() => clearInterval(hold))
