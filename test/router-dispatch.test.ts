@@ -1,6 +1,6 @@
 import { delay, HttpResponse, http } from 'msw'
 import { afterEach, describe, expect, it } from 'vitest'
-import { createLLMRouter, type LLMRouter } from '../src/index.js'
+import { createLLMRouter, hasErrorCode, type LLMRouter } from '../src/index.js'
 import type { BackendRecord, MetricRecord, RouterEvents } from '../src/types.js'
 import { setupMockNetwork } from './helpers/msw.js'
 import { scaledClock } from './helpers/scaled-clock.js'
@@ -430,7 +430,23 @@ describe('retries', () => {
 })
 
 describe('deadlines, aborts and circuits', () => {
-  it('one deadline covers the request: a hanging backend fails with TIMEOUT', async () => {
+  it('the overall deadline (timeoutMs) covers the request: a hanging backend fails with TIMEOUT', async () => {
+    net.use(
+      http.post(`${OLLAMA}/api/generate`, async () => {
+        await delay('infinite')
+        return HttpResponse.json(ollamaOk())
+      }),
+    )
+    const router = makeRouter([record({ model_name: 'm' })])
+    const started = Date.now()
+    const err = await router.generate({ model: 'm', prompt: 'x', timeoutMs: 3000 }).catch((e) => e)
+    expect(err.code).toBe('TIMEOUT')
+    expect(err.message).toContain('3000 ms')
+    expect(err.attempts).toHaveLength(1)
+    expect(Date.now() - started).toBeLessThan(2000)
+  })
+
+  it("a record's timeout_seconds bounds one attempt: its only backend hanging ends in ALL_BACKENDS_FAILED of TIMEOUT", async () => {
     net.use(
       http.post(`${OLLAMA}/api/generate`, async () => {
         await delay('infinite')
@@ -438,11 +454,11 @@ describe('deadlines, aborts and circuits', () => {
       }),
     )
     const router = makeRouter([record({ model_name: 'm', timeout_seconds: 3 })])
-    const started = Date.now()
     const err = await router.generate({ model: 'm', prompt: 'x' }).catch((e) => e)
-    expect(err.code).toBe('TIMEOUT')
-    expect(err.message).toContain('3000 ms')
-    expect(Date.now() - started).toBeLessThan(2000)
+    expect(err.code).toBe('ALL_BACKENDS_FAILED')
+    expect(hasErrorCode(err, 'TIMEOUT')).toBe(true)
+    expect(err.attempts[0]).toMatchObject({ code: 'TIMEOUT', backend: 'ollama' })
+    expect(err.attempts[0].message).toContain('3000 ms')
   })
 
   it("the caller's AbortSignal cancels promptly", async () => {
@@ -546,7 +562,10 @@ describe('models, validation and lifecycle', () => {
       expect(err.issues[0].path).toBe(field)
       expect(err.message).toContain(field)
     }
-    expect(() => router.stream({} as never)).toThrow(/prompt/)
+    // Like generate(): no synchronous throw; the stream fails on first use.
+    const bad = router.stream({} as never)[Symbol.asyncIterator]()
+    await expect(bad.next()).rejects.toMatchObject({ code: 'INVALID_REQUEST' })
+    await expect(router.stream({} as never).result).rejects.toThrow(/prompt/)
   })
 
   it('validates options and names each bad option', () => {
@@ -603,7 +622,9 @@ describe('models, validation and lifecycle', () => {
     expect(router.closed).toBe(true)
     const err = await router.generate({ model: 'm', prompt: 'x' }).catch((e) => e)
     expect(err.code).toBe('CLOSED')
-    expect(() => router.stream({ model: 'm', prompt: 'x' })).toThrow(/closed/)
+    const s = router.stream({ model: 'm', prompt: 'x' })
+    await expect(s.result).rejects.toMatchObject({ code: 'CLOSED' })
+    await expect(s[Symbol.asyncIterator]().next()).rejects.toThrow(/closed/)
   })
 })
 

@@ -142,12 +142,18 @@ export function withoutContext(json: string): string {
 
 class OllamaStreamDecoder extends LineDecoder {
   private text = ''
-  private readonly shape = new FrameShape('"response":"', 'created_at')
+  /** null: every frame takes the full parse (the bench's comparison switch). */
+  private readonly shape: FrameShape | null
+
+  constructor(fastFrames = true) {
+    super()
+    this.shape = fastFrames ? new FrameShape('"response":"', 'created_at') : null
+  }
   private final: JsonObject | undefined = undefined
 
   protected onLine(line: string, onText: OnText): void {
     if (line.length === 0) return
-    const fast = this.shape.match(line)
+    const fast = this.shape?.match(line)
     if (fast !== undefined) {
       if (fast.length > 0) {
         this.text += fast
@@ -185,7 +191,7 @@ class OllamaStreamDecoder extends LineDecoder {
         this.text += delta
         onText(delta)
       }
-      if (parsed.done === false) this.shape.learn(line, delta)
+      if (parsed.done === false) this.shape?.learn(line, delta)
     } else if (delta !== undefined) {
       throw malformed('ollama', `${LABEL} stream line has a non-string "response": ${preview(line)}`)
     }
@@ -226,5 +232,5 @@ export const ollamaAdapter: BackendAdapter = {
   encode,
   decode,
   errorMessage,
-  createStreamDecoder: (): StreamDecoder => new OllamaStreamDecoder(),
+  createStreamDecoder: (fastFrames?: boolean): StreamDecoder => new OllamaStreamDecoder(fastFrames),
 }

@@ -5,8 +5,9 @@
 import type { Dispatcher } from 'undici'
 import type { BackendOutput, StreamDecoder } from '../backends/types.js'
 import { ErrorCode, isRouterError, RouterError } from '../errors.js'
+import type { Clock } from '../internal/clock.js'
 import { type Env, readEnv } from '../internal/env.js'
-import { type HttpExchange, type ResponseHandler, startExchange } from '../transport/http.js'
+import type { Exchange, ResponseHandler, Transport } from '../transport/http.js'
 import { networkError, parseRetryAfter, statusError } from './classify.js'
 import type { Target } from './routes.js'
 
@@ -15,34 +16,78 @@ const ERROR_BODY_CAP = 64 * 1024
 
 /** Per-request state shared by its attempts: the current exchange, the deadline, the caller's signal. */
 export class RequestControl {
-  current: HttpExchange | null = null
+  current: Exchange | null = null
   /** Set once: the reason this request stops (TIMEOUT or ABORTED). */
   stopped: RouterError | null = null
   private timer: unknown = null
   private sleepTimer: unknown = null
   private sleepReject: ((error: RouterError) => void) | null = null
+  private waitReject: ((error: RouterError) => void) | null = null
   private readonly signal: AbortSignal | undefined
 
+  /** Epoch ms of the overall deadline. */
+  deadline: number
+  /** The overall deadline's length, for messages. */
+  timeoutMs: number
+
   constructor(
-    private readonly clock: {
-      setTimeout(fn: () => void, ms: number): unknown
-      clearTimeout(h: unknown): void
-    },
-    readonly deadline: number,
+    private readonly clock: Pick<Clock, 'now' | 'setTimeout' | 'clearTimeout'>,
     timeoutMs: number,
     signal: AbortSignal | undefined,
   ) {
     this.signal = signal
-    this.timer = clock.setTimeout(this.onTimeout, timeoutMs)
+    this.timeoutMs = timeoutMs
+    this.deadline = clock.now() + timeoutMs
+    this.arm(timeoutMs)
+    if (signal) {
+      if (signal.aborted) this.onAbort()
+      else signal.addEventListener('abort', this.onAbort, { once: true })
+    }
+  }
+
+  private arm(ms: number): void {
+    this.timer = this.clock.setTimeout(this.onTimeout, ms)
     // A request in flight keeps the process alive, like any pending fetch: the clock unrefs its
     // timers (right for background work), and under msw there is no real socket to hold the loop.
     ;(this.timer as { ref?: () => void } | null)?.ref?.()
-    if (signal) signal.addEventListener('abort', this.onAbort, { once: true })
+  }
+
+  /** Moves the overall deadline to `timeoutMs` after the start, if that is later (never earlier). */
+  extendTo(timeoutMs: number): void {
+    if (timeoutMs <= this.timeoutMs || this.stopped || this.timer === null) return
+    this.clock.clearTimeout(this.timer)
+    this.deadline += timeoutMs - this.timeoutMs
+    this.timeoutMs = timeoutMs
+    this.arm(Math.max(0, this.deadline - this.clock.now()))
+  }
+
+  /** Waits for `promise`, but rejects as soon as the request stops (deadline, abort, close). */
+  wait<T>(promise: Promise<T>): Promise<T> {
+    if (this.stopped) return Promise.reject(this.stopped)
+    return new Promise<T>((resolve, reject) => {
+      this.waitReject = reject
+      promise.then(
+        (value) => {
+          this.waitReject = null
+          resolve(value)
+        },
+        (error: unknown) => {
+          this.waitReject = null
+          reject(error)
+        },
+      )
+    })
   }
 
   private readonly onTimeout = (): void => {
     this.timer = null
-    this.stop(new RouterError(ErrorCode.TIMEOUT, 'deadline', {}))
+    // The dispatcher rewrites this with the request's model and last target (policy.ts).
+    this.stop(
+      new RouterError(
+        ErrorCode.TIMEOUT,
+        `The request exceeded its ${this.timeoutMs} ms deadline; raise timeoutMs or defaultTimeoutMs`,
+      ),
+    )
   }
 
   private readonly onAbort = (): void => {
@@ -57,6 +102,11 @@ export class RequestControl {
     if (this.stopped) return
     this.stopped = reason
     this.current?.abort(reason)
+    if (this.waitReject) {
+      const reject = this.waitReject
+      this.waitReject = null
+      reject(reason)
+    }
     if (this.sleepReject) {
       this.clock.clearTimeout(this.sleepTimer)
       const reject = this.sleepReject
@@ -89,7 +139,24 @@ export interface AttemptContext {
   dispatcher: Dispatcher
   env: Env
   maxResponseBytes: number
-  now: () => number
+  clock: Pick<Clock, 'now' | 'setTimeout' | 'clearTimeout'>
+  /** How exchanges are sent: undici's dispatch() with a handler (default) or plain undici.request(). */
+  transport: Transport
+}
+
+/**
+ * Per-attempt limits in ms; null = none. Each one, when it fires, fails this attempt with TIMEOUT and
+ * lets the policy fall over to the next candidate. The request's overall deadline is separate.
+ */
+export interface AttemptLimits {
+  /** The whole attempt (the record's `timeout_seconds`, or `attemptTimeoutMs`). */
+  attemptMs: number | null
+  /** Non-streams: until the response headers. */
+  headersMs: number | null
+  /** Streams: until the first text. */
+  firstTokenMs: number | null
+  /** Streams: longest silence between body bytes once the headers came. */
+  idleMs: number | null
 }
 
 /** Headers of one request, and the credential value in them (to keep it out of error messages). */
@@ -133,14 +200,9 @@ function redact(error: RouterError, secret: string | undefined): RouterError {
   const inMessage = error.message.includes(secret)
   const inCause = mentions(error.cause, secret)
   if (!inMessage && !inCause) return error
-  return new RouterError(error.code, error.message.replaceAll(secret, REDACTED), {
-    ...(inCause || error.cause === undefined ? {} : { cause: error.cause }),
-    ...(error.status === undefined ? {} : { status: error.status }),
-    ...(error.backend === undefined ? {} : { backend: error.backend }),
-    ...(error.endpoint === undefined ? {} : { endpoint: error.endpoint }),
-    ...(error.model === undefined ? {} : { model: error.model }),
-    ...(error.delivered === undefined ? {} : { delivered: error.delivered }),
-    ...(error.retryAfterMs === undefined ? {} : { retryAfterMs: error.retryAfterMs }),
+  return error.withDetails({
+    message: error.message.replaceAll(secret, REDACTED),
+    ...(inCause ? { cause: undefined } : {}),
   })
 }
 
@@ -152,16 +214,31 @@ function missingCredential(target: Target, variable: string): RouterError {
   )
 }
 
+type LimitName = 'attempt' | 'headers' | 'first-token' | 'idle'
+
+const LIMIT_TEXT: Record<LimitName, [string, string]> = {
+  attempt: ['did not finish within', "the record's timeout_seconds / attemptTimeoutMs"],
+  headers: ['sent no response headers within', 'headersTimeoutMs'],
+  'first-token': ['sent no text within', 'firstTokenTimeoutMs'],
+  idle: ['stalled: sent nothing for', 'idleTimeoutMs'],
+}
+
 /**
  * Drives one exchange. Used both for whole bodies (decoder null) and streams (decoder set, text
- * deltas passed to `onText` as they arrive).
+ * deltas passed to `onText` as they arrive). Owns the attempt's own limits.
  */
 class Attempt implements ResponseHandler {
   status = 0
   private headers: Record<string, string | string[] | undefined> | null = null
   private readonly chunks: Buffer[] = []
   private size = 0
-  exchange: HttpExchange | null = null
+  exchange: Exchange | null = null
+  private limitTimer: unknown = null
+  private firstTimer: unknown = null
+  private idleTimer: unknown = null
+  private lastDataAt = 0
+  private done = false
+  private readonly emit: ((text: string) => void) | null
 
   constructor(
     private readonly ctx: AttemptContext,
@@ -169,15 +246,85 @@ class Attempt implements ResponseHandler {
     private readonly model: string,
     private readonly control: RequestControl,
     private readonly decoder: StreamDecoder | null,
-    private readonly onText: ((text: string) => void) | null,
+    onText: ((text: string) => void) | null,
+    private readonly limits: AttemptLimits,
     private readonly resolve: (out: BackendOutput) => void,
     private readonly reject: (error: RouterError) => void,
     private readonly secret: string | undefined,
-  ) {}
+  ) {
+    // Only a first-token limit needs to see the first text; otherwise deltas go straight through.
+    this.emit =
+      onText !== null && decoder !== null && limits.firstTokenMs !== null
+        ? (text) => {
+            this.clearFirst()
+            onText(text)
+          }
+        : onText
+  }
+
+  /** Starts the attempt's timers; called once the exchange exists. */
+  armLimits(): void {
+    if (this.done) return // the transport failed synchronously
+    const { clock } = this.ctx
+    const { attemptMs, headersMs, firstTokenMs } = this.limits
+    if (attemptMs !== null)
+      this.limitTimer = clock.setTimeout(() => this.expire('attempt', attemptMs), attemptMs)
+    const firstMs = this.decoder === null ? headersMs : firstTokenMs
+    if (firstMs !== null) {
+      const name: LimitName = this.decoder === null ? 'headers' : 'first-token'
+      this.firstTimer = clock.setTimeout(() => this.expire(name, firstMs), firstMs)
+    }
+  }
+
+  private clearFirst(): void {
+    if (this.firstTimer !== null) {
+      this.ctx.clock.clearTimeout(this.firstTimer)
+      this.firstTimer = null
+    }
+  }
+
+  private clearLimits(): void {
+    const { clock } = this.ctx
+    if (this.limitTimer !== null) clock.clearTimeout(this.limitTimer)
+    if (this.idleTimer !== null) clock.clearTimeout(this.idleTimer)
+    this.limitTimer = null
+    this.idleTimer = null
+    this.clearFirst()
+  }
+
+  private expire(name: LimitName, ms: number): void {
+    const [what, option] = LIMIT_TEXT[name]
+    const error = new RouterError(
+      ErrorCode.TIMEOUT,
+      `${this.target.kind} at ${this.target.endpoint} ${what} ${ms} ms (${option}) for model "${this.model}"`,
+      { backend: this.target.kind, endpoint: this.target.endpoint, model: this.model },
+    )
+    // Settles now (the exchange reports the abort at once), whatever undici is still waiting for.
+    this.exchange?.abort(error)
+  }
+
+  /**
+   * One timer for the idle limit, re-armed only when it fires: a chunk costs one clock read instead
+   * of a clearTimeout/setTimeout pair. A socket paused for a slow consumer is not a stall.
+   */
+  private readonly idleCheck = (): void => {
+    this.idleTimer = null
+    const ms = this.limits.idleMs!
+    const now = this.ctx.clock.now()
+    if (this.exchange?.paused) this.lastDataAt = now
+    const quiet = now - this.lastDataAt
+    if (quiet >= ms) this.expire('idle', ms)
+    else this.idleTimer = this.ctx.clock.setTimeout(this.idleCheck, ms - quiet)
+  }
 
   onStart(status: number, headers: Record<string, string | string[] | undefined>): void {
     this.status = status
     this.headers = headers
+    if (this.decoder === null) this.clearFirst()
+    else if (this.limits.idleMs !== null && status >= 200 && status < 300) {
+      this.lastDataAt = this.ctx.clock.now()
+      this.idleTimer = this.ctx.clock.setTimeout(this.idleCheck, this.limits.idleMs)
+    }
   }
 
   onData(chunk: Buffer): void {
@@ -185,7 +332,8 @@ class Attempt implements ResponseHandler {
     const ok = this.status >= 200 && this.status < 300
     if (ok && this.decoder !== null) {
       if (this.size > this.ctx.maxResponseBytes) throw this.tooLarge()
-      this.decoder.push(chunk, this.onText!)
+      if (this.idleTimer !== null) this.lastDataAt = this.ctx.clock.now()
+      this.decoder.push(chunk, this.emit!)
       return
     }
     if (this.size > (ok ? this.ctx.maxResponseBytes : ERROR_BODY_CAP)) {
@@ -196,13 +344,15 @@ class Attempt implements ResponseHandler {
   }
 
   onEnd(): void {
+    this.done = true
     this.control.current = null
+    this.clearLimits()
     const status = this.status
     if (status >= 200 && status < 300) {
       try {
         this.resolve(
           this.decoder !== null
-            ? this.decoder.end(this.onText!)
+            ? this.decoder.end(this.emit!)
             : this.target.adapter.decode(
                 this.chunks.length === 1 ? this.chunks[0]!.toString() : Buffer.concat(this.chunks).toString(),
               ),
@@ -213,7 +363,7 @@ class Attempt implements ResponseHandler {
       return
     }
     const body = Buffer.concat(this.chunks).toString()
-    const retryAfter = parseRetryAfter(this.headers?.['retry-after'], this.ctx.now())
+    const retryAfter = parseRetryAfter(this.headers?.['retry-after'], this.ctx.clock.now())
     this.reject(
       redact(
         statusError(
@@ -228,7 +378,9 @@ class Attempt implements ResponseHandler {
   }
 
   onError(error: Error, responseStarted: boolean): void {
+    this.done = true
     this.control.current = null
+    this.clearLimits()
     if (this.control.stopped) {
       this.reject(this.control.stopped)
       return
@@ -260,27 +412,20 @@ class Attempt implements ResponseHandler {
   }
 
   private locate(error: unknown): RouterError {
+    const where = { backend: this.target.kind, endpoint: this.target.endpoint, model: this.model }
     if (!isRouterError(error)) {
       return new RouterError(
         ErrorCode.MALFORMED_RESPONSE,
         `${this.target.kind} at ${this.target.endpoint} sent a body that could not be parsed`,
-        {
-          cause: error,
-          backend: this.target.kind,
-          endpoint: this.target.endpoint,
-          model: this.model,
-          status: this.status,
-        },
+        { cause: error, ...where, status: this.status },
       )
     }
     if (error.endpoint !== undefined) return error
-    return new RouterError(error.code, `${this.target.kind} at ${this.target.endpoint}: ${error.message}`, {
+    return error.withDetails({
+      message: `${this.target.kind} at ${this.target.endpoint}: ${error.message}`,
       cause: error.cause ?? error,
-      backend: this.target.kind,
-      endpoint: this.target.endpoint,
-      model: this.model,
+      ...where,
       status: this.status,
-      ...(error.delivered === undefined ? {} : { delivered: error.delivered }),
     })
   }
 }
@@ -294,6 +439,7 @@ export function sendAttempt(
   control: RequestControl,
   decoder: StreamDecoder | null,
   onText: ((text: string) => void) | null,
+  limits: AttemptLimits,
 ): Promise<BackendOutput> {
   return new Promise<BackendOutput>((resolve, reject) => {
     if (control.stopped) {
@@ -308,13 +454,41 @@ export function sendAttempt(
       return
     }
     const { headers, secret } = prepared
-    const attempt = new Attempt(ctx, target, model, control, decoder, onText, resolve, reject, secret)
-    const exchange = startExchange(
+    const attempt = new Attempt(ctx, target, model, control, decoder, onText, limits, resolve, reject, secret)
+    const exchange = ctx.transport(
       ctx.dispatcher,
       { origin: target.origin, path: target.path, method: 'POST', headers, body },
       attempt,
     )
     attempt.exchange = exchange
     control.current = exchange
+    attempt.armLimits()
   })
+}
+
+/** Limit values a request and its record may set; the options hold the defaults. */
+export interface LimitSources {
+  attemptTimeoutMs: number | null
+  headersTimeoutMs: number | null
+  firstTokenTimeoutMs: number | null
+  idleTimeoutMs: number | null
+}
+
+/**
+ * The limits of one attempt: the request's value, else the record's (`timeout_seconds`, attempt only),
+ * else the option's. Streams get first-token and idle limits, non-streams the headers limit.
+ */
+export function attemptLimits(
+  defaults: LimitSources,
+  req: Partial<Record<keyof LimitSources, number>>,
+  recordTimeoutSeconds: number | undefined,
+  streamed: boolean,
+): AttemptLimits {
+  const fromRecord = recordTimeoutSeconds === undefined ? undefined : recordTimeoutSeconds * 1000
+  return {
+    attemptMs: req.attemptTimeoutMs ?? fromRecord ?? defaults.attemptTimeoutMs,
+    headersMs: streamed ? null : (req.headersTimeoutMs ?? defaults.headersTimeoutMs),
+    firstTokenMs: streamed ? (req.firstTokenTimeoutMs ?? defaults.firstTokenTimeoutMs) : null,
+    idleMs: streamed ? (req.idleTimeoutMs ?? defaults.idleTimeoutMs) : null,
+  }
 }
