@@ -369,7 +369,10 @@ export function createLLMRouter(options?: RouterOptions, internals: RouterIntern
             emit('sink:error', { error })
           }
         }
-        await agent.close().catch(() => agent.destroy())
+        // Every request and the sink have settled: nothing useful is left in the agent. destroy(), not
+        // close(): close() waits for requests undici still holds, such as an aborted one whose TCP
+        // connect hangs (a full listen backlog), for up to connectTimeoutMs.
+        await agent.destroy().catch(() => {})
         emitter.removeAllListeners()
       })()
       return closing

@@ -1,7 +1,9 @@
 import { delay, HttpResponse, http } from 'msw'
 import { afterEach, describe, expect, it } from 'vitest'
 import { createLLMRouter, hasErrorCode, type LLMRouter } from '../src/index.js'
+import type { Clock } from '../src/internal/clock.js'
 import type { BackendRecord, MetricRecord, RouterEvents } from '../src/types.js'
+import { ManualClock } from './helpers/manual-clock.js'
 import { setupMockNetwork } from './helpers/msw.js'
 import { scaledClock } from './helpers/scaled-clock.js'
 
@@ -55,7 +57,7 @@ let routers: LLMRouter[] = []
 function makeRouter(
   records: Record<string, unknown>[],
   extra: Record<string, unknown> = {},
-  clock = scaledClock(),
+  clock: Clock = scaledClock(),
 ) {
   const router = createLLMRouter(
     {
@@ -490,7 +492,9 @@ describe('deadlines, aborts and circuits', () => {
       }),
       http.post(`${OLLAMA}/api/generate`, () => HttpResponse.json(ollamaOk())),
     )
-    const clock = scaledClock(1000)
+    // A manual clock: the cooldown passes when the test says so, not when a busy machine gets to it
+    // (a scaled wall clock made this test flaky under load).
+    const clock = new ManualClock()
     const router = makeRouter(
       [record({ model_name: 'm', backend_type: 'auto', endpoint_url: MLX, fallback_url: OLLAMA })],
       { circuitBreaker: { threshold: 3, cooldownMs: 10_000 } },
@@ -507,9 +511,13 @@ describe('deadlines, aborts and circuits', () => {
     expect(r.attempts[0]).toMatchObject({ code: 'CIRCUIT_OPEN', backend: 'mlx' })
     expect(router.circuits().find((c) => c.endpoint.includes('mlx'))?.state).toBe('open')
 
-    // After the cooldown (10 s virtual = 10 ms real) one probe goes through; MLX is back.
+    // Just before the cooldown ends the endpoint is still skipped; after it one probe goes through.
+    clock.advance(9_999)
+    expect((await router.generate({ model: 'm', prompt: 'x' })).attempts[0]).toMatchObject({
+      code: 'CIRCUIT_OPEN',
+    })
     net.use(http.post(`${MLX}/v1/completions`, () => HttpResponse.json(mlxOk())))
-    await new Promise((r) => setTimeout(r, 30))
+    clock.advance(1)
     const closedEvents = collect(router, 'circuit:close')
     const probe = await router.generate({ model: 'm', prompt: 'x' })
     expect(probe.backend).toBe('mlx')

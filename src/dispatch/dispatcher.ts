@@ -243,7 +243,6 @@ class RequestRun {
     const body = target.adapter.encode(toWire(this.req, candidate, target, stream !== null))
     for (let n = 1; ; n++) {
       const startedAt = performance.now()
-      const startedClock = core.clock.now()
       stream?.onAttempt(candidate, target)
       const decoder = stream === null ? null : stream.createDecoder(target)
       try {
@@ -263,7 +262,8 @@ class RequestRun {
       } catch (caught) {
         const error = asRouterError(caught)
         this.attempts.push(attemptInfo(where, n, startedAt, error))
-        const failure = classifyFailure(error, control.stopped, n, core.clock.now() - startedClock)
+        // Wall time, not the injected clock: "fast" is a round trip on the wire (policy.ts).
+        const failure = classifyFailure(error, control.stopped, n, performance.now() - startedAt)
         if (chargesCircuit(failure)) guard.failure(error.code)
         else guard.release()
         const decision = this.decide(failure, n, where)
