@@ -37,7 +37,7 @@ if (args.includes('--help')) {
       .join('\n')}\n\n` +
       'Load scenarios: raw-<ollama|mlx>[-stream|-tokens], router-<ollama|mlx>[-stream|-tokens][-nometrics]\n' +
       '  -request   router over plain undici.request() instead of the dispatch-handler transport\n' +
-      '  -noframes  router stream decoders without the learned frame-shape fast path\n',
+      '  -noframes  OpenAI-compatible stream decoder without the learned frame-shape fast path (Ollama never uses it)\n',
   )
   process.exit(0)
 }

@@ -340,6 +340,23 @@ describe('auto records and fallback', () => {
     ])
     expect(err.cause.code).toBe('MODEL_NOT_FOUND')
     expect(err.message).toContain('mlx http://mlx.test:8080')
+    // Two backends failing differently: the top code speaks for the request.
+    expect(hasErrorCode(err, 'ALL_BACKENDS_FAILED')).toBe(true)
+    expect(hasErrorCode(err, 'MODEL_NOT_FOUND')).toBe(false)
+  })
+
+  it("hasErrorCode sees the only candidate's code through ALL_BACKENDS_FAILED", async () => {
+    net.use(
+      http.post(`${OLLAMA}/api/generate`, () =>
+        HttpResponse.json({ error: "model 'm' not found" }, { status: 404 }),
+      ),
+    )
+    const router = makeRouter([record({ model_name: 'm' })])
+    const err = await router.generate({ model: 'm', prompt: 'x' }).catch((e) => e)
+    expect(err.code).toBe('ALL_BACKENDS_FAILED')
+    expect(hasErrorCode(err, 'ALL_BACKENDS_FAILED')).toBe(true)
+    expect(hasErrorCode(err, 'MODEL_NOT_FOUND')).toBe(true)
+    expect(hasErrorCode(err, 'BACKEND_BUSY')).toBe(false)
   })
 })
 

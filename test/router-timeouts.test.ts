@@ -153,6 +153,35 @@ describe('per-attempt limits fall over', () => {
     expect(oll.hits()).toBe(1)
   })
 
+  it("a record's timeout_seconds longer than defaultTimeoutMs stretches the default deadline", async () => {
+    const oll = await serve(() => {})
+    const clock = new ManualClock()
+    const router = makeRouter(
+      [
+        {
+          model_name: 'm',
+          backend_type: 'ollama',
+          endpoint_url: oll.url,
+          enabled: true,
+          priority: 1,
+          timeout_seconds: 300,
+        },
+      ],
+      clock,
+    )
+    let settled = false
+    const p = router.generate({ model: 'm', prompt: 'x' }).catch((e: unknown) => e)
+    void p.then(() => {
+      settled = true
+    })
+    await until(() => oll.hits() === 1)
+    clock.advance(120_000) // defaultTimeoutMs
+    await new Promise((r) => setTimeout(r, 10))
+    expect(settled).toBe(false)
+    clock.advance(180_000)
+    expect(await p).toMatchObject({ code: 'TIMEOUT' })
+  })
+
   it('headersTimeoutMs: a non-stream whose server accepts and hangs falls over', async () => {
     const mlx = await serve(() => {})
     const oll = await serve((_req, res) => ollamaJson(res))

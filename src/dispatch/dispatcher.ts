@@ -343,9 +343,7 @@ export async function runRequest(
       core.recordMetric(metricFrom(req, mctx, run.attempts, result, null, run.timings()))
       return result
     } catch (caught) {
-      const error = isRouterError(caught)
-        ? caught
-        : new RouterError(ErrorCode.BACKEND_ERROR, 'Unexpected internal failure', { cause: caught })
+      const error = asRouterError(caught)
       mctx.fallback = run.fallback
       core.recordMetric(metricFrom(req, mctx, run.attempts, null, error, run.timings()))
       throw error
@@ -360,10 +358,7 @@ async function waitForConfig(
   control: RequestControl,
   snapshot: ConfigSnapshot | Promise<ConfigSnapshot>,
 ): Promise<ConfigSnapshot> {
-  if (!(snapshot instanceof Promise)) {
-    if (control.stopped) throw control.stopped
-    return snapshot
-  }
+  if (!(snapshot instanceof Promise)) return snapshot
   try {
     return await control.wait(snapshot)
   } catch (error) {
