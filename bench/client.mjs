@@ -63,7 +63,7 @@ const rawOpenaiBody = (stream) =>
 
 /**
  * Scenario names: `raw-<backend>[-stream|-tokens]` and
- * `router-<backend>[-stream|-tokens][-nometrics][-request][-noframes]`.
+ * `router-<backend>[-stream|-tokens][-nometrics][-request][-noframes][-nolimits]`.
  * `-stream` answers come in one write, `-tokens` answers one write per token (see backend-server.mjs).
  */
 async function makeScenario(name) {
@@ -109,6 +109,8 @@ async function makeScenario(name) {
       env: {},
       connectionsPerEndpoint: null,
       ...(metricsOff ? { metrics: false } : {}),
+      // `-nolimits`: no first-token / idle timers, to see what the stream limits cost.
+      ...(name.includes('-nolimits') ? { firstTokenTimeoutMs: null, idleTimeoutMs: null } : {}),
     },
     internals,
   )

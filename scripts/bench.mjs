@@ -37,7 +37,8 @@ if (args.includes('--help')) {
       .join('\n')}\n\n` +
       'Load scenarios: raw-<ollama|mlx>[-stream|-tokens], router-<ollama|mlx>[-stream|-tokens][-nometrics]\n' +
       '  -request   router over plain undici.request() instead of the dispatch-handler transport\n' +
-      '  -noframes  OpenAI-compatible stream decoder without the learned frame-shape fast path (Ollama never uses it)\n',
+      '  -noframes  OpenAI-compatible stream decoder without the learned frame-shape fast path (Ollama never uses it)\n' +
+      '  -nolimits  streams without the first-token and idle timers\n',
   )
   process.exit(0)
 }
@@ -308,10 +309,13 @@ async function compare(names) {
     }
     rounds.push(results)
   }
-  // A `-request` / `-noframes` variant is compared with its default-path scenario when that ran too.
+  // A `-request` / `-noframes` variant is compared with its default-path scenario, a router scenario
+  // with its raw undici one, when those ran too; anything else with the first scenario.
   const baseOf = (name) => {
-    const plain = name.replace(/-(request|noframes)/g, '')
-    return plain !== name && names.includes(plain) ? plain : names[0]
+    const plain = name.replace(/-(request|noframes|nolimits)/g, '')
+    if (plain !== name && names.includes(plain)) return plain
+    const raw = name.replace(/^router-/, 'raw-').replace(/-nometrics/, '')
+    return raw !== name && names.includes(raw) ? raw : names[0]
   }
   const col = (name, f) => rounds.map((r) => f(r[name]))
   const rows = names.map((name) => {

@@ -250,7 +250,12 @@ describe('per-attempt limits fall over', () => {
     const it = s[Symbol.asyncIterator]()
     expect((await it.next()).value?.text).toBe('Hello')
     const rest = it.next()
+    // Chunks are noticed by the watchdog's checks (every idleMs / 4), so the stall is caught after
+    // idleMs and at most a quarter more.
     clock.advance(1000)
+    await new Promise((r) => setTimeout(r, 10))
+    expect(oll.hits()).toBe(0)
+    clock.advance(250)
     const error = await rest.catch((e: unknown) => e)
     expect(error).toMatchObject({ code: 'STREAM_INTERRUPTED', delivered: 5 })
     expect((error as Error).message).toContain('idleTimeoutMs')

@@ -7,9 +7,9 @@
  * string early), so its text is the raw slice: no `JSON.parse`, which dominates a stream's client CPU.
  * Anything else (escapes, another shape, the final frame, errors, usage) falls back to a full parse.
  *
- * Kept because it pays: without it an OpenAI-compatible stream costs 1.11-1.34x the client CPU
+ * Kept because it pays: without it an OpenAI-compatible stream costs 1.10-1.35x the client CPU
  * (`npm run bench -- --only router-mlx-tokens,router-mlx-tokens-noframes`). Ollama's NDJSON, whose
- * frames also vary in `created_at`, gained only 3-7% with a packet per token and no longer uses it.
+ * frames also vary in `created_at`, gained only 3-9% with a packet per token and no longer uses it.
  */
 
 const QUOTE = '"'

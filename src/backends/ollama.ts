@@ -145,9 +145,9 @@ class OllamaStreamDecoder extends LineDecoder {
 
   protected onLine(line: string, onText: OnText): void {
     if (line.length === 0) return
-    // Every line is parsed: the learned frame-shape fast path (fast-frame.ts) saved only 3-7% of a
-    // stream's client CPU here with one packet per token (bench `-noframes`), below what pays for a
-    // second parse path. It stays for SSE, where it saves 11-34%.
+    // Every line is parsed: the learned frame-shape fast path (fast-frame.ts) saved only 3-9% of a
+    // stream's client CPU here with one packet per token, the way local servers send (bench
+    // `-noframes`, 6 runs), below what pays for a second parse path. It stays for SSE (11-35%).
     let parsed: unknown
     try {
       parsed = JSON.parse(withoutContext(line))

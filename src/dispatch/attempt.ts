@@ -233,10 +233,23 @@ class Attempt implements ResponseHandler {
   private readonly chunks: Buffer[] = []
   private size = 0
   exchange: Exchange | null = null
-  private limitTimer: unknown = null
-  private firstTimer: unknown = null
-  private idleTimer: unknown = null
-  private lastDataAt = 0
+  /**
+   * One watchdog timer for all of the attempt's limits: it fires at the earliest limit that could
+   * have passed, checks them, and re-arms itself when none has. Progress (headers, text, bytes) then
+   * only updates a field: no clearTimeout/setTimeout pair per stream event.
+   */
+  private watchdog: unknown = null
+  /** Clock time when the whole attempt expires, or null. */
+  private attemptAt: number | null = null
+  /** Clock time when the headers (non-streams) or the first text (streams) are overdue; null once seen. */
+  private firstAt: number | null = null
+  /**
+   * Idle limit, once it runs (after 2xx stream headers): the clock time by which body bytes were last
+   * seen, and the body size at that check. Chunks only grow `size`; the watchdog notices the growth
+   * (no clock read per chunk), so a stall is caught within idleMs to 1.25 × idleMs.
+   */
+  private lastDataAt: number | null = null
+  private sizeAtCheck = 0
   private done = false
   private readonly emit: ((text: string) => void) | null
 
@@ -256,40 +269,66 @@ class Attempt implements ResponseHandler {
     this.emit =
       onText !== null && decoder !== null && limits.firstTokenMs !== null
         ? (text) => {
-            this.clearFirst()
+            this.firstAt = null
             onText(text)
           }
         : onText
   }
 
-  /** Starts the attempt's timers; called once the exchange exists. */
+  /** Starts the watchdog; called once the exchange exists. */
   armLimits(): void {
     if (this.done) return // the transport failed synchronously
-    const { clock } = this.ctx
+    const now = this.ctx.clock.now()
     const { attemptMs, headersMs, firstTokenMs } = this.limits
-    if (attemptMs !== null)
-      this.limitTimer = clock.setTimeout(() => this.expire('attempt', attemptMs), attemptMs)
+    if (attemptMs !== null) this.attemptAt = now + attemptMs
     const firstMs = this.decoder === null ? headersMs : firstTokenMs
-    if (firstMs !== null) {
-      const name: LimitName = this.decoder === null ? 'headers' : 'first-token'
-      this.firstTimer = clock.setTimeout(() => this.expire(name, firstMs), firstMs)
+    if (firstMs !== null) this.firstAt = now + firstMs
+    this.rearm(now)
+  }
+
+  /** Schedules the watchdog for the earliest limit still pending; with an idle limit, at least every idleMs / 4. */
+  private rearm(now: number): void {
+    let due = Number.POSITIVE_INFINITY
+    if (this.attemptAt !== null) due = this.attemptAt
+    if (this.firstAt !== null && this.firstAt < due) due = this.firstAt
+    const idleMs = this.decoder === null ? null : this.limits.idleMs
+    if (idleMs !== null) {
+      const quietUntil = this.lastDataAt === null ? Number.POSITIVE_INFINITY : this.lastDataAt + idleMs
+      const idleAt = Math.min(quietUntil, now + idleMs / 4)
+      if (idleAt < due) due = idleAt
+    }
+    if (due !== Number.POSITIVE_INFINITY) this.watchdog = this.ctx.clock.setTimeout(this.check, due - now)
+  }
+
+  private readonly check = (): void => {
+    this.watchdog = null
+    if (this.done) return
+    const now = this.ctx.clock.now()
+    const { attemptMs, headersMs, firstTokenMs, idleMs } = this.limits
+    if (this.attemptAt !== null && now >= this.attemptAt) this.expire('attempt', attemptMs!)
+    else if (this.firstAt !== null && now >= this.firstAt) {
+      if (this.decoder === null) this.expire('headers', headersMs!)
+      else this.expire('first-token', firstTokenMs!)
+    } else if (this.lastDataAt !== null && idleMs !== null && this.quietFor(now) >= idleMs) {
+      this.expire('idle', idleMs)
+    } else {
+      this.rearm(now)
     }
   }
 
-  private clearFirst(): void {
-    if (this.firstTimer !== null) {
-      this.ctx.clock.clearTimeout(this.firstTimer)
-      this.firstTimer = null
+  /** How long the body has been silent, as far as the checks can tell. */
+  private quietFor(now: number): number {
+    // Bytes since the last check, or a socket paused for a slow consumer (not a stall): active now.
+    if (this.size !== this.sizeAtCheck || this.exchange?.paused) {
+      this.sizeAtCheck = this.size
+      this.lastDataAt = now
     }
+    return now - (this.lastDataAt as number)
   }
 
   private clearLimits(): void {
-    const { clock } = this.ctx
-    if (this.limitTimer !== null) clock.clearTimeout(this.limitTimer)
-    if (this.idleTimer !== null) clock.clearTimeout(this.idleTimer)
-    this.limitTimer = null
-    this.idleTimer = null
-    this.clearFirst()
+    if (this.watchdog !== null) this.ctx.clock.clearTimeout(this.watchdog)
+    this.watchdog = null
   }
 
   private expire(name: LimitName, ms: number): void {
@@ -303,27 +342,13 @@ class Attempt implements ResponseHandler {
     this.exchange?.abort(error)
   }
 
-  /**
-   * One timer for the idle limit, re-armed only when it fires: a chunk costs one clock read instead
-   * of a clearTimeout/setTimeout pair. A socket paused for a slow consumer is not a stall.
-   */
-  private readonly idleCheck = (): void => {
-    this.idleTimer = null
-    const ms = this.limits.idleMs!
-    const now = this.ctx.clock.now()
-    if (this.exchange?.paused) this.lastDataAt = now
-    const quiet = now - this.lastDataAt
-    if (quiet >= ms) this.expire('idle', ms)
-    else this.idleTimer = this.ctx.clock.setTimeout(this.idleCheck, ms - quiet)
-  }
-
   onStart(status: number, headers: Record<string, string | string[] | undefined>): void {
     this.status = status
     this.headers = headers
-    if (this.decoder === null) this.clearFirst()
-    else if (this.limits.idleMs !== null && status >= 200 && status < 300) {
+    if (this.decoder === null) this.firstAt = null
+    else if (this.limits.idleMs !== null && this.watchdog !== null && status >= 200 && status < 300) {
       this.lastDataAt = this.ctx.clock.now()
-      this.idleTimer = this.ctx.clock.setTimeout(this.idleCheck, this.limits.idleMs)
+      this.sizeAtCheck = this.size
     }
   }
 
@@ -332,7 +357,6 @@ class Attempt implements ResponseHandler {
     const ok = this.status >= 200 && this.status < 300
     if (ok && this.decoder !== null) {
       if (this.size > this.ctx.maxResponseBytes) throw this.tooLarge()
-      if (this.idleTimer !== null) this.lastDataAt = this.ctx.clock.now()
       this.decoder.push(chunk, this.emit!)
       return
     }
