@@ -62,7 +62,8 @@ const rawOpenaiBody = (stream) =>
   })
 
 /**
- * Scenario names: `raw-<backend>[-stream|-tokens]` and `router-<backend>[-stream|-tokens][-nometrics]`.
+ * Scenario names: `raw-<backend>[-stream|-tokens]` and
+ * `router-<backend>[-stream|-tokens][-nometrics][-request][-noframes][-nolimits]`.
  * `-stream` answers come in one write, `-tokens` answers one write per token (see backend-server.mjs).
  */
 async function makeScenario(name) {
@@ -93,8 +94,26 @@ async function makeScenario(name) {
     }
   }
   const { createLLMRouter } = await loadRouter()
-  const metricsOff = name.endsWith('-nometrics')
-  const router = createLLMRouter({ adminUrl: admin, env: {}, ...(metricsOff ? { metrics: false } : {}) })
+  const metricsOff = name.includes('-nometrics')
+  // Speed-path switches (RouterInternals), so `--only` can compare each path with the plain one:
+  // `-request` sends over plain undici.request() instead of the dispatch-handler transport,
+  // `-noframes` parses every stream frame with JSON.parse (no learned frame shape).
+  const internals = {
+    ...(name.includes('-request') ? { transport: 'request' } : {}),
+    ...(name.includes('-noframes') ? { fastFrames: false } : {}),
+  }
+  // Unlimited sockets, like the raw undici.request() baseline (the router's default is 4 per endpoint).
+  const router = createLLMRouter(
+    {
+      adminUrl: admin,
+      env: {},
+      connectionsPerEndpoint: null,
+      ...(metricsOff ? { metrics: false } : {}),
+      // `-nolimits`: no first-token / idle timers, to see what the stream limits cost.
+      ...(name.includes('-nolimits') ? { firstTokenTimeoutMs: null, idleTimeoutMs: null } : {}),
+    },
+    internals,
+  )
   const backend = isOllama ? 'ollama' : 'mlx'
   const request_ = { model: `bench-${backend}${flavour === 'tokens' ? '-tokens' : ''}`, prompt: PROMPT }
   if (flavour !== 'json') {

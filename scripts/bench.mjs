@@ -6,6 +6,9 @@
 //   npm run bench -- --runs 5     more runs
 //   npm run bench -- --profile router-mlx-stream   one scenario under --cpu-prof, top self time
 //   npm run bench:smoke           seconds-long; asserts no timings, exits 1 if any scenario errors or answers wrongly
+//   npm run bench -- --only router-ollama-stream,router-ollama-stream-request [--runs 3]
+//                                 only these load scenarios, interleaved, ratios against the first one
+//   npm run bench -- --help       this text and the scenario names
 //
 // The stand-in server runs in its own process on core 1, every measured client in a fresh process on core 0
 // (`taskset`, when available). The bench imports the built package (dist/index.js) like a user would, and
@@ -23,6 +26,22 @@ const args = process.argv.slice(2)
 const smoke = args.includes('--smoke')
 const runsArg = args.indexOf('--runs')
 const profileArg = args.indexOf('--profile')
+const onlyArg = args.indexOf('--only')
+if (args.includes('--help')) {
+  process.stdout.write(
+    `${readFileSync(new URL(import.meta.url), 'utf8')
+      .split('\n')
+      .filter((l) => l.startsWith('//'))
+      .slice(0, 16)
+      .map((l) => l.slice(3))
+      .join('\n')}\n\n` +
+      'Load scenarios: raw-<ollama|mlx>[-stream|-tokens], router-<ollama|mlx>[-stream|-tokens][-nometrics]\n' +
+      '  -request   router over plain undici.request() instead of the dispatch-handler transport\n' +
+      '  -noframes  OpenAI-compatible stream decoder without the learned frame-shape fast path (Ollama never uses it)\n' +
+      '  -nolimits  streams without the first-token and idle timers\n',
+  )
+  process.exit(0)
+}
 const RUNS = smoke ? 1 : runsArg !== -1 ? Math.max(1, Number(args[runsArg + 1]) || 3) : 3
 const SIZE_BUDGET = 15 * 1024
 
@@ -266,6 +285,68 @@ process.on('exit', stopServer)
 
 if (profileArg !== -1) {
   await profile(args[profileArg + 1])
+  stopServer()
+  process.exit(0)
+}
+
+/**
+ * `--only a,b,c`: just these load scenarios, RUNS interleaved rounds (order rotated per round), then
+ * CPU/request and req/s per scenario with each round's ratio against the first scenario of the list.
+ */
+async function compare(names) {
+  const rounds = []
+  for (let run = 0; run < RUNS; run++) {
+    const results = {}
+    const order = names.map((_, i) => names[(i + run) % names.length])
+    for (const name of order) {
+      const size = name.includes('-stream') || name.includes('-tokens') ? SIZES.stream : SIZES.json
+      const r = await runJob({ mode: 'load', scenario: name, ports, dist, ...size })
+      if (r.errors) log(`  ${name}: ${r.errors} errors: ${r.firstError}`)
+      results[name] = r
+      log(
+        `  run ${run + 1} ${name.padEnd(34)} c1 ${fmt(r.c1?.cpuUsPerOp)} us/req  c64 ${fmt(r.c64?.cpuUsPerOp)} us/req ${num(r.c64?.opsPerSec)} req/s`,
+      )
+    }
+    rounds.push(results)
+  }
+  // A `-request` / `-noframes` variant is compared with its default-path scenario, a router scenario
+  // with its raw undici one, when those ran too; anything else with the first scenario.
+  const baseOf = (name) => {
+    const plain = name.replace(/-(request|noframes|nolimits)/g, '')
+    if (plain !== name && names.includes(plain)) return plain
+    const raw = name.replace(/^router-/, 'raw-').replace(/-nometrics/, '')
+    return raw !== name && names.includes(raw) ? raw : names[0]
+  }
+  const col = (name, f) => rounds.map((r) => f(r[name]))
+  const rows = names.map((name) => {
+    const base = baseOf(name)
+    const cpu1 = col(name, (r) => r?.c1?.cpuUsPerOp)
+    const cpu64 = col(name, (r) => r?.c64?.cpuUsPerOp)
+    const rps64 = col(name, (r) => r?.c64?.opsPerSec)
+    const rt = (values, f) => {
+      const s = pairedRatio(values, col(base, f))
+      return name === base ? 'base' : `${ratio(s)} (${fmt(s.min, 2)}–${fmt(s.max, 2)}) vs ${base}`
+    }
+    return [
+      name,
+      cell(spread(cpu1)),
+      rt(cpu1, (r) => r?.c1?.cpuUsPerOp),
+      cell(spread(cpu64)),
+      rt(cpu64, (r) => r?.c64?.cpuUsPerOp),
+      cell(spread(rps64), num),
+      rt(rps64, (r) => r?.c64?.opsPerSec),
+    ]
+  })
+  console.log(
+    `\n${RUNS} interleaved run(s), median (min–max); ratios per run against the named base, then median (min–max)\n`,
+  )
+  console.log(
+    table(['scenario', 'CPU µs/req c=1', 'ratio', 'CPU µs/req c=64', 'ratio', 'req/s c=64', 'ratio'], rows),
+  )
+}
+
+if (onlyArg !== -1) {
+  await compare(args[onlyArg + 1].split(',').filter(Boolean))
   stopServer()
   process.exit(0)
 }

@@ -72,17 +72,17 @@ export interface AttemptInfo {
 
 export interface RouterErrorDetails {
   cause?: unknown
-  status?: number
-  backend?: 'ollama' | 'mlx'
-  endpoint?: string
-  model?: string
-  attempts?: readonly AttemptInfo[]
+  status?: number | undefined
+  backend?: 'ollama' | 'mlx' | undefined
+  endpoint?: string | undefined
+  model?: string | undefined
+  attempts?: readonly AttemptInfo[] | undefined
   /** Characters delivered before a stream was interrupted. */
-  delivered?: number
+  delivered?: number | undefined
   /** Milliseconds the server asked us to wait (429/503 Retry-After). */
-  retryAfterMs?: number
+  retryAfterMs?: number | undefined
   /** For `INVALID_OPTIONS`/`INVALID_REQUEST`: one entry per bad field. */
-  issues?: readonly { path: string; message: string }[]
+  issues?: readonly { path: string; message: string }[] | undefined
 }
 
 const BRAND = Symbol.for('llm-backend-router.RouterError')
@@ -114,6 +114,26 @@ export class RouterError extends Error {
     this.issues = details.issues ?? []
   }
 
+  /**
+   * A copy of this error with some details replaced (and optionally a new message): the one way to
+   * add attempts, location or `delivered` to an error. A `cause` key, even undefined, replaces the cause.
+   */
+  withDetails(details: RouterErrorDetails & { message?: string }): RouterError {
+    const { message, ...rest } = details
+    return new RouterError(this.code, message ?? this.message, {
+      cause: this.cause,
+      status: this.status,
+      backend: this.backend,
+      endpoint: this.endpoint,
+      model: this.model,
+      attempts: this.attempts,
+      delivered: this.delivered,
+      retryAfterMs: this.retryAfterMs,
+      issues: this.issues,
+      ...rest,
+    })
+  }
+
   toJSON(): Record<string, unknown> {
     return {
       name: this.name,
@@ -133,10 +153,19 @@ export function isRouterError(value: unknown): value is RouterError {
   return typeof value === 'object' && value !== null && (value as Record<symbol, unknown>)[BRAND] === true
 }
 
-/** True when `value` is a RouterError with the given code. */
-export function hasErrorCode<C extends ErrorCode>(
-  value: unknown,
-  code: C,
-): value is RouterError & { code: C } {
-  return isRouterError(value) && value.code === code
+/**
+ * True when `value` is a RouterError with the given code. An `ALL_BACKENDS_FAILED` error also matches
+ * the code its attempts failed with when they all failed the same way, or when only one backend was
+ * tried (then its last failure, the error's `cause`, decides): `hasErrorCode(e, 'MODEL_NOT_FOUND')`
+ * holds for a model missing on its only server.
+ */
+export function hasErrorCode(value: unknown, code: ErrorCode): value is RouterError {
+  if (!isRouterError(value)) return false
+  if (value.code === code) return true
+  if (value.code !== ErrorCode.ALL_BACKENDS_FAILED || value.attempts.length === 0) return false
+  const failed = value.attempts
+  if (failed.every((a) => a.code === code)) return true
+  const first = failed[0]!
+  const oneTarget = failed.every((a) => a.endpoint === first.endpoint && a.model === first.model)
+  return oneTarget && isRouterError(value.cause) && value.cause.code === code
 }

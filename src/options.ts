@@ -72,8 +72,16 @@ export const routerOptionsSchema = z
     env: z.record(z.string(), z.string().optional()).optional(),
     /** Reject models that have no record of their own instead of sending them to the default backend. @default false */
     strictModels: z.boolean().optional(),
-    /** Deadline when neither the request nor the record sets one. @default 120000 */
+    /** Overall deadline of a request that sets no `timeoutMs` (all attempts, retries and waits). @default 120000 */
     defaultTimeoutMs: posInt.optional(),
+    /** Limit of one attempt when neither the request nor the record (`timeout_seconds`) sets one; null = none. @default null */
+    attemptTimeoutMs: posInt.nullable().optional(),
+    /** Non-streams: limit until the response headers; null = none (Ollama and mlx_lm send them only at the end). @default null */
+    headersTimeoutMs: posInt.nullable().optional(),
+    /** Streams: limit until the first text, covering a cold model load; null = none. @default 60000 */
+    firstTokenTimeoutMs: posInt.nullable().optional(),
+    /** Streams: longest silence between body bytes once the headers came; null = none. @default 30000 */
+    idleTimeoutMs: posInt.nullable().optional(),
     retry: z
       .object({
         /** Retries per endpoint for transient failures (5xx, 503, 429). @default 2 */
@@ -102,8 +110,10 @@ export const routerOptionsSchema = z
       .optional(),
     /** @default 32 MiB */
     maxResponseBytes: posInt.optional(),
-    /** Sockets per backend origin; null = unlimited. @default null */
+    /** Sockets per backend origin; null = unlimited. @default 4 */
     connectionsPerEndpoint: posInt.nullable().optional(),
+    /** Per-origin overrides of connectionsPerEndpoint, keyed `scheme://host:port`. */
+    connectionsByOrigin: z.record(httpUrl, posInt.nullable()).optional(),
     /** @default 10000 */
     connectTimeoutMs: posInt.optional(),
     /** false: no sink. A sink object: use it. An object: options of the built-in HTTP sink. */
@@ -137,10 +147,15 @@ export interface ResolvedOptions {
   env: Env
   strictModels: boolean
   defaultTimeoutMs: number
+  attemptTimeoutMs: number | null
+  headersTimeoutMs: number | null
+  firstTokenTimeoutMs: number | null
+  idleTimeoutMs: number | null
   retry: { maxRetries: number; baseDelayMs: number; maxDelayMs: number; maxRetryAfterMs: number }
   circuitBreaker: { threshold: number; cooldownMs: number } | null
   maxResponseBytes: number
   connectionsPerEndpoint: number | null
+  connectionsByOrigin: Record<string, number | null>
   connectTimeoutMs: number
   metrics: false | MetricsSink | ResolvedHttpSinkOptions
   statsWindow: number
@@ -230,6 +245,10 @@ export function resolveOptions(input: unknown): ResolvedOptions {
     env,
     strictModels: o.strictModels ?? false,
     defaultTimeoutMs: o.defaultTimeoutMs ?? 120_000,
+    attemptTimeoutMs: o.attemptTimeoutMs ?? null,
+    headersTimeoutMs: o.headersTimeoutMs ?? null,
+    firstTokenTimeoutMs: o.firstTokenTimeoutMs === undefined ? 60_000 : o.firstTokenTimeoutMs,
+    idleTimeoutMs: o.idleTimeoutMs === undefined ? 30_000 : o.idleTimeoutMs,
     retry: {
       maxRetries: o.retry?.maxRetries ?? 2,
       baseDelayMs: o.retry?.baseDelayMs ?? 500,
@@ -239,7 +258,12 @@ export function resolveOptions(input: unknown): ResolvedOptions {
     circuitBreaker:
       cb === false ? null : { threshold: cb?.threshold ?? 3, cooldownMs: cb?.cooldownMs ?? 10_000 },
     maxResponseBytes: o.maxResponseBytes ?? 32 * 1024 * 1024,
-    connectionsPerEndpoint: o.connectionsPerEndpoint ?? null,
+    // llama-server serves one connection per HTTP thread (n_parallel + 2) and parks idle keep-alive
+    // sockets on them: an unlimited pool stalls it. Local servers run a few generations at a time anyway.
+    connectionsPerEndpoint: o.connectionsPerEndpoint === undefined ? 4 : o.connectionsPerEndpoint,
+    connectionsByOrigin: Object.fromEntries(
+      Object.entries(o.connectionsByOrigin ?? {}).map(([url, n]) => [new URL(url).origin, n]),
+    ),
     connectTimeoutMs: o.connectTimeoutMs ?? 10_000,
     metrics,
     statsWindow: o.statsWindow ?? 1000,

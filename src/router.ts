@@ -17,7 +17,7 @@ import { type Clock, systemClock } from './internal/clock.js'
 import { createHttpSink } from './metrics/http-sink.js'
 import { createStatsCollector, type StatsEntry } from './metrics/stats.js'
 import { type ResolvedOptions, type RouterOptions, resolveOptions } from './options.js'
-import { createAgent } from './transport/http.js'
+import { createAgent, dispatchTransport, requestTransport } from './transport/http.js'
 import type {
   BackendKind,
   BackendRecord,
@@ -97,9 +97,13 @@ function toInfo(s: ConfigSnapshot): ConfigInfo {
   }
 }
 
-/** @internal Test seam: a clock for TTLs, backoff and deadlines. */
+/** @internal Test and bench seam: a clock for TTLs, backoff and deadlines; the speed paths on/off. */
 export interface RouterInternals {
   clock?: Clock
+  /** `request`: plain undici.request() instead of the dispatch-handler transport (bench comparison). */
+  transport?: 'dispatch' | 'request'
+  /** false: decoders never take the learned frame-shape fast path (bench comparison). */
+  fastFrames?: boolean
 }
 
 export function createLLMRouter(options?: RouterOptions, internals: RouterInternals = {}): LLMRouter {
@@ -108,6 +112,7 @@ export function createLLMRouter(options?: RouterOptions, internals: RouterIntern
   const emitter = new EventEmitter()
   const agent = createAgent({
     connections: opts.connectionsPerEndpoint,
+    connectionsByOrigin: opts.connectionsByOrigin,
     keepAliveTimeoutMs: 4000,
     connectTimeoutMs: opts.connectTimeoutMs,
   })
@@ -172,7 +177,8 @@ export function createLLMRouter(options?: RouterOptions, internals: RouterIntern
     dispatcher: agent,
     env: opts.env,
     maxResponseBytes: opts.maxResponseBytes,
-    now: () => clock.now(),
+    clock,
+    transport: internals.transport === 'request' ? requestTransport : dispatchTransport,
   }
 
   const core: DispatchCore = {
@@ -185,6 +191,15 @@ export function createLLMRouter(options?: RouterOptions, internals: RouterIntern
     emit,
     listens,
     recordMetric,
+    circuitEvents: {
+      opened: (info) => {
+        if (listens('circuit:open')) emit('circuit:open', info)
+      },
+      closed: (info) => {
+        if (listens('circuit:close')) emit('circuit:close', info)
+      },
+    },
+    fastFrames: internals.fastFrames !== false,
     active: new Set(),
   }
 
@@ -220,14 +235,7 @@ export function createLLMRouter(options?: RouterOptions, internals: RouterIntern
       }
       const t0 = performance.now()
       requestStart(request, false)
-      const p = runRequest(
-        core,
-        request,
-        config.get(request.model, request.fallbackModels),
-        null,
-        t0,
-        () => null,
-      )
+      const p = runRequest(core, request, config.get(request.model, request.fallbackModels), null, t0)
       inflight.add(p)
       return p.then(
         (result) => {
@@ -244,26 +252,38 @@ export function createLLMRouter(options?: RouterOptions, internals: RouterIntern
     },
 
     stream(request: GenerateRequest): GenerateStream {
-      if (closed) throw closedError()
-      validateRequest(request)
+      // Like generate(): a closed router or a bad request fails on first use (next() / result), not here.
+      let invalid: RouterError | null = closed ? closedError() : null
+      if (invalid === null) {
+        try {
+          validateRequest(request)
+        } catch (error) {
+          invalid = error as RouterError
+        }
+      }
       const t0 = performance.now()
       let tracked: Promise<unknown> | null = null
-      return new StreamRun(core, request, {
-        snapshot: () => {
-          // A stream made before close() but first read after it: the agent is gone, say so.
-          if (closed) throw closedError()
-          requestStart(request, true)
-          return config.get(request.model, request.fallbackModels)
+      return new StreamRun(
+        core,
+        request,
+        {
+          snapshot: () => {
+            // A stream made before close() but first read after it: the agent is gone, say so.
+            if (closed) throw closedError()
+            requestStart(request, true)
+            return config.get(request.model, request.fallbackModels)
+          },
+          started: (p) => {
+            tracked = p.catch(() => {})
+            inflight.add(tracked)
+          },
+          settled: (result, error) => {
+            if (tracked) inflight.delete(tracked)
+            requestEnd(request, result, error, t0)
+          },
         },
-        started: (p) => {
-          tracked = p.catch(() => {})
-          inflight.add(tracked)
-        },
-        settled: (result, error) => {
-          if (tracked) inflight.delete(tracked)
-          requestEnd(request, result, error, t0)
-        },
-      })
+        invalid,
+      )
     },
 
     on(event, listener) {
@@ -345,8 +365,9 @@ export function createLLMRouter(options?: RouterOptions, internals: RouterIntern
             emit('sink:error', { error })
           }
         }
-        // Every request and POST has settled or been abandoned by now; destroy (not close) so a metrics
-        // or config connect that never completes cannot hold close() for the connect timeout.
+        // Every request and the sink have settled: nothing useful is left in the agent. destroy(), not
+        // close(): close() waits for requests undici still holds, such as an aborted one whose TCP
+        // connect hangs (a full listen backlog), for up to connectTimeoutMs.
         await agent.destroy().catch(() => {})
         emitter.removeAllListeners()
       })()

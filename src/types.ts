@@ -57,8 +57,20 @@ export interface GenerateRequest {
   maxTokens?: number
   stop?: string[]
   signal?: AbortSignal
-  /** One deadline for all attempts. Default: the record's `timeout_seconds`, else `defaultTimeoutMs`. */
+  /**
+   * Overall deadline for all attempts, retries and waits (also the first config load). Yours: when it
+   * passes the request fails with TIMEOUT, nothing falls over and no circuit is charged.
+   * Default: `defaultTimeoutMs`, stretched to the first record's `timeout_seconds` when that is longer.
+   */
   timeoutMs?: number
+  /** Limit of one attempt; a timed-out attempt falls over. Default: the record's `timeout_seconds`, else `attemptTimeoutMs`. */
+  attemptTimeoutMs?: number
+  /** Non-streams: limit until the response headers; falls over. Default: option `headersTimeoutMs`. */
+  headersTimeoutMs?: number
+  /** Streams: limit until the first text; falls over. Default: option `firstTokenTimeoutMs`. */
+  firstTokenTimeoutMs?: number
+  /** Streams: longest silence between chunks; falls over before the first text, else STREAM_INTERRUPTED. */
+  idleTimeoutMs?: number
   /** Opt-in cross-model fallback: a list of model names, or `'priority'` to walk enabled records by priority. */
   fallbackModels?: string[] | 'priority'
   metadata?: RequestMetadata

@@ -185,12 +185,25 @@ describe('openaiAdapter.decode', () => {
     for (const [body, text] of [
       ['{"error":"Model failed"}', 'Model failed'],
       ['{"error":{"code":500,"message":"Loading model","type":"unavailable_error"}}', 'Loading model'],
-      ['{"object":"error","message":"flat vllm","type":"BadRequestError","code":400}', 'flat vllm'],
+      ['{"object":"error","message":"flat vllm","type":"InternalServerError","code":500}', 'flat vllm'],
     ] as const) {
       const error = caught(() => openaiAdapter.decode(body))
       expect(error.code).toBe(ErrorCode.BACKEND_ERROR)
       expect(error.status).toBe(200)
       expect(error.message).toContain(text)
+    }
+  })
+
+  it('treats a 2xx error payload that rejects the request (400/422, invalid_request_error) as BAD_REQUEST', () => {
+    for (const body of [
+      '{"object":"error","message":"flat vllm","type":"BadRequestError","code":400}',
+      '{"error":{"code":400,"message":"the request exceeds the available context size","type":"invalid_request_error"}}',
+      '{"error":{"message":"bad field","type":"invalid_request_error"}}',
+      '{"error":{"code":422,"message":"unprocessable"}}',
+    ]) {
+      const error = caught(() => openaiAdapter.decode(body))
+      expect(error.code, body).toBe(ErrorCode.BAD_REQUEST)
+      expect(error.message).toContain('rejected the request')
     }
   })
 })

@@ -165,7 +165,7 @@ const ROWS: Row[] = [
     fault: () => ({ type: 'error-mid-stream' }),
     outcome: {
       // Non-stream requests get the server's pre-stream error: Ollama 500, mlx a dropped socket.
-      generate: { ollama: all(...times(3, 'BACKEND_ERROR')), mlx: all(...times(2, 'BACKEND_UNREACHABLE')) },
+      generate: { ollama: all(...times(3, 'BACKEND_ERROR')), mlx: all('BACKEND_UNREACHABLE') },
       stream: fail('STREAM_INTERRUPTED', ['STREAM_ERROR'], true),
     },
   },
@@ -189,8 +189,9 @@ const ROWS: Row[] = [
   {
     name: 'socket dropped without a response',
     fault: () => ({ type: 'drop-socket' }),
-    // A reset before any response is replayed once at once (a pooled socket the server had closed).
-    outcome: all(...times(2, 'BACKEND_UNREACHABLE')),
+    // A fresh connection dropped before any response is not replayed: only a reused keep-alive socket
+    // failing fast is (the server may have crashed on this very request).
+    outcome: all('BACKEND_UNREACHABLE'),
   },
 ]
 

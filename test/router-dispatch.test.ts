@@ -1,7 +1,9 @@
 import { delay, HttpResponse, http } from 'msw'
 import { afterEach, describe, expect, it } from 'vitest'
-import { createLLMRouter, type LLMRouter } from '../src/index.js'
+import { createLLMRouter, hasErrorCode, type LLMRouter } from '../src/index.js'
+import type { Clock } from '../src/internal/clock.js'
 import type { BackendRecord, MetricRecord, RouterEvents } from '../src/types.js'
+import { ManualClock } from './helpers/manual-clock.js'
 import { setupMockNetwork } from './helpers/msw.js'
 import { scaledClock } from './helpers/scaled-clock.js'
 
@@ -55,7 +57,7 @@ let routers: LLMRouter[] = []
 function makeRouter(
   records: Record<string, unknown>[],
   extra: Record<string, unknown> = {},
-  clock = scaledClock(),
+  clock: Clock = scaledClock(),
 ) {
   const router = createLLMRouter(
     {
@@ -338,6 +340,23 @@ describe('auto records and fallback', () => {
     ])
     expect(err.cause.code).toBe('MODEL_NOT_FOUND')
     expect(err.message).toContain('mlx http://mlx.test:8080')
+    // Two backends failing differently: the top code speaks for the request.
+    expect(hasErrorCode(err, 'ALL_BACKENDS_FAILED')).toBe(true)
+    expect(hasErrorCode(err, 'MODEL_NOT_FOUND')).toBe(false)
+  })
+
+  it("hasErrorCode sees the only candidate's code through ALL_BACKENDS_FAILED", async () => {
+    net.use(
+      http.post(`${OLLAMA}/api/generate`, () =>
+        HttpResponse.json({ error: "model 'm' not found" }, { status: 404 }),
+      ),
+    )
+    const router = makeRouter([record({ model_name: 'm' })])
+    const err = await router.generate({ model: 'm', prompt: 'x' }).catch((e) => e)
+    expect(err.code).toBe('ALL_BACKENDS_FAILED')
+    expect(hasErrorCode(err, 'ALL_BACKENDS_FAILED')).toBe(true)
+    expect(hasErrorCode(err, 'MODEL_NOT_FOUND')).toBe(true)
+    expect(hasErrorCode(err, 'BACKEND_BUSY')).toBe(false)
   })
 })
 
@@ -430,7 +449,23 @@ describe('retries', () => {
 })
 
 describe('deadlines, aborts and circuits', () => {
-  it('one deadline covers the request: a hanging backend fails with TIMEOUT', async () => {
+  it('the overall deadline (timeoutMs) covers the request: a hanging backend fails with TIMEOUT', async () => {
+    net.use(
+      http.post(`${OLLAMA}/api/generate`, async () => {
+        await delay('infinite')
+        return HttpResponse.json(ollamaOk())
+      }),
+    )
+    const router = makeRouter([record({ model_name: 'm' })])
+    const started = Date.now()
+    const err = await router.generate({ model: 'm', prompt: 'x', timeoutMs: 3000 }).catch((e) => e)
+    expect(err.code).toBe('TIMEOUT')
+    expect(err.message).toContain('3000 ms')
+    expect(err.attempts).toHaveLength(1)
+    expect(Date.now() - started).toBeLessThan(2000)
+  })
+
+  it("a record's timeout_seconds bounds one attempt: its only backend hanging ends in ALL_BACKENDS_FAILED of TIMEOUT", async () => {
     net.use(
       http.post(`${OLLAMA}/api/generate`, async () => {
         await delay('infinite')
@@ -438,11 +473,11 @@ describe('deadlines, aborts and circuits', () => {
       }),
     )
     const router = makeRouter([record({ model_name: 'm', timeout_seconds: 3 })])
-    const started = Date.now()
     const err = await router.generate({ model: 'm', prompt: 'x' }).catch((e) => e)
-    expect(err.code).toBe('TIMEOUT')
-    expect(err.message).toContain('3000 ms')
-    expect(Date.now() - started).toBeLessThan(2000)
+    expect(err.code).toBe('ALL_BACKENDS_FAILED')
+    expect(hasErrorCode(err, 'TIMEOUT')).toBe(true)
+    expect(err.attempts[0]).toMatchObject({ code: 'TIMEOUT', backend: 'ollama' })
+    expect(err.attempts[0].message).toContain('3000 ms')
   })
 
   it("the caller's AbortSignal cancels promptly", async () => {
@@ -474,7 +509,9 @@ describe('deadlines, aborts and circuits', () => {
       }),
       http.post(`${OLLAMA}/api/generate`, () => HttpResponse.json(ollamaOk())),
     )
-    const clock = scaledClock(1000)
+    // A manual clock: the cooldown passes when the test says so, not when a busy machine gets to it
+    // (a scaled wall clock made this test flaky under load).
+    const clock = new ManualClock()
     const router = makeRouter(
       [record({ model_name: 'm', backend_type: 'auto', endpoint_url: MLX, fallback_url: OLLAMA })],
       { circuitBreaker: { threshold: 3, cooldownMs: 10_000 } },
@@ -491,9 +528,13 @@ describe('deadlines, aborts and circuits', () => {
     expect(r.attempts[0]).toMatchObject({ code: 'CIRCUIT_OPEN', backend: 'mlx' })
     expect(router.circuits().find((c) => c.endpoint.includes('mlx'))?.state).toBe('open')
 
-    // After the cooldown (10 s virtual = 10 ms real) one probe goes through; MLX is back.
+    // Just before the cooldown ends the endpoint is still skipped; after it one probe goes through.
+    clock.advance(9_999)
+    expect((await router.generate({ model: 'm', prompt: 'x' })).attempts[0]).toMatchObject({
+      code: 'CIRCUIT_OPEN',
+    })
     net.use(http.post(`${MLX}/v1/completions`, () => HttpResponse.json(mlxOk())))
-    await new Promise((r) => setTimeout(r, 30))
+    clock.advance(1)
     const closedEvents = collect(router, 'circuit:close')
     const probe = await router.generate({ model: 'm', prompt: 'x' })
     expect(probe.backend).toBe('mlx')
@@ -546,7 +587,10 @@ describe('models, validation and lifecycle', () => {
       expect(err.issues[0].path).toBe(field)
       expect(err.message).toContain(field)
     }
-    expect(() => router.stream({} as never)).toThrow(/prompt/)
+    // Like generate(): no synchronous throw; the stream fails on first use.
+    const bad = router.stream({} as never)[Symbol.asyncIterator]()
+    await expect(bad.next()).rejects.toMatchObject({ code: 'INVALID_REQUEST' })
+    await expect(router.stream({} as never).result).rejects.toThrow(/prompt/)
   })
 
   it('validates options and names each bad option', () => {
@@ -603,7 +647,9 @@ describe('models, validation and lifecycle', () => {
     expect(router.closed).toBe(true)
     const err = await router.generate({ model: 'm', prompt: 'x' }).catch((e) => e)
     expect(err.code).toBe('CLOSED')
-    expect(() => router.stream({ model: 'm', prompt: 'x' })).toThrow(/closed/)
+    const s = router.stream({ model: 'm', prompt: 'x' })
+    await expect(s.result).rejects.toMatchObject({ code: 'CLOSED' })
+    await expect(s[Symbol.asyncIterator]().next()).rejects.toThrow(/closed/)
   })
 })
 

@@ -194,7 +194,9 @@ describe('validation names the field', () => {
     const error = await caught(r.generate(bad))
     expect(error).toMatchObject({ code: 'INVALID_REQUEST', issues: [{ path }] })
     expect(error.message).toContain(path)
-    expect(() => r.stream(bad)).toThrow(expect.objectContaining({ code: 'INVALID_REQUEST' }))
+    await expect(r.stream(bad)[Symbol.asyncIterator]().next()).rejects.toMatchObject({
+      code: 'INVALID_REQUEST',
+    })
     expect(ollama.requestCount).toBe(0)
     expect(metrics).toEqual([])
   })
@@ -629,7 +631,9 @@ describe('close()', () => {
     await r.close()
     const t0 = performance.now()
     await expect(r.generate({ model: 'o', prompt: 'x' })).rejects.toMatchObject({ code: 'CLOSED' })
-    expect(() => r.stream({ model: 'o', prompt: 'x' })).toThrow(expect.objectContaining({ code: 'CLOSED' }))
+    await expect(r.stream({ model: 'o', prompt: 'x' })[Symbol.asyncIterator]().next()).rejects.toMatchObject({
+      code: 'CLOSED',
+    })
     await expect(r.refresh()).rejects.toMatchObject({ code: 'CLOSED' })
     await expect(r.resolve('o')).rejects.toMatchObject({ code: 'CLOSED' })
     expect(performance.now() - t0).toBeLessThan(50)

@@ -165,8 +165,30 @@ export function parseBody(backend: BackendKind, label: string, body: string): un
   }
 }
 
+/**
+ * An in-band error that says the request itself is wrong: `code` 400/422 or `type`
+ * `invalid_request_error` (llama-server answers a streamed prompt longer than its context with HTTP 200,
+ * then `error: {"code":400,...,"type":"invalid_request_error"}`). Another backend would reject it too.
+ */
+export function rejectsRequest(payload: unknown): boolean {
+  if (!isObject(payload)) return false
+  const inner = isObject(payload.error) ? payload.error : payload
+  const code = inner.code
+  return code === 400 || code === 422 || inner.type === 'invalid_request_error'
+}
+
+/** BAD_REQUEST for an in-band error that rejects the request, with the server's message. */
+export function rejectedInBand(backend: BackendKind, label: string, payload: unknown): RouterError {
+  return new RouterError(
+    ErrorCode.BAD_REQUEST,
+    `${label} rejected the request: ${describeStreamError(payload)} (fix the request: prompt length, stop, maxTokens, options)`,
+    { backend, cause: payload },
+  )
+}
+
 /** A 2xx body that carries an error payload: the backend failed but said so in-band. */
 export function inBandError(backend: BackendKind, label: string, payload: unknown): RouterError {
+  if (rejectsRequest(payload)) return rejectedInBand(backend, label, payload)
   return new RouterError(
     ErrorCode.BACKEND_ERROR,
     `${label} answered 2xx with an error body: ${describeStreamError(payload)}`,

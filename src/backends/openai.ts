@@ -35,6 +35,8 @@ import {
   type OnText,
   parseBody,
   preview,
+  rejectedInBand,
+  rejectsRequest,
   streamError,
 } from './common.js'
 import { FrameShape } from './fast-frame.js'
@@ -110,7 +112,8 @@ function decode(body: string): BackendOutput {
 
 class SseStreamDecoder extends LineDecoder {
   private text = ''
-  private readonly shape = new FrameShape('"text":"')
+  /** null: every frame takes the full parse (the bench's comparison switch). */
+  private readonly shape: FrameShape | null
   /** Data of the event being read; null when no `data:` line was seen since the last dispatch. */
   private data: string | null = null
   private event = ''
@@ -118,6 +121,11 @@ class SseStreamDecoder extends LineDecoder {
   private sawFinish = false
   private promptTokens = 0
   private completionTokens = 0
+
+  constructor(fastFrames = true) {
+    super()
+    this.shape = fastFrames ? new FrameShape('"text":"') : null
+  }
 
   protected onLine(line: string, onText: OnText): void {
     if (line.length === 0) {
@@ -170,7 +178,7 @@ class SseStreamDecoder extends LineDecoder {
       return
     }
     if (event === '') {
-      const fast = this.shape.match(data)
+      const fast = this.shape?.match(data)
       if (fast !== undefined) {
         if (fast.length > 0) {
           this.text += fast
@@ -224,7 +232,7 @@ class SseStreamDecoder extends LineDecoder {
           parsed.usage === undefined &&
           (reason === null || reason === undefined)
         ) {
-          this.shape.learn(data, delta)
+          this.shape?.learn(data, delta)
         }
       }
     }
@@ -240,6 +248,7 @@ class SseStreamDecoder extends LineDecoder {
   }
 
   private errorFrame(payload: unknown): Error {
+    if (rejectsRequest(payload)) return rejectedInBand('mlx', LABEL, payload)
     return streamError(
       'mlx',
       `${LABEL} reported an error mid-stream after ${this.text.length} characters: ` +
@@ -289,5 +298,5 @@ export const openaiAdapter: BackendAdapter = {
   encode,
   decode,
   errorMessage,
-  createStreamDecoder: (): StreamDecoder => new SseStreamDecoder(),
+  createStreamDecoder: (fastFrames?: boolean): StreamDecoder => new SseStreamDecoder(fastFrames),
 }

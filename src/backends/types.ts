@@ -62,5 +62,6 @@ export interface BackendAdapter {
   decode(body: string): BackendOutput
   /** Human-readable message from a non-2xx body (both `{"error":"..."}` and `{"error":{"message":...}}` shapes, or text). */
   errorMessage(status: number, body: string): string
-  createStreamDecoder(): StreamDecoder
+  /** `fastFrames` false turns off the learned frame-shape fast path (bench comparison); default on. */
+  createStreamDecoder(fastFrames?: boolean): StreamDecoder
 }

@@ -5,8 +5,9 @@
 import type { Dispatcher } from 'undici'
 import type { BackendOutput, StreamDecoder } from '../backends/types.js'
 import { ErrorCode, isRouterError, RouterError } from '../errors.js'
+import type { Clock } from '../internal/clock.js'
 import { type Env, readEnv } from '../internal/env.js'
-import { type HttpExchange, type ResponseHandler, startExchange } from '../transport/http.js'
+import type { Exchange, ResponseHandler, Transport } from '../transport/http.js'
 import { networkError, parseRetryAfter, statusError } from './classify.js'
 import type { Target } from './routes.js'
 
@@ -15,34 +16,78 @@ const ERROR_BODY_CAP = 64 * 1024
 
 /** Per-request state shared by its attempts: the current exchange, the deadline, the caller's signal. */
 export class RequestControl {
-  current: HttpExchange | null = null
+  current: Exchange | null = null
   /** Set once: the reason this request stops (TIMEOUT or ABORTED). */
   stopped: RouterError | null = null
   private timer: unknown = null
   private sleepTimer: unknown = null
   private sleepReject: ((error: RouterError) => void) | null = null
+  private waitReject: ((error: RouterError) => void) | null = null
   private readonly signal: AbortSignal | undefined
 
+  /** Epoch ms of the overall deadline. */
+  deadline: number
+  /** The overall deadline's length, for messages. */
+  timeoutMs: number
+
   constructor(
-    private readonly clock: {
-      setTimeout(fn: () => void, ms: number): unknown
-      clearTimeout(h: unknown): void
-    },
-    readonly deadline: number,
+    private readonly clock: Pick<Clock, 'now' | 'setTimeout' | 'clearTimeout'>,
     timeoutMs: number,
     signal: AbortSignal | undefined,
   ) {
     this.signal = signal
-    this.timer = clock.setTimeout(this.onTimeout, timeoutMs)
+    this.timeoutMs = timeoutMs
+    this.deadline = clock.now() + timeoutMs
+    this.arm(timeoutMs)
+    if (signal) {
+      if (signal.aborted) this.onAbort()
+      else signal.addEventListener('abort', this.onAbort, { once: true })
+    }
+  }
+
+  private arm(ms: number): void {
+    this.timer = this.clock.setTimeout(this.onTimeout, ms)
     // A request in flight keeps the process alive, like any pending fetch: the clock unrefs its
     // timers (right for background work), and under msw there is no real socket to hold the loop.
     ;(this.timer as { ref?: () => void } | null)?.ref?.()
-    if (signal) signal.addEventListener('abort', this.onAbort, { once: true })
+  }
+
+  /** Moves the overall deadline to `timeoutMs` after the start, if that is later (never earlier). */
+  extendTo(timeoutMs: number): void {
+    if (timeoutMs <= this.timeoutMs || this.stopped || this.timer === null) return
+    this.clock.clearTimeout(this.timer)
+    this.deadline += timeoutMs - this.timeoutMs
+    this.timeoutMs = timeoutMs
+    this.arm(Math.max(0, this.deadline - this.clock.now()))
+  }
+
+  /** Waits for `promise`, but rejects as soon as the request stops (deadline, abort, close). */
+  wait<T>(promise: Promise<T>): Promise<T> {
+    if (this.stopped) return Promise.reject(this.stopped)
+    return new Promise<T>((resolve, reject) => {
+      this.waitReject = reject
+      promise.then(
+        (value) => {
+          this.waitReject = null
+          resolve(value)
+        },
+        (error: unknown) => {
+          this.waitReject = null
+          reject(error)
+        },
+      )
+    })
   }
 
   private readonly onTimeout = (): void => {
     this.timer = null
-    this.stop(new RouterError(ErrorCode.TIMEOUT, 'deadline', {}))
+    // The dispatcher rewrites this with the request's model and last target (policy.ts).
+    this.stop(
+      new RouterError(
+        ErrorCode.TIMEOUT,
+        `The request exceeded its ${this.timeoutMs} ms deadline; raise timeoutMs or defaultTimeoutMs`,
+      ),
+    )
   }
 
   private readonly onAbort = (): void => {
@@ -57,6 +102,11 @@ export class RequestControl {
     if (this.stopped) return
     this.stopped = reason
     this.current?.abort(reason)
+    if (this.waitReject) {
+      const reject = this.waitReject
+      this.waitReject = null
+      reject(reason)
+    }
     if (this.sleepReject) {
       this.clock.clearTimeout(this.sleepTimer)
       const reject = this.sleepReject
@@ -89,7 +139,24 @@ export interface AttemptContext {
   dispatcher: Dispatcher
   env: Env
   maxResponseBytes: number
-  now: () => number
+  clock: Pick<Clock, 'now' | 'setTimeout' | 'clearTimeout'>
+  /** How exchanges are sent: undici's dispatch() with a handler (default) or plain undici.request(). */
+  transport: Transport
+}
+
+/**
+ * Per-attempt limits in ms; null = none. Each one, when it fires, fails this attempt with TIMEOUT and
+ * lets the policy fall over to the next candidate. The request's overall deadline is separate.
+ */
+export interface AttemptLimits {
+  /** The whole attempt (the record's `timeout_seconds`, or `attemptTimeoutMs`). */
+  attemptMs: number | null
+  /** Non-streams: until the response headers. */
+  headersMs: number | null
+  /** Streams: until the first text. */
+  firstTokenMs: number | null
+  /** Streams: longest silence between body bytes once the headers came. */
+  idleMs: number | null
 }
 
 /** Headers of one request, and the credential value in them (to keep it out of error messages). */
@@ -133,14 +200,9 @@ function redact(error: RouterError, secret: string | undefined): RouterError {
   const inMessage = error.message.includes(secret)
   const inCause = mentions(error.cause, secret)
   if (!inMessage && !inCause) return error
-  return new RouterError(error.code, error.message.replaceAll(secret, REDACTED), {
-    ...(inCause || error.cause === undefined ? {} : { cause: error.cause }),
-    ...(error.status === undefined ? {} : { status: error.status }),
-    ...(error.backend === undefined ? {} : { backend: error.backend }),
-    ...(error.endpoint === undefined ? {} : { endpoint: error.endpoint }),
-    ...(error.model === undefined ? {} : { model: error.model }),
-    ...(error.delivered === undefined ? {} : { delivered: error.delivered }),
-    ...(error.retryAfterMs === undefined ? {} : { retryAfterMs: error.retryAfterMs }),
+  return error.withDetails({
+    message: error.message.replaceAll(secret, REDACTED),
+    ...(inCause ? { cause: undefined } : {}),
   })
 }
 
@@ -152,16 +214,44 @@ function missingCredential(target: Target, variable: string): RouterError {
   )
 }
 
+type LimitName = 'attempt' | 'headers' | 'first-token' | 'idle'
+
+const LIMIT_TEXT: Record<LimitName, [string, string]> = {
+  attempt: ['did not finish within', "the record's timeout_seconds / attemptTimeoutMs"],
+  headers: ['sent no response headers within', 'headersTimeoutMs'],
+  'first-token': ['sent no text within', 'firstTokenTimeoutMs'],
+  idle: ['stalled: sent nothing for', 'idleTimeoutMs'],
+}
+
 /**
  * Drives one exchange. Used both for whole bodies (decoder null) and streams (decoder set, text
- * deltas passed to `onText` as they arrive).
+ * deltas passed to `onText` as they arrive). Owns the attempt's own limits.
  */
 class Attempt implements ResponseHandler {
   status = 0
   private headers: Record<string, string | string[] | undefined> | null = null
   private readonly chunks: Buffer[] = []
   private size = 0
-  exchange: HttpExchange | null = null
+  exchange: Exchange | null = null
+  /**
+   * One watchdog timer for all of the attempt's limits: it fires at the earliest limit that could
+   * have passed, checks them, and re-arms itself when none has. Progress (headers, text, bytes) then
+   * only updates a field: no clearTimeout/setTimeout pair per stream event.
+   */
+  private watchdog: unknown = null
+  /** Clock time when the whole attempt expires, or null. */
+  private attemptAt: number | null = null
+  /** Clock time when the headers (non-streams) or the first text (streams) are overdue; null once seen. */
+  private firstAt: number | null = null
+  /**
+   * Idle limit, once it runs (after 2xx stream headers): the clock time by which body bytes were last
+   * seen, and the body size at that check. Chunks only grow `size`; the watchdog notices the growth
+   * (no clock read per chunk), so a stall is caught within idleMs to 1.25 × idleMs.
+   */
+  private lastDataAt: number | null = null
+  private sizeAtCheck = 0
+  private done = false
+  private readonly emit: ((text: string) => void) | null
 
   constructor(
     private readonly ctx: AttemptContext,
@@ -169,15 +259,97 @@ class Attempt implements ResponseHandler {
     private readonly model: string,
     private readonly control: RequestControl,
     private readonly decoder: StreamDecoder | null,
-    private readonly onText: ((text: string) => void) | null,
+    onText: ((text: string) => void) | null,
+    private readonly limits: AttemptLimits,
     private readonly resolve: (out: BackendOutput) => void,
     private readonly reject: (error: RouterError) => void,
     private readonly secret: string | undefined,
-  ) {}
+  ) {
+    // Only a first-token limit needs to see the first text; otherwise deltas go straight through.
+    this.emit =
+      onText !== null && decoder !== null && limits.firstTokenMs !== null
+        ? (text) => {
+            this.firstAt = null
+            onText(text)
+          }
+        : onText
+  }
+
+  /** Starts the watchdog; called once the exchange exists. */
+  armLimits(): void {
+    if (this.done) return // the transport failed synchronously
+    const now = this.ctx.clock.now()
+    const { attemptMs, headersMs, firstTokenMs } = this.limits
+    if (attemptMs !== null) this.attemptAt = now + attemptMs
+    const firstMs = this.decoder === null ? headersMs : firstTokenMs
+    if (firstMs !== null) this.firstAt = now + firstMs
+    this.rearm(now)
+  }
+
+  /** Schedules the watchdog for the earliest limit still pending; with an idle limit, at least every idleMs / 4. */
+  private rearm(now: number): void {
+    let due = Number.POSITIVE_INFINITY
+    if (this.attemptAt !== null) due = this.attemptAt
+    if (this.firstAt !== null && this.firstAt < due) due = this.firstAt
+    const idleMs = this.decoder === null ? null : this.limits.idleMs
+    if (idleMs !== null) {
+      const quietUntil = this.lastDataAt === null ? Number.POSITIVE_INFINITY : this.lastDataAt + idleMs
+      const idleAt = Math.min(quietUntil, now + idleMs / 4)
+      if (idleAt < due) due = idleAt
+    }
+    if (due !== Number.POSITIVE_INFINITY) this.watchdog = this.ctx.clock.setTimeout(this.check, due - now)
+  }
+
+  private readonly check = (): void => {
+    this.watchdog = null
+    if (this.done) return
+    const now = this.ctx.clock.now()
+    const { attemptMs, headersMs, firstTokenMs, idleMs } = this.limits
+    if (this.attemptAt !== null && now >= this.attemptAt) this.expire('attempt', attemptMs!)
+    else if (this.firstAt !== null && now >= this.firstAt) {
+      if (this.decoder === null) this.expire('headers', headersMs!)
+      else this.expire('first-token', firstTokenMs!)
+    } else if (this.lastDataAt !== null && idleMs !== null && this.quietFor(now) >= idleMs) {
+      this.expire('idle', idleMs)
+    } else {
+      this.rearm(now)
+    }
+  }
+
+  /** How long the body has been silent, as far as the checks can tell. */
+  private quietFor(now: number): number {
+    // Bytes since the last check, or a socket paused for a slow consumer (not a stall): active now.
+    if (this.size !== this.sizeAtCheck || this.exchange?.paused) {
+      this.sizeAtCheck = this.size
+      this.lastDataAt = now
+    }
+    return now - (this.lastDataAt as number)
+  }
+
+  private clearLimits(): void {
+    if (this.watchdog !== null) this.ctx.clock.clearTimeout(this.watchdog)
+    this.watchdog = null
+  }
+
+  private expire(name: LimitName, ms: number): void {
+    const [what, option] = LIMIT_TEXT[name]
+    const error = new RouterError(
+      ErrorCode.TIMEOUT,
+      `${this.target.kind} at ${this.target.endpoint} ${what} ${ms} ms (${option}) for model "${this.model}"`,
+      { backend: this.target.kind, endpoint: this.target.endpoint, model: this.model },
+    )
+    // Settles now (the exchange reports the abort at once), whatever undici is still waiting for.
+    this.exchange?.abort(error)
+  }
 
   onStart(status: number, headers: Record<string, string | string[] | undefined>): void {
     this.status = status
     this.headers = headers
+    if (this.decoder === null) this.firstAt = null
+    else if (this.limits.idleMs !== null && this.watchdog !== null && status >= 200 && status < 300) {
+      this.lastDataAt = this.ctx.clock.now()
+      this.sizeAtCheck = this.size
+    }
   }
 
   onData(chunk: Buffer): void {
@@ -185,7 +357,7 @@ class Attempt implements ResponseHandler {
     const ok = this.status >= 200 && this.status < 300
     if (ok && this.decoder !== null) {
       if (this.size > this.ctx.maxResponseBytes) throw this.tooLarge()
-      this.decoder.push(chunk, this.onText!)
+      this.decoder.push(chunk, this.emit!)
       return
     }
     if (this.size > (ok ? this.ctx.maxResponseBytes : ERROR_BODY_CAP)) {
@@ -196,13 +368,15 @@ class Attempt implements ResponseHandler {
   }
 
   onEnd(): void {
+    this.done = true
     this.control.current = null
+    this.clearLimits()
     const status = this.status
     if (status >= 200 && status < 300) {
       try {
         this.resolve(
           this.decoder !== null
-            ? this.decoder.end(this.onText!)
+            ? this.decoder.end(this.emit!)
             : this.target.adapter.decode(
                 this.chunks.length === 1 ? this.chunks[0]!.toString() : Buffer.concat(this.chunks).toString(),
               ),
@@ -213,7 +387,7 @@ class Attempt implements ResponseHandler {
       return
     }
     const body = Buffer.concat(this.chunks).toString()
-    const retryAfter = parseRetryAfter(this.headers?.['retry-after'], this.ctx.now())
+    const retryAfter = parseRetryAfter(this.headers?.['retry-after'], this.ctx.clock.now())
     this.reject(
       redact(
         statusError(
@@ -228,7 +402,9 @@ class Attempt implements ResponseHandler {
   }
 
   onError(error: Error, responseStarted: boolean): void {
+    this.done = true
     this.control.current = null
+    this.clearLimits()
     if (this.control.stopped) {
       this.reject(this.control.stopped)
       return
@@ -260,27 +436,20 @@ class Attempt implements ResponseHandler {
   }
 
   private locate(error: unknown): RouterError {
+    const where = { backend: this.target.kind, endpoint: this.target.endpoint, model: this.model }
     if (!isRouterError(error)) {
       return new RouterError(
         ErrorCode.MALFORMED_RESPONSE,
         `${this.target.kind} at ${this.target.endpoint} sent a body that could not be parsed`,
-        {
-          cause: error,
-          backend: this.target.kind,
-          endpoint: this.target.endpoint,
-          model: this.model,
-          status: this.status,
-        },
+        { cause: error, ...where, status: this.status },
       )
     }
     if (error.endpoint !== undefined) return error
-    return new RouterError(error.code, `${this.target.kind} at ${this.target.endpoint}: ${error.message}`, {
+    return error.withDetails({
+      message: `${this.target.kind} at ${this.target.endpoint}: ${error.message}`,
       cause: error.cause ?? error,
-      backend: this.target.kind,
-      endpoint: this.target.endpoint,
-      model: this.model,
+      ...where,
       status: this.status,
-      ...(error.delivered === undefined ? {} : { delivered: error.delivered }),
     })
   }
 }
@@ -294,6 +463,7 @@ export function sendAttempt(
   control: RequestControl,
   decoder: StreamDecoder | null,
   onText: ((text: string) => void) | null,
+  limits: AttemptLimits,
 ): Promise<BackendOutput> {
   return new Promise<BackendOutput>((resolve, reject) => {
     if (control.stopped) {
@@ -308,13 +478,41 @@ export function sendAttempt(
       return
     }
     const { headers, secret } = prepared
-    const attempt = new Attempt(ctx, target, model, control, decoder, onText, resolve, reject, secret)
-    const exchange = startExchange(
+    const attempt = new Attempt(ctx, target, model, control, decoder, onText, limits, resolve, reject, secret)
+    const exchange = ctx.transport(
       ctx.dispatcher,
       { origin: target.origin, path: target.path, method: 'POST', headers, body },
       attempt,
     )
     attempt.exchange = exchange
     control.current = exchange
+    attempt.armLimits()
   })
+}
+
+/** Limit values a request and its record may set; the options hold the defaults. */
+export interface LimitSources {
+  attemptTimeoutMs: number | null
+  headersTimeoutMs: number | null
+  firstTokenTimeoutMs: number | null
+  idleTimeoutMs: number | null
+}
+
+/**
+ * The limits of one attempt: the request's value, else the record's (`timeout_seconds`, attempt only),
+ * else the option's. Streams get first-token and idle limits, non-streams the headers limit.
+ */
+export function attemptLimits(
+  defaults: LimitSources,
+  req: Partial<Record<keyof LimitSources, number>>,
+  recordTimeoutSeconds: number | undefined,
+  streamed: boolean,
+): AttemptLimits {
+  const fromRecord = recordTimeoutSeconds === undefined ? undefined : recordTimeoutSeconds * 1000
+  return {
+    attemptMs: req.attemptTimeoutMs ?? fromRecord ?? defaults.attemptTimeoutMs,
+    headersMs: streamed ? null : (req.headersTimeoutMs ?? defaults.headersTimeoutMs),
+    firstTokenMs: streamed ? (req.firstTokenTimeoutMs ?? defaults.firstTokenTimeoutMs) : null,
+    idleMs: streamed ? (req.idleTimeoutMs ?? defaults.idleTimeoutMs) : null,
+  }
 }

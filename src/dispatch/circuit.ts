@@ -99,3 +99,40 @@ export class CircuitRegistry {
     return [...this.circuits.values()].map((c) => c.info())
   }
 }
+
+/** Where a guard reports circuit transitions (the router's `circuit:open` / `circuit:close` events). */
+export interface CircuitEvents {
+  opened(info: CircuitInfo): void
+  closed(info: CircuitInfo): void
+}
+
+/**
+ * The circuit bookkeeping of one target, in the four verbs a request needs: may I go (`allow`),
+ * it answered (`success`), it failed in a way that counts (`failure`), it ended without a verdict
+ * (`release`). A target without a circuit (breaker off) allows everything.
+ */
+export class CircuitGuard {
+  constructor(
+    private readonly circuit: Circuit | null,
+    private readonly options: CircuitOptions | null,
+    private readonly clock: Pick<Clock, 'now'>,
+    private readonly events: CircuitEvents,
+  ) {}
+
+  allow(): boolean {
+    return this.circuit === null || this.circuit.allow(this.clock.now())
+  }
+
+  success(): void {
+    if (this.circuit?.success()) this.events.closed(this.circuit.info())
+  }
+
+  failure(code: ErrorCode): void {
+    if (this.circuit === null || this.options === null) return
+    if (this.circuit.failure(code, this.clock.now(), this.options)) this.events.opened(this.circuit.info())
+  }
+
+  release(): void {
+    this.circuit?.release()
+  }
+}

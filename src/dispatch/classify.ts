@@ -28,10 +28,13 @@ const POLICIES: Record<ErrorCode, FailurePolicy> = {
   STREAM_ERROR: { retry: false, fallover: true, unhealthy: true },
   CIRCUIT_OPEN: { retry: false, fallover: true, unhealthy: false },
   MISSING_CREDENTIAL: { retry: false, fallover: true, unhealthy: false },
-  // The caller's own fault, the caller's decision, or out of time: stop here.
+  // A per-attempt limit (the record's timeout_seconds, first token, headers, idle) fired: this
+  // backend is stuck, another may answer. The request's own deadline never gets here: a stopped
+  // request fails at once and charges nobody (policy.ts).
+  TIMEOUT: { retry: false, fallover: true, unhealthy: true },
+  // The caller's own fault or the caller's decision: stop here.
   BAD_REQUEST: { retry: false, fallover: false, unhealthy: false },
   ABORTED: { retry: false, fallover: false, unhealthy: false },
-  TIMEOUT: { retry: false, fallover: false, unhealthy: true },
   STREAM_INTERRUPTED: { retry: false, fallover: false, unhealthy: true },
   INVALID_OPTIONS: { retry: false, fallover: false, unhealthy: false },
   INVALID_REQUEST: { retry: false, fallover: false, unhealthy: false },
@@ -102,14 +105,24 @@ const UNREACHABLE = new Set([
 ])
 
 /**
- * A socket-level failure. `resetBeforeResponse` tells the dispatcher it may replay once at once:
- * keep-alive servers (llama.cpp, nginx) close idle sockets, and the first write can meet a closed one.
+ * Whether the failed socket had carried an earlier response: undici's SocketError reports the socket's
+ * byte counts. undefined when the error does not say (a bare ECONNRESET, a mocked network).
+ */
+function socketReused(error: unknown): boolean | undefined {
+  const socket = (error as { socket?: { bytesRead?: unknown } } | null)?.socket
+  return typeof socket?.bytesRead === 'number' ? socket.bytesRead > 0 : undefined
+}
+
+/**
+ * A socket-level failure. `resetBeforeResponse` (with `socketReused`) lets the policy replay a stale
+ * keep-alive socket once at once: keep-alive servers (llama.cpp, nginx) close idle sockets, and the
+ * first write can meet a closed one (policy.ts `classifyFailure`).
  */
 export function networkError(
   error: unknown,
   responseStarted: boolean,
   where: { backend: 'ollama' | 'mlx'; endpoint: string; model: string },
-): RouterError & { resetBeforeResponse?: boolean } {
+): RouterError & { resetBeforeResponse?: boolean; socketReused?: boolean } {
   const code = networkCode(error)
   if (code !== undefined && UNREACHABLE.has(code)) {
     return new RouterError(
@@ -124,8 +137,12 @@ export function networkError(
       ? `${where.backend} at ${where.endpoint} closed the connection mid-response (${code ?? 'socket error'})`
       : `${where.backend} at ${where.endpoint} dropped the connection before answering (${code ?? 'socket error'})`,
     { cause: error, ...where },
-  ) as RouterError & { resetBeforeResponse?: boolean }
-  if (!responseStarted) err.resetBeforeResponse = true
+  ) as RouterError & { resetBeforeResponse?: boolean; socketReused?: boolean }
+  if (!responseStarted) {
+    err.resetBeforeResponse = true
+    const reused = socketReused(error)
+    if (reused !== undefined) err.socketReused = reused
+  }
   return err
 }
 

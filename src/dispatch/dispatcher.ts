@@ -1,19 +1,32 @@
 /**
- * The failure policy: walk the candidates (records of the model, then the `auto` record's second
- * backend, then fallback models), retry transient failures with backoff, honour Retry-After, skip
- * open circuits, and stop at once on the caller's own errors, aborts and the deadline.
+ * Runs a request through its candidates (records of the model, then the `auto` record's second
+ * backend, then fallback models). What to do after a failure is decided in policy.ts, circuit
+ * bookkeeping is a CircuitGuard per target, results and metrics are assembled in outcome.ts.
  */
-import type { BackendOutput, StreamDecoder, WireRequest } from '../backends/types.js'
+import type { StreamDecoder, WireRequest } from '../backends/types.js'
 import type { ConfigSnapshot } from '../config/contract.js'
 import { type AttemptInfo, ErrorCode, isRouterError, RouterError } from '../errors.js'
 import type { Clock } from '../internal/clock.js'
 import type { Env } from '../internal/env.js'
 import type { ResolvedOptions } from '../options.js'
-import type { BackendKind, GenerateRequest, GenerateResult, MetricRecord, RouterEvents } from '../types.js'
-import { type AttemptContext, RequestControl, sendAttempt } from './attempt.js'
-import { backoffDelay } from './backoff.js'
-import type { CircuitRegistry } from './circuit.js'
-import { policyOf } from './classify.js'
+import type { GenerateRequest, GenerateResult, MetricRecord, RouterEvents } from '../types.js'
+import {
+  type AttemptContext,
+  type AttemptLimits,
+  attemptLimits,
+  RequestControl,
+  sendAttempt,
+} from './attempt.js'
+import { type CircuitEvents, CircuitGuard, type CircuitRegistry } from './circuit.js'
+import {
+  type AttemptWhere,
+  attemptInfo,
+  buildResult,
+  type MetricContext,
+  metricFrom,
+  type Timings,
+} from './outcome.js'
+import { chargesCircuit, classifyFailure, type Decision, decide, type Failure } from './policy.js'
 import { type Candidate, defaultCandidates, type RouteTable, type Target } from './routes.js'
 
 export interface DispatchCore {
@@ -27,6 +40,10 @@ export interface DispatchCore {
   emit<K extends keyof RouterEvents>(event: K, payload: RouterEvents[K]): void
   listens(event: keyof RouterEvents): boolean
   recordMetric(metric: MetricRecord): void
+  /** Where circuit guards report open/close (the router's events). */
+  circuitEvents: CircuitEvents
+  /** Decoders may use the learned frame-shape fast path (bench switch; default true). */
+  fastFrames: boolean
   /** Requests in flight, so `close()` can stop the ones that outlive its grace period. */
   active: Set<RequestControl>
 }
@@ -41,6 +58,8 @@ export interface StreamHooks {
   onAttempt(candidate: Candidate, target: Target): void
   /** performance.now() of the first text, for time to first token. */
   firstTextAt(): number | null
+  /** performance.now() of the latest text, for decode speed. */
+  lastTextAt(): number | null
 }
 
 /**
@@ -105,46 +124,7 @@ function toWire(req: GenerateRequest, candidate: Candidate, target: Target, stre
   return wire
 }
 
-function attemptInfo(
-  candidate: Candidate,
-  target: Target,
-  n: number,
-  startedAt: number,
-  error: RouterError | null,
-): AttemptInfo {
-  const info: AttemptInfo = {
-    model: candidate.model,
-    backend: target.kind,
-    endpoint: target.endpoint,
-    attempt: n,
-    ok: error === null,
-    latencyMs: Math.round((performance.now() - startedAt) * 1000) / 1000,
-  }
-  if (error !== null) {
-    info.code = error.code
-    if (error.status !== undefined) info.status = error.status
-    info.message = error.message
-  }
-  return info
-}
-
-function withAttempts(error: RouterError, attempts: AttemptInfo[], delivered?: number): RouterError {
-  return new RouterError(error.code, error.message, {
-    cause: error.cause ?? undefined,
-    ...(error.status === undefined ? {} : { status: error.status }),
-    ...(error.backend === undefined ? {} : { backend: error.backend }),
-    ...(error.endpoint === undefined ? {} : { endpoint: error.endpoint }),
-    ...(error.model === undefined ? {} : { model: error.model }),
-    ...(error.retryAfterMs === undefined ? {} : { retryAfterMs: error.retryAfterMs }),
-    ...(delivered === undefined
-      ? error.delivered === undefined
-        ? {}
-        : { delivered: error.delivered }
-      : { delivered }),
-    attempts,
-  })
-}
-
+/** The error of a request that ran out of candidates: the one place its message is built. */
 function allFailed(
   model: string | undefined,
   attempts: AttemptInfo[],
@@ -163,68 +143,173 @@ function allFailed(
   )
 }
 
-export interface MetricContext {
-  timestampSec: number
-  streamed: boolean
-  origin: ConfigSnapshot['origin']
+function asRouterError(caught: unknown): RouterError {
+  return isRouterError(caught)
+    ? caught
+    : new RouterError(ErrorCode.BACKEND_ERROR, 'Unexpected failure while talking to the backend', {
+        cause: caught,
+      })
 }
 
-function metricFrom(
-  req: GenerateRequest,
-  ctx: MetricContext,
-  latencyMs: number,
-  outcome: MetricRecord['outcome'],
-  attempts: AttemptInfo[],
-  result: GenerateResult | null,
-  error: RouterError | null,
-  ttftMs: number | null,
-  fallback: boolean,
-): MetricRecord {
-  const md = req.metadata
-  const last = attempts[attempts.length - 1]
-  return {
-    timestamp: ctx.timestampSec,
-    model: result?.model ?? last?.model ?? req.model ?? 'default',
-    backend: result?.backend ?? last?.backend ?? 'none',
-    endpoint: result?.endpoint ?? last?.endpoint ?? null,
-    latency_seconds: latencyMs / 1000,
-    tokens: result?.usage.completionTokens ?? 0,
-    tokens_per_second: result?.tokensPerSecond ?? 0,
-    prompt_tokens: result?.usage.promptTokens ?? 0,
-    request_id: md?.requestId ?? null,
-    session_id: md?.sessionId ?? null,
-    user_id: md?.userId ?? null,
-    zone: md?.zone ?? null,
-    intent: md?.intent ?? null,
-    outcome,
-    error_code: error?.code ?? null,
-    attempts: attempts.length,
-    fallback,
-    streamed: ctx.streamed,
-    time_to_first_token_seconds: ttftMs === null ? null : ttftMs / 1000,
-    load_seconds: result?.loadMs === undefined ? null : result.loadMs / 1000,
-    config_origin: ctx.origin,
-  }
-}
+/** One request's state while it walks its candidates. */
+class RequestRun {
+  readonly attempts: AttemptInfo[] = []
+  /** The last failure that moved the request on, and where it happened (for events and the final error). */
+  last: RouterError | null = null
+  previous: AttemptWhere | null = null
+  fallback = false
 
-function tokensPerSecond(
-  out: BackendOutput,
-  latencyMs: number,
-  ttftMs: number | null,
-  lastTextMs: number | null,
-): number {
-  if (out.evalDurationNs !== undefined && out.evalDurationNs > 0)
-    return (out.completionTokens / out.evalDurationNs) * 1e9
-  // Streams: decode speed between first and last text; else completion tokens over wall time.
-  if (ttftMs !== null && lastTextMs !== null && lastTextMs > ttftMs && out.completionTokens > 1) {
-    return ((out.completionTokens - 1) * 1000) / (lastTextMs - ttftMs)
+  constructor(
+    readonly core: DispatchCore,
+    readonly req: GenerateRequest,
+    readonly stream: StreamHooks | null,
+    readonly control: RequestControl,
+    readonly t0: number,
+  ) {}
+
+  delivered(): number {
+    return this.stream?.delivered() ?? 0
   }
-  return latencyMs > 0 ? (out.completionTokens * 1000) / latencyMs : 0
+
+  decide(failure: Failure, attempt: number, where: AttemptWhere): Decision {
+    const { core, control } = this
+    return decide({
+      failure,
+      attempt,
+      timeLeftMs: control.deadline - core.clock.now(),
+      delivered: this.delivered(),
+      retry: core.options.retry,
+      random: core.clock.random,
+      where,
+      deadlineMs: control.timeoutMs,
+    })
+  }
+
+  /** The error for a request that stopped (deadline, abort, close) while at `where`. */
+  stoppedError(where: AttemptWhere): RouterError {
+    const stopped = this.control.stopped as RouterError
+    const d = this.decide({ error: stopped, stopped: true, staleSocket: false }, 1, where)
+    return (d.action === 'fail' ? d.error : stopped).withDetails({ attempts: this.attempts })
+  }
+
+  guard(target: Target): CircuitGuard {
+    const { core } = this
+    return new CircuitGuard(target.circuit, core.circuits.options, core.clock, core.circuitEvents)
+  }
+
+  /** Walks the candidates; resolves with the first success, throws the request's one error. */
+  async walk(candidates: Candidate[]): Promise<GenerateResult> {
+    for (const candidate of candidates) {
+      const limits = attemptLimits(
+        this.core.options,
+        this.req,
+        candidate.record.timeout_seconds,
+        this.stream !== null,
+      )
+      for (const target of candidate.targets) {
+        const where: AttemptWhere = {
+          model: candidate.model,
+          backend: target.kind,
+          endpoint: target.endpoint,
+        }
+        if (this.control.stopped) throw this.stoppedError(this.previous ?? where)
+        const guard = this.guard(target)
+        if (!guard.allow()) {
+          this.last = new RouterError(
+            ErrorCode.CIRCUIT_OPEN,
+            `${target.kind} at ${target.endpoint} is cooling down after repeated failures; skipped without connecting`,
+            where,
+          )
+          this.attempts.push(attemptInfo(where, 0, performance.now(), this.last))
+          continue
+        }
+        if (this.previous !== null && this.last !== null) this.announceFallback(where, this.last)
+        const out = await this.tryTarget(candidate, target, where, guard, limits)
+        if (out !== null) return out
+        this.previous = where
+      }
+    }
+    throw allFailed(this.req.model, this.attempts, this.last, candidates[0]?.defaultReason)
+  }
+
+  /** Attempts one target until it answers (result), the policy moves on (null) or fails (throws). */
+  private async tryTarget(
+    candidate: Candidate,
+    target: Target,
+    where: AttemptWhere,
+    guard: CircuitGuard,
+    limits: AttemptLimits,
+  ): Promise<GenerateResult | null> {
+    const { core, control, stream } = this
+    const body = target.adapter.encode(toWire(this.req, candidate, target, stream !== null))
+    for (let n = 1; ; n++) {
+      const startedAt = performance.now()
+      stream?.onAttempt(candidate, target)
+      const decoder = stream === null ? null : stream.createDecoder(target)
+      try {
+        const out = await sendAttempt(
+          core.attemptContext,
+          target,
+          candidate.model,
+          body,
+          control,
+          decoder,
+          stream?.onText ?? null,
+          limits,
+        )
+        guard.success()
+        this.attempts.push(attemptInfo(where, n, startedAt, null))
+        return buildResult(out, where, this.attempts, this.timings())
+      } catch (caught) {
+        const error = asRouterError(caught)
+        this.attempts.push(attemptInfo(where, n, startedAt, error))
+        // Wall time, not the injected clock: "fast" is a round trip on the wire (policy.ts).
+        const failure = classifyFailure(error, control.stopped, n, performance.now() - startedAt)
+        if (chargesCircuit(failure)) guard.failure(error.code)
+        else guard.release()
+        const decision = this.decide(failure, n, where)
+        if (decision.action === 'fail') throw decision.error.withDetails({ attempts: this.attempts })
+        this.last = error
+        if (decision.action === 'next') return null
+        // A stale keep-alive socket is replayed silently; every other retry is announced.
+        if (!failure.staleSocket) this.announceRetry(where, n, decision.delayMs, error)
+        if (decision.delayMs > 0) {
+          try {
+            await control.sleep(decision.delayMs)
+          } catch {
+            throw this.stoppedError(where)
+          }
+        }
+        if (!guard.allow()) return null
+      }
+    }
+  }
+
+  timings(): Timings {
+    const stream = this.stream
+    return {
+      t0: this.t0,
+      firstTextAt: stream?.firstTextAt() ?? null,
+      lastTextAt: stream?.lastTextAt() ?? null,
+    }
+  }
+
+  private announceFallback(to: AttemptWhere, last: RouterError): void {
+    this.fallback = true
+    if (this.core.listens('request:fallback')) {
+      this.core.emit('request:fallback', { from: this.previous as AttemptWhere, to, code: last.code })
+    }
+  }
+
+  private announceRetry(where: AttemptWhere, attempt: number, delayMs: number, error: RouterError): void {
+    if (this.core.listens('request:retry'))
+      this.core.emit('request:retry', { ...where, attempt, delayMs, code: error.code })
+  }
 }
 
 /**
  * Runs one request through the candidate chain. `stream` is null for generate(). Resolves with the
- * result, or rejects with exactly one RouterError; always records exactly one metric.
+ * result, or rejects with exactly one RouterError; records exactly one metric once the config is known.
  */
 export async function runRequest(
   core: DispatchCore,
@@ -232,214 +317,59 @@ export async function runRequest(
   snapshotOrPromise: ConfigSnapshot | Promise<ConfigSnapshot>,
   stream: StreamHooks | null,
   t0: number,
-  lastTextAt: () => number | null,
   onControl?: (control: RequestControl) => void,
 ): Promise<GenerateResult> {
   const timestampSec = core.clock.now() / 1000
-  const snapshot = snapshotOrPromise instanceof Promise ? await snapshotOrPromise : snapshotOrPromise
-  const mctx: MetricContext = { timestampSec, streamed: stream !== null, origin: snapshot.origin }
-  const attempts: AttemptInfo[] = []
-  let fallback = false
-  let control: RequestControl | null = null
+  // The control exists before the config does: the deadline and the caller's signal also bound the
+  // wait for the first config load.
+  const control = new RequestControl(core.clock, req.timeoutMs ?? core.options.defaultTimeoutMs, req.signal)
+  core.active.add(control)
+  onControl?.(control)
+  const run = new RequestRun(core, req, stream, control, t0)
   try {
-    const candidates = resolveCandidates(core, snapshot, req)
-    const first = candidates[0]
-    const recordTimeout = first?.record.timeout_seconds
-    const timeoutMs =
-      req.timeoutMs ?? (recordTimeout !== undefined ? recordTimeout * 1000 : core.options.defaultTimeoutMs)
-    control = new RequestControl(core.clock, core.clock.now() + timeoutMs, timeoutMs, req.signal)
-    core.active.add(control)
-    onControl?.(control)
-    if (req.signal?.aborted) {
-      control.stop(
-        new RouterError(ErrorCode.ABORTED, 'The request was aborted by its AbortSignal', {
-          cause: req.signal.reason,
-        }),
+    const snapshot = await waitForConfig(control, snapshotOrPromise)
+    const mctx: MetricContext = {
+      timestampSec,
+      streamed: stream !== null,
+      origin: snapshot.origin,
+      fallback: false,
+    }
+    try {
+      const candidates = resolveCandidates(core, snapshot, req)
+      // A record whose timeout_seconds is longer than the default deadline still gets its attempt.
+      const first = candidates[0]?.record.timeout_seconds
+      if (req.timeoutMs === undefined && first !== undefined) control.extendTo(first * 1000)
+      const result = await run.walk(candidates)
+      mctx.fallback = run.fallback
+      core.recordMetric(metricFrom(req, mctx, run.attempts, result, null, run.timings()))
+      return result
+    } catch (caught) {
+      const error = asRouterError(caught)
+      mctx.fallback = run.fallback
+      core.recordMetric(metricFrom(req, mctx, run.attempts, null, error, run.timings()))
+      throw error
+    }
+  } finally {
+    control.dispose()
+    core.active.delete(control)
+  }
+}
+
+async function waitForConfig(
+  control: RequestControl,
+  snapshot: ConfigSnapshot | Promise<ConfigSnapshot>,
+): Promise<ConfigSnapshot> {
+  if (!(snapshot instanceof Promise)) return snapshot
+  try {
+    return await control.wait(snapshot)
+  } catch (error) {
+    const stopped = control.stopped as RouterError | null
+    if (stopped !== null && error === stopped && stopped.code === ErrorCode.TIMEOUT) {
+      throw new RouterError(
+        ErrorCode.TIMEOUT,
+        `The request exceeded its ${control.timeoutMs} ms deadline while the router was still loading its config from the admin API; raise timeoutMs or admin.timeoutMs`,
       )
     }
-    const retry = core.options.retry
-    const circuitOpts = core.circuits.options
-    let last: RouterError | null = null
-    let previous: { model: string; backend: BackendKind; endpoint: string } | null = null
-
-    for (const candidate of candidates) {
-      for (const target of candidate.targets) {
-        if (control.stopped) throw control.stopped
-        const circuit = target.circuit
-        if (circuit !== null && !circuit.allow(core.clock.now())) {
-          last = new RouterError(
-            ErrorCode.CIRCUIT_OPEN,
-            `${target.kind} at ${target.endpoint} is cooling down after repeated failures; skipped without connecting`,
-            { backend: target.kind, endpoint: target.endpoint, model: candidate.model },
-          )
-          attempts.push(attemptInfo(candidate, target, 0, performance.now(), last))
-          continue
-        }
-        if (previous !== null && last !== null) {
-          fallback = true
-          if (core.listens('request:fallback')) {
-            core.emit('request:fallback', {
-              from: previous,
-              to: { model: candidate.model, backend: target.kind, endpoint: target.endpoint },
-              code: last.code,
-            })
-          }
-        }
-        const body = target.adapter.encode(toWire(req, candidate, target, stream !== null))
-        for (let n = 1; ; n++) {
-          const startedAt = performance.now()
-          stream?.onAttempt(candidate, target)
-          const decoder = stream === null ? null : stream.createDecoder(target)
-          let out: BackendOutput
-          try {
-            out = await sendAttempt(
-              core.attemptContext,
-              target,
-              candidate.model,
-              body,
-              control,
-              decoder,
-              stream?.onText ?? null,
-            )
-          } catch (caught) {
-            const error = isRouterError(caught)
-              ? caught
-              : new RouterError(ErrorCode.BACKEND_ERROR, 'Unexpected failure while talking to the backend', {
-                  cause: caught,
-                })
-            attempts.push(attemptInfo(candidate, target, n, startedAt, error))
-            last = error
-            const policy = policyOf(error.code)
-            // A reset before any response on the first try is most likely a pooled socket the server
-            // had just closed: replay once at once, and do not hold it against the endpoint.
-            const resetRetry =
-              (error as { resetBeforeResponse?: boolean }).resetBeforeResponse === true && n === 1
-            if (circuit !== null && circuitOpts !== null && !resetRetry) {
-              if (policy.unhealthy) {
-                if (
-                  circuit.failure(error.code, core.clock.now(), circuitOpts) &&
-                  core.listens('circuit:open')
-                ) {
-                  core.emit('circuit:open', circuit.info())
-                }
-              } else circuit.release()
-            }
-            // sendAttempt may have stopped the control; TS narrowed it at the loop head.
-            const stopped = control.stopped as RouterError | null
-            if (stopped !== null) {
-              const delivered = stream?.delivered() ?? 0
-              if (stopped.code === ErrorCode.TIMEOUT) {
-                throw new RouterError(
-                  ErrorCode.TIMEOUT,
-                  `The request for model "${candidate.model}" exceeded its ${timeoutMs} ms deadline (last tried ${target.kind} at ${target.endpoint}); raise timeoutMs or the record's timeout_seconds`,
-                  {
-                    attempts,
-                    model: candidate.model,
-                    backend: target.kind,
-                    endpoint: target.endpoint,
-                    ...(delivered > 0 ? { delivered } : {}),
-                  },
-                )
-              }
-              throw withAttempts(stopped, attempts, delivered > 0 ? delivered : undefined)
-            }
-            const delivered = stream?.delivered() ?? 0
-            if (delivered > 0) {
-              throw new RouterError(
-                ErrorCode.STREAM_INTERRUPTED,
-                `The stream from ${target.kind} at ${target.endpoint} failed after ${delivered} characters were delivered (${error.code}: ${error.message}); the partial answer cannot be resumed elsewhere`,
-                {
-                  cause: error,
-                  attempts,
-                  delivered,
-                  backend: target.kind,
-                  endpoint: target.endpoint,
-                  model: candidate.model,
-                },
-              )
-            }
-            if (!policy.retry && !policy.fallover) throw withAttempts(error, attempts)
-            if (resetRetry && !control.stopped) continue
-            if (policy.retry && n <= retry.maxRetries) {
-              const asked = error.retryAfterMs
-              if (asked !== undefined && asked > retry.maxRetryAfterMs) break
-              const delay = asked ?? backoffDelay(n, retry.baseDelayMs, retry.maxDelayMs, core.clock.random)
-              if (core.clock.now() + delay >= control.deadline) break
-              if (core.listens('request:retry')) {
-                core.emit('request:retry', {
-                  model: candidate.model,
-                  backend: target.kind,
-                  endpoint: target.endpoint,
-                  attempt: n,
-                  delayMs: delay,
-                  code: error.code,
-                })
-              }
-              await control.sleep(delay)
-              if (circuit !== null && !circuit.allow(core.clock.now())) break
-              continue
-            }
-            break
-          }
-          // Success.
-          if (circuit?.success() && core.listens('circuit:close')) core.emit('circuit:close', circuit.info())
-          attempts.push(attemptInfo(candidate, target, n, startedAt, null))
-          const latencyMs = performance.now() - t0
-          const firstText = stream?.firstTextAt() ?? null
-          const ttftMs = firstText === null ? null : firstText - t0
-          const lastText = lastTextAt()
-          const result: GenerateResult = {
-            response: out.text,
-            model: candidate.model,
-            backend: target.kind,
-            endpoint: target.endpoint,
-            doneReason: out.doneReason,
-            usage: { promptTokens: out.promptTokens, completionTokens: out.completionTokens },
-            latencyMs,
-            tokensPerSecond: tokensPerSecond(
-              out,
-              latencyMs,
-              ttftMs,
-              lastText === null ? null : lastText - t0,
-            ),
-            attempts,
-          }
-          if (ttftMs !== null) result.timeToFirstTokenMs = ttftMs
-          if (out.loadDurationNs !== undefined && out.loadDurationNs > 0)
-            result.loadMs = out.loadDurationNs / 1e6
-          core.recordMetric(
-            metricFrom(req, mctx, latencyMs, 'success', attempts, result, null, ttftMs, fallback),
-          )
-          return result
-        }
-        previous = { model: candidate.model, backend: target.kind, endpoint: target.endpoint }
-      }
-    }
-    throw allFailed(req.model, attempts, last, candidates[0]?.defaultReason)
-  } catch (caught) {
-    const error = isRouterError(caught)
-      ? caught
-      : new RouterError(ErrorCode.BACKEND_ERROR, 'Unexpected internal failure', { cause: caught })
-    const latencyMs = performance.now() - t0
-    const firstText = stream?.firstTextAt() ?? null
-    core.recordMetric(
-      metricFrom(
-        req,
-        mctx,
-        latencyMs,
-        error.code === ErrorCode.ABORTED ? 'aborted' : 'error',
-        attempts,
-        null,
-        error,
-        firstText === null ? null : firstText - t0,
-        fallback,
-      ),
-    )
     throw error
-  } finally {
-    if (control !== null) {
-      control.dispose()
-      core.active.delete(control)
-    }
   }
 }

@@ -11,6 +11,14 @@ function fail(path: string, message: string): never {
   })
 }
 
+const TIMEOUT_KEYS = [
+  'timeoutMs',
+  'attemptTimeoutMs',
+  'headersTimeoutMs',
+  'firstTokenTimeoutMs',
+  'idleTimeoutMs',
+] as const
+
 const METADATA_KEYS = ['requestId', 'sessionId', 'userId', 'zone', 'intent'] as const
 
 export function validateRequest(req: unknown): asserts req is GenerateRequest {
@@ -34,9 +42,10 @@ export function validateRequest(req: unknown): asserts req is GenerateRequest {
     for (let i = 0; i < r.stop.length; i++)
       if (typeof r.stop[i] !== 'string') fail(`stop[${i}]`, 'must be a string')
   }
-  if (r.timeoutMs !== undefined) {
-    const t = r.timeoutMs
-    if (typeof t !== 'number' || !Number.isFinite(t) || t <= 0) fail('timeoutMs', 'must be a positive number')
+  for (const key of TIMEOUT_KEYS) {
+    const t = r[key]
+    if (t !== undefined && (typeof t !== 'number' || !Number.isFinite(t) || t <= 0))
+      fail(key, 'must be a positive number')
   }
   if (r.signal !== undefined) {
     const s = r.signal as AbortSignal

@@ -1,7 +1,9 @@
 /**
  * `router.stream()`: an async iterable of text chunks backed by the same dispatcher as generate().
  * The request starts on the first `next()` (or when `result` is read), so an unread stream never
- * holds a connection. Backpressure pauses the socket when the consumer falls behind.
+ * holds a connection. Backpressure pauses the socket when an iterating consumer falls behind; a
+ * consumer that only awaits `result` is never paused (the text ends up in the result anyway).
+ * Concurrent `next()` calls are answered in call order.
  */
 import type { ConfigSnapshot } from '../config/contract.js'
 import { ErrorCode, RouterError } from '../errors.js'
@@ -28,7 +30,10 @@ interface Waiter {
 export class StreamRun implements GenerateStream, AsyncIterator<StreamChunk>, StreamHooks {
   /** Text deltas not yet handed to the consumer; coalesced into one chunk per `next()`. */
   private readonly queue: string[] = []
-  private waiter: Waiter | null = null
+  /** Pending `next()` calls, oldest first. */
+  private readonly waiters: Waiter[] = []
+  /** Set by the first `next()`: only an iterating consumer can resume a paused socket. */
+  private iterated = false
   private ended = false
   private failure: unknown = null
   private resultPromise: Promise<GenerateResult> | null = null
@@ -46,6 +51,8 @@ export class StreamRun implements GenerateStream, AsyncIterator<StreamChunk>, St
     private readonly core: DispatchCore,
     private readonly req: GenerateRequest,
     private readonly hooks: StreamRunHooks,
+    /** A request that failed before it could start (invalid, router closed): reported on first use. */
+    private readonly invalid: RouterError | null = null,
   ) {}
 
   [Symbol.asyncIterator](): AsyncIterator<StreamChunk> {
@@ -67,7 +74,7 @@ export class StreamRun implements GenerateStream, AsyncIterator<StreamChunk>, St
 
   // StreamHooks ---------------------------------------------------------------------------------
   createDecoder(target: Target) {
-    return target.adapter.createStreamDecoder()
+    return target.adapter.createStreamDecoder(this.core.fastFrames)
   }
 
   readonly onText = (text: string): void => {
@@ -75,16 +82,15 @@ export class StreamRun implements GenerateStream, AsyncIterator<StreamChunk>, St
     if (this.firstAt === null) this.firstAt = now
     this.lastAt = now
     this.deliveredChars += text.length
-    const waiter = this.waiter
-    if (waiter !== null) {
-      this.waiter = null
+    const waiter = this.waiters.shift()
+    if (waiter !== undefined) {
       waiter.resolve({ value: { text, model: this.model, backend: this.backend }, done: false })
       return
     }
     // The consumer is busy: queue, and let the next pull take everything at once. A body that
     // arrives in one packet then costs one chunk, not one chunk (and promise) per token.
     this.queue.push(text)
-    if (!this.paused && this.queue.length >= HIGH_WATER) {
+    if (!this.paused && this.iterated && this.queue.length >= HIGH_WATER) {
       this.paused = true
       this.control?.current?.pause()
     }
@@ -103,8 +109,13 @@ export class StreamRun implements GenerateStream, AsyncIterator<StreamChunk>, St
     return this.firstAt
   }
 
+  lastTextAt(): number | null {
+    return this.lastAt
+  }
+
   // Iterator ------------------------------------------------------------------------------------
   next(): Promise<IteratorResult<StreamChunk>> {
+    this.iterated = true
     const queued = this.queue.length
     if (queued > 0) {
       const text = queued === 1 ? this.queue[0]! : this.queue.join('')
@@ -118,8 +129,9 @@ export class StreamRun implements GenerateStream, AsyncIterator<StreamChunk>, St
     if (this.failure !== null) return Promise.reject(this.failure)
     if (this.ended) return Promise.resolve({ value: undefined, done: true })
     this.start()
+    if (this.failure !== null) return Promise.reject(this.failure)
     return new Promise((resolve, reject) => {
-      this.waiter = { resolve, reject }
+      this.waiters.push({ resolve, reject })
     })
   }
 
@@ -135,6 +147,12 @@ export class StreamRun implements GenerateStream, AsyncIterator<StreamChunk>, St
 
   private start(): Promise<GenerateResult> {
     if (this.resultPromise !== null) return this.resultPromise
+    if (this.invalid !== null) {
+      this.failure = this.invalid
+      this.resultPromise = Promise.reject(this.invalid)
+      this.resultPromise.catch(() => {})
+      return this.resultPromise
+    }
     const t0 = performance.now()
     let snapshot: ConfigSnapshot | Promise<ConfigSnapshot>
     try {
@@ -142,37 +160,21 @@ export class StreamRun implements GenerateStream, AsyncIterator<StreamChunk>, St
     } catch (error) {
       snapshot = Promise.reject(error)
     }
-    const p = runRequest(
-      this.core,
-      this.req,
-      snapshot,
-      this,
-      t0,
-      () => this.lastAt,
-      (c) => {
-        this.control = c
-        if (this.pendingAbort !== null) c.stop(this.pendingAbort)
-      },
-    )
+    const p = runRequest(this.core, this.req, snapshot, this, t0, (c) => {
+      this.control = c
+      if (this.pendingAbort !== null) c.stop(this.pendingAbort)
+    })
     this.resultPromise = p.then(
       (result) => {
         this.ended = true
         this.hooks.settled(result, null)
-        const waiter = this.waiter
-        if (waiter !== null) {
-          this.waiter = null
-          waiter.resolve({ value: undefined, done: true })
-        }
+        for (const waiter of this.waiters.splice(0)) waiter.resolve({ value: undefined, done: true })
         return result
       },
       (error: unknown) => {
         this.failure = error
         this.hooks.settled(null, error)
-        const waiter = this.waiter
-        if (waiter !== null) {
-          this.waiter = null
-          waiter.reject(error)
-        }
+        for (const waiter of this.waiters.splice(0)) waiter.reject(error)
         throw error
       },
     )

@@ -1,22 +1,31 @@
 /**
- * The router's HTTP layer: undici's low-level `dispatch()` with a handler object instead of
- * `request()`. That skips the per-response Readable stream and AbortController/EventTarget machinery,
- * which is most of a request's client CPU; the router then costs about what raw undici costs.
+ * The router's HTTP layer. Two interchangeable transports behind one `Exchange` interface:
+ * - `dispatchTransport` (the default): undici's low-level `dispatch()` with a handler object instead of
+ *   `request()`. That skips the per-response Readable stream and AbortController/EventTarget machinery.
+ * - `requestTransport`: plain `undici.request()`. Kept so `npm run bench` can measure what the first one
+ *   is worth (RouterInternals `transport: 'request'`).
+ *
+ * Both settle at once when stopped: `abort()` reports the reason to the handler synchronously and only
+ * then asks undici to cancel, because undici does not settle a request whose TCP connect is still
+ * pending (a listener with a full backlog) until the connect ends.
  *
  * undici's own 300 s headers/body timeouts are disabled: a long local generation must be cut off
- * by the router's deadline (or the caller's signal), never by a transport default.
+ * by the router's limits (or the caller's signal), never by a transport default.
  */
-import { Agent, type Dispatcher } from 'undici'
+import { Agent, type Dispatcher, Pool } from 'undici'
 
 export interface AgentOptions {
   /** Max sockets per origin; null = unlimited. */
   connections: number | null
+  /** Per-origin overrides of `connections` (keys are `scheme://host:port`). */
+  connectionsByOrigin?: Readonly<Record<string, number | null>>
   /** Idle keep-alive before a pooled socket is closed. */
   keepAliveTimeoutMs: number
   connectTimeoutMs: number
 }
 
 export function createAgent(options: AgentOptions): Agent {
+  const byOrigin = options.connectionsByOrigin ?? {}
   return new Agent({
     connections: options.connections,
     pipelining: 1,
@@ -25,8 +34,25 @@ export function createAgent(options: AgentOptions): Agent {
     headersTimeout: 0,
     bodyTimeout: 0,
     connect: { timeout: options.connectTimeoutMs },
+    factory: (origin, opts) => {
+      const key = typeof origin === 'string' ? origin : origin.origin
+      const own = Object.hasOwn(byOrigin, key) ? byOrigin[key] : undefined
+      return new Pool(origin, own === undefined ? opts : { ...opts, connections: own })
+    },
   })
 }
+
+/** A request in flight. `abort()` is safe at any time, also before the socket is assigned. */
+export interface Exchange {
+  /** Settles the exchange now (the handler's onError gets `reason`), then cancels it in undici. */
+  abort(reason: Error): void
+  pause(): void
+  resume(): void
+  /** True while paused for a slow consumer (an idle limit must not count that as a stall). */
+  readonly paused: boolean
+}
+
+export type Transport = (dispatcher: Dispatcher, call: HttpCall, handler: ResponseHandler) => Exchange
 
 /** How long a rejected body may keep arriving (discarded) before the connection is cut. */
 const DRAIN_GRACE_MS = 1000
@@ -41,26 +67,33 @@ export interface ResponseHandler {
 }
 
 /** A request in flight. `abort()` is safe at any time, also before the socket is assigned. */
-export class HttpExchange implements Dispatcher.DispatchHandler {
+export class HttpExchange implements Dispatcher.DispatchHandler, Exchange {
   private controller: Dispatcher.DispatchController | null = null
   private abortReason: Error | null = null
   private settled = false
   private started = false
   private drainTimer: ReturnType<typeof setTimeout> | null = null
+  paused = false
 
   constructor(private readonly handler: ResponseHandler) {}
 
   abort(reason: Error): void {
     if (this.settled) return
+    this.settled = true
+    this.handler.onError(reason, this.started)
+    // Before onRequestStart (still queued, or the TCP connect hangs) there is nothing to cancel yet:
+    // undici gets the reason when it starts the request.
     if (this.controller) this.controller.abort(reason)
     else this.abortReason = reason
   }
 
   pause(): void {
+    this.paused = true
     this.controller?.pause()
   }
 
   resume(): void {
+    this.paused = false
     this.controller?.resume()
   }
 
@@ -122,30 +155,104 @@ export interface HttpCall {
   body: string | null
 }
 
-/** Starts a request; the handler receives the response. Errors thrown synchronously by undici go to onError. */
-export function startExchange(
-  dispatcher: Dispatcher,
-  call: HttpCall,
-  handler: ResponseHandler,
-): HttpExchange {
+function dispatchOptions(call: HttpCall): Dispatcher.DispatchOptions {
+  return {
+    origin: call.origin,
+    path: call.path,
+    method: call.method,
+    headers: call.headers,
+    body: call.body,
+    // Generation is not idempotent in cost: never let undici replay it on its own.
+    idempotent: false,
+    headersTimeout: 0,
+    bodyTimeout: 0,
+  }
+}
+
+/** Starts a request with dispatch(); the handler receives the response. Errors thrown synchronously by undici go to onError. */
+export const dispatchTransport: Transport = (dispatcher, call, handler) => {
   const exchange = new HttpExchange(handler)
   try {
-    dispatcher.dispatch(
-      {
-        origin: call.origin,
-        path: call.path,
-        method: call.method,
-        headers: call.headers,
-        body: call.body,
-        // Generation is not idempotent in cost: never let undici replay it on its own.
-        idempotent: false,
-        headersTimeout: 0,
-        bodyTimeout: 0,
-      },
-      exchange,
-    )
+    dispatcher.dispatch(dispatchOptions(call), exchange)
   } catch (error) {
     exchange.onResponseError(undefined as unknown as Dispatcher.DispatchController, error as Error)
   }
   return exchange
 }
+
+/** The same exchange over plain `undici.request()` (a Readable body and an AbortController per request). */
+class RequestExchange implements Exchange {
+  private readonly controller = new AbortController()
+  private body: Dispatcher.ResponseData['body'] | null = null
+  private settled = false
+  private started = false
+  paused = false
+
+  constructor(
+    dispatcher: Dispatcher,
+    call: HttpCall,
+    private readonly handler: ResponseHandler,
+  ) {
+    dispatcher
+      .request({ ...dispatchOptions(call), signal: this.controller.signal })
+      .then(this.onResponse, (error: Error) => this.fail(error))
+  }
+
+  private readonly onResponse = (res: Dispatcher.ResponseData): void => {
+    const body = res.body
+    if (this.settled) {
+      body.on('error', () => {}).destroy()
+      return
+    }
+    this.body = body
+    this.started = true
+    try {
+      this.handler.onStart(res.statusCode, res.headers)
+    } catch (error) {
+      this.fail(error as Error)
+      body.on('error', () => {}).destroy()
+      return
+    }
+    if (this.paused) body.pause()
+    body.on('data', (chunk: Buffer) => {
+      if (this.settled) return
+      try {
+        this.handler.onData(chunk)
+      } catch (error) {
+        this.fail(error as Error)
+        body.destroy()
+      }
+    })
+    body.on('end', () => {
+      if (this.settled) return
+      this.settled = true
+      this.handler.onEnd()
+    })
+    body.on('error', (error: Error) => this.fail(error))
+  }
+
+  private fail(error: Error): void {
+    if (this.settled) return
+    this.settled = true
+    this.handler.onError(error, this.started)
+  }
+
+  abort(reason: Error): void {
+    if (this.settled) return
+    this.fail(reason)
+    this.controller.abort(reason)
+  }
+
+  pause(): void {
+    this.paused = true
+    this.body?.pause()
+  }
+
+  resume(): void {
+    this.paused = false
+    this.body?.resume()
+  }
+}
+
+export const requestTransport: Transport = (dispatcher, call, handler) =>
+  new RequestExchange(dispatcher, call, handler)
