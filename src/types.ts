@@ -143,7 +143,8 @@ export interface MetricRecord {
   streamed: boolean
   time_to_first_token_seconds: number | null
   load_seconds: number | null
-  config_origin: ConfigOrigin
+  /** Where the config in use came from; null when the request was stopped before the first config load finished. */
+  config_origin: ConfigOrigin | null
 }
 
 /** A destination for metric records. `write` must not throw or block; the router guards it anyway. */

@@ -470,6 +470,8 @@ describe('stops settle without waiting for undici (defect 5)', () => {
     const clock = new ManualClock()
     const router = createLLMRouter({ adminUrl: admin.url, env: {}, metrics: false }, { clock })
     routers.push(router)
+    const metrics: MetricRecord[] = []
+    router.on('metric', (m) => metrics.push(m))
     const ac = new AbortController()
     const p = router.generate({ prompt: 'x', signal: ac.signal }).catch((e: unknown) => e)
     await until(() => admin.hits() === 1)
@@ -484,6 +486,11 @@ describe('stops settle without waiting for undici (defect 5)', () => {
     const timeout = (await q) as Error & { code: string }
     expect(timeout.code).toBe('TIMEOUT')
     expect(timeout.message).toContain('loading its config')
+    // Each stopped request still records its one metric, with no config origin.
+    expect(metrics.map((m) => [m.outcome, m.error_code, m.config_origin, m.attempts])).toEqual([
+      ['aborted', 'ABORTED', null, 0],
+      ['error', 'TIMEOUT', null, 0],
+    ])
   })
 
   it('abort settles while the TCP connect hangs (a listener whose backlog is full)', async () => {

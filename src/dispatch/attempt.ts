@@ -5,10 +5,11 @@
 import type { Dispatcher } from 'undici'
 import type { BackendOutput, StreamDecoder } from '../backends/types.js'
 import { ErrorCode, isRouterError, RouterError } from '../errors.js'
+import { parseRetryAfter } from '../http/retry-after.js'
 import type { Clock } from '../internal/clock.js'
 import { type Env, readEnv } from '../internal/env.js'
 import type { Exchange, ResponseHandler, Transport } from '../transport/http.js'
-import { networkError, parseRetryAfter, statusError } from './classify.js'
+import { networkError, statusError } from './classify.js'
 import type { Target } from './routes.js'
 
 /** Error bodies are only read for their message; cap them much lower than successful bodies. */

@@ -145,14 +145,3 @@ export function networkError(
   }
   return err
 }
-
-/** Retry-After as seconds or an HTTP-date, in ms from `now`; undefined when absent or unparseable. */
-export function parseRetryAfter(value: string | string[] | undefined, now: number): number | undefined {
-  const raw = Array.isArray(value) ? value[0] : value
-  if (raw === undefined || raw === '') return undefined
-  const trimmed = raw.trim()
-  if (/^\d+(\.\d+)?$/.test(trimmed)) return Math.round(Number(trimmed) * 1000)
-  const date = Date.parse(trimmed)
-  if (Number.isNaN(date)) return undefined
-  return Math.max(0, date - now)
-}

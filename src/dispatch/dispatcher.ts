@@ -309,7 +309,7 @@ class RequestRun {
 
 /**
  * Runs one request through the candidate chain. `stream` is null for generate(). Resolves with the
- * result, or rejects with exactly one RouterError; records exactly one metric once the config is known.
+ * result, or rejects with exactly one RouterError; records exactly one metric either way.
  */
 export async function runRequest(
   core: DispatchCore,
@@ -326,15 +326,13 @@ export async function runRequest(
   core.active.add(control)
   onControl?.(control)
   const run = new RequestRun(core, req, stream, control, t0)
+  // origin stays null when the request is stopped (deadline, abort, close) before the config arrives:
+  // it still records its one metric, saying no config was in use.
+  const mctx: MetricContext = { timestampSec, streamed: stream !== null, origin: null, fallback: false }
   try {
-    const snapshot = await waitForConfig(control, snapshotOrPromise)
-    const mctx: MetricContext = {
-      timestampSec,
-      streamed: stream !== null,
-      origin: snapshot.origin,
-      fallback: false,
-    }
     try {
+      const snapshot = await waitForConfig(control, snapshotOrPromise)
+      mctx.origin = snapshot.origin
       const candidates = resolveCandidates(core, snapshot, req)
       // A record whose timeout_seconds is longer than the default deadline still gets its attempt.
       const first = candidates[0]?.record.timeout_seconds

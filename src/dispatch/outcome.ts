@@ -79,7 +79,8 @@ export function buildResult(
 export interface MetricContext {
   timestampSec: number
   streamed: boolean
-  origin: ConfigSnapshot['origin']
+  /** null: stopped before the first config load finished. */
+  origin: ConfigSnapshot['origin'] | null
   fallback: boolean
 }
 
