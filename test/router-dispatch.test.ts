@@ -3,9 +3,8 @@ import { afterEach, describe, expect, it } from 'vitest'
 import { createLLMRouter, hasErrorCode, type LLMRouter } from '../src/index.js'
 import type { Clock } from '../src/internal/clock.js'
 import type { BackendRecord, MetricRecord, RouterEvents } from '../src/types.js'
-import { ManualClock } from './helpers/manual-clock.js'
+import { ManualClock, until } from './helpers/manual-clock.js'
 import { setupMockNetwork } from './helpers/msw.js'
-import { scaledClock } from './helpers/scaled-clock.js'
 
 const net = setupMockNetwork()
 
@@ -54,10 +53,15 @@ function record(over: Partial<BackendRecord> & { model_name: string }): Record<s
 }
 
 let routers: LLMRouter[] = []
+/**
+ * The default clock is a ManualClock that no test advances: retry waits and attempt limits never
+ * fire on their own, whatever the machine's load. Tests about time pass their own and advance it.
+ * It starts at the real time so metric timestamps compare with Date.now().
+ */
 function makeRouter(
   records: Record<string, unknown>[],
   extra: Record<string, unknown> = {},
-  clock: Clock = scaledClock(),
+  clock: Clock = new ManualClock(Date.now()),
 ) {
   const router = createLLMRouter(
     {
@@ -257,7 +261,7 @@ describe('auto records and fallback', () => {
         },
         metrics: false,
       },
-      { clock: scaledClock() },
+      { clock: new ManualClock(Date.now()) },
     )
     routers.push(router)
     const r = await router.generate({ model: 'm', prompt: 'x' })
@@ -374,11 +378,21 @@ describe('retries', () => {
         return HttpResponse.json(ollamaOk())
       }),
     )
-    const router = makeRouter([record({ model_name: 'm' })])
+    const clock = new ManualClock(Date.now())
+    const router = makeRouter([record({ model_name: 'm' })], {}, clock)
     const retries = collect(router, 'request:retry')
-    const r = await router.generate({ model: 'm', prompt: 'x' })
+    const pending = router.generate({ model: 'm', prompt: 'x' })
+    // ManualClock's random() is 0.5: delay = base * 2^(n-1) * (1 - 0.125). Each retry waits on the
+    // clock until the test advances it by exactly that delay.
+    await clock.untilTimer(438)
+    expect(n).toBe(1) // nothing re-sent before the wait is over
+    clock.advance(438)
+    await clock.untilTimer(875)
+    expect(n).toBe(2)
+    clock.advance(875)
+    const r = await pending
+    expect(n).toBe(3)
     expect(r.attempts.map((a) => a.code ?? 'ok')).toEqual(['BACKEND_BUSY', 'BACKEND_BUSY', 'ok'])
-    // scaledClock's random() is 0.5: delay = base * 2^(n-1) * (1 - 0.125)
     expect(retries.map((e) => e.delayMs)).toEqual([438, 875])
   })
 
@@ -396,7 +410,8 @@ describe('retries', () => {
     )
     const router = makeRouter(
       [record({ model_name: 'm', backend_type: 'auto', endpoint_url: MLX, fallback_url: OLLAMA })],
-      { retry: { maxRetries: 1, baseDelayMs: 100 }, circuitBreaker: false },
+      // No backoff: this test is about the retry count, not the wait.
+      { retry: { maxRetries: 1, baseDelayMs: 0 }, circuitBreaker: false },
     )
     const r = await router.generate({ model: 'm', prompt: 'x' })
     expect(mlx).toBe(2)
@@ -417,9 +432,16 @@ describe('retries', () => {
         return HttpResponse.json(ollamaOk())
       }),
     )
-    const router = makeRouter([record({ model_name: 'm' })])
+    const clock = new ManualClock(Date.now())
+    const router = makeRouter([record({ model_name: 'm' })], {}, clock)
     const retries = collect(router, 'request:retry')
-    await router.generate({ model: 'm', prompt: 'x' })
+    const first = router.generate({ model: 'm', prompt: 'x' })
+    // The retry waits the full 2 s on the clock: nothing is re-sent a millisecond earlier.
+    await clock.untilTimer(2000)
+    expect(n).toBe(1)
+    clock.advance(2000)
+    await first
+    expect(n).toBe(2)
     expect(retries[0]).toMatchObject({ delayMs: 2000, code: 'RATE_LIMITED' })
 
     n = 0
@@ -450,15 +472,22 @@ describe('retries', () => {
 
 describe('deadlines, aborts and circuits', () => {
   it('the overall deadline (timeoutMs) covers the request: a hanging backend fails with TIMEOUT', async () => {
+    let hits = 0
     net.use(
       http.post(`${OLLAMA}/api/generate`, async () => {
+        hits++
         await delay('infinite')
         return HttpResponse.json(ollamaOk())
       }),
     )
-    const router = makeRouter([record({ model_name: 'm' })])
+    const clock = new ManualClock(Date.now())
+    const router = makeRouter([record({ model_name: 'm' })], {}, clock)
     const started = Date.now()
-    const err = await router.generate({ model: 'm', prompt: 'x', timeoutMs: 3000 }).catch((e) => e)
+    const pending = router.generate({ model: 'm', prompt: 'x', timeoutMs: 3000 }).catch((e) => e)
+    // The deadline passes only once the backend holds the request, so the attempt is really hanging.
+    await until(() => hits === 1, 'the request at the backend')
+    await clock.advanceWhenSet(3000)
+    const err = await pending
     expect(err.code).toBe('TIMEOUT')
     expect(err.message).toContain('3000 ms')
     expect(err.attempts).toHaveLength(1)
@@ -466,14 +495,20 @@ describe('deadlines, aborts and circuits', () => {
   })
 
   it("a record's timeout_seconds bounds one attempt: its only backend hanging ends in ALL_BACKENDS_FAILED of TIMEOUT", async () => {
+    let hits = 0
     net.use(
       http.post(`${OLLAMA}/api/generate`, async () => {
+        hits++
         await delay('infinite')
         return HttpResponse.json(ollamaOk())
       }),
     )
-    const router = makeRouter([record({ model_name: 'm', timeout_seconds: 3 })])
-    const err = await router.generate({ model: 'm', prompt: 'x' }).catch((e) => e)
+    const clock = new ManualClock(Date.now())
+    const router = makeRouter([record({ model_name: 'm', timeout_seconds: 3 })], {}, clock)
+    const pending = router.generate({ model: 'm', prompt: 'x' }).catch((e) => e)
+    await until(() => hits === 1, 'the request at the backend')
+    await clock.advanceWhenSet(3000)
+    const err = await pending
     expect(err.code).toBe('ALL_BACKENDS_FAILED')
     expect(hasErrorCode(err, 'TIMEOUT')).toBe(true)
     expect(err.attempts[0]).toMatchObject({ code: 'TIMEOUT', backend: 'ollama' })
@@ -736,7 +771,7 @@ describe('metrics and secrets', () => {
         metrics: false,
         retry: { maxRetries: 0 },
       },
-      { clock: scaledClock() },
+      { clock: new ManualClock(Date.now()) },
     )
     routers.push(router)
     const seen: unknown[] = []

@@ -4,8 +4,8 @@ import { HttpResponse, http } from 'msw'
 import { afterEach, describe, expect, it } from 'vitest'
 import { createLLMRouter, type LLMRouter } from '../src/index.js'
 import type { MetricRecord } from '../src/types.js'
+import { ManualClock } from './helpers/manual-clock.js'
 import { setupMockNetwork } from './helpers/msw.js'
-import { scaledClock } from './helpers/scaled-clock.js'
 
 const net = setupMockNetwork()
 const OLLAMA = 'http://ollama.test:11434'
@@ -79,10 +79,12 @@ const rec = (over: Record<string, unknown>) => ({
 })
 
 let routers: LLMRouter[] = []
+// A ManualClock nobody advances: no test here is about time, and on a busy machine no retry wait or
+// attempt limit (first token, idle, overall) may fire on its own and change what a test sees.
 function makeRouter(records: Record<string, unknown>[]) {
   const r = createLLMRouter(
     { env: { LLM_ROUTER_BACKENDS: JSON.stringify(records) }, metrics: false },
-    { clock: scaledClock() },
+    { clock: new ManualClock(Date.now()) },
   )
   routers.push(r)
   return r
@@ -175,7 +177,7 @@ describe('router.stream()', () => {
         metrics: false,
         retry: { maxRetries: 0 },
       },
-      { clock: scaledClock() },
+      { clock: new ManualClock(Date.now()) },
     )
     routers.push(router)
     const s = router.stream({ model: 'm', prompt: 'hi' })

@@ -7,6 +7,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net'
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest'
 import { createLLMRouter, type LLMRouter } from '../src/index.js'
+import type { Clock } from '../src/internal/clock.js'
 import type { RouterOptions } from '../src/options.js'
 import {
   type AdminServer,
@@ -18,7 +19,7 @@ import {
 } from '../src/testing/index.js'
 import type { RouterEvents } from '../src/types.js'
 import { LeakCheck, trackedClock } from './helpers/leaks.js'
-import { scaledClock } from './helpers/scaled-clock.js'
+import { ManualClock, until } from './helpers/manual-clock.js'
 
 const EVENTS: (keyof RouterEvents)[] = [
   'config:loaded',
@@ -63,7 +64,9 @@ afterEach(async () => {
   admin.setRecords([])
 })
 
-function router(options: RouterOptions, clock = scaledClock(20)): LLMRouter {
+// By default a ManualClock nobody advances: these tests are not about time, so no retry wait,
+// attempt limit or refresh may fire on its own when the machine is busy.
+function router(options: RouterOptions, clock: Clock = new ManualClock(Date.now())): LLMRouter {
   const r = createLLMRouter(options, { clock })
   routers.push(r)
   return r
@@ -415,25 +418,58 @@ describe('secret values never leak', () => {
       logs.push(String(chunk))
       return true
     })
+    // Virtual time moves only where the test moves it: 20 ms before each operation (the 1 ms config
+    // TTL lapses, the 10 ms metric flush runs), and by a client's limit once a server holds a request
+    // it will never answer. Retries do not wait (baseDelayMs 0).
+    const clock = new ManualClock(Date.now())
     try {
-      const r = router({
-        adminUrl: admin.url,
-        admin: { bearerTokenEnv: 'ADMIN_TOKEN', timeoutMs: 2000 },
-        env: { ...SECRETS },
-        cacheTtlMs: 1,
-        retry: { maxRetries: 1 },
-        circuitBreaker: { threshold: 2, cooldownMs: 60_000 },
-        metrics: { flushIntervalMs: 10, maxRetries: 0, timeoutMs: 2000 },
-      })
+      const r = router(
+        {
+          adminUrl: admin.url,
+          admin: { bearerTokenEnv: 'ADMIN_TOKEN', timeoutMs: 2000 },
+          env: { ...SECRETS },
+          cacheTtlMs: 1,
+          retry: { maxRetries: 1, baseDelayMs: 0 },
+          circuitBreaker: { threshold: 2, cooldownMs: 60_000 },
+          metrics: { flushIntervalMs: 10, maxRetries: 0, timeoutMs: 2000 },
+        },
+        clock,
+      )
       const seen: unknown[] = []
       for (const event of EVENTS) r.on(event, (payload) => seen.push({ event, payload }))
       const outcomes: unknown[] = []
       const attempt = async (fn: () => Promise<unknown>) => {
+        clock.advance(20)
         try {
           outcomes.push(await fn())
         } catch (error) {
           outcomes.push(error)
         }
+      }
+      /**
+       * Runs `fn` while `server` hangs its next `hangs` requests: each time it holds one more, the
+       * clock moves by `limitMs` so the client's limit ends it. Returns the hangs not yet used.
+       */
+      const whileHanging = async (
+        server: { readonly requestCount: number },
+        hangs: number,
+        limitMs: number,
+        fn: () => Promise<unknown>,
+      ): Promise<number> => {
+        let done = false
+        const run = fn().finally(() => {
+          done = true
+        })
+        let seen = server.requestCount
+        while (hangs > 0) {
+          await until(() => done || server.requestCount > seen, 'the operation or a hung request')
+          if (done) break
+          seen++
+          hangs--
+          clock.advance(limitMs)
+        }
+        await run
+        return hangs
       }
       const gen = (model: string, extra: Record<string, unknown> = {}) =>
         attempt(() => r.generate({ model, prompt: 'p', timeoutMs: 2000, ...extra }))
@@ -460,7 +496,7 @@ describe('secret values never leak', () => {
         await stream('o')
       }
       await ollama.setFault('hang')
-      await gen('o', { timeoutMs: 200 })
+      await whileHanging(ollama, 1, 200, () => gen('o', { timeoutMs: 200 }))
       await ollama.clearFault()
       await mlx.setFault('503')
       await gen('a')
@@ -468,11 +504,18 @@ describe('secret values never leak', () => {
       // The admin fails: config refreshes and metric posts fail and are reported.
       for (const type of ['503', 'reset-mid-body', 'hang', 'invalid-json'] as const) {
         await admin.setFault({ type, times: 2 })
-        await attempt(() => r.refresh())
-        await gen('o')
+        if (type === 'hang') {
+          const hangs = await whileHanging(admin, 2, 2000, () => attempt(() => r.refresh()))
+          await whileHanging(admin, hangs, 2000, () => gen('o'))
+        } else {
+          await attempt(() => r.refresh())
+          await gen('o')
+        }
       }
       await admin.clearFault()
       outcomes.push(r.config(), await r.resolve('o'), await r.resolve('a'), r.circuits(), r.stats())
+      // A metric post the hanging admin still holds ends at its own 2 s limit.
+      clock.advance(2000)
       await r.close()
 
       const everything = dump({ outcomes, seen, logs, posts: admin.metricPosts, metrics: admin.metrics })

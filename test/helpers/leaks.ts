@@ -77,7 +77,7 @@ export interface LeakReport {
 }
 
 /**
- * A clock for leak-checked tests: like `scaledClock` (factor× faster than real time), but it counts
+ * A clock for leak-checked tests, factor× faster than real time, that counts
  * its own pending timers and does not unref them, so a forgotten one also shows in
  * `getActiveResourcesInfo()`.
  */
