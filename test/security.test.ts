@@ -18,7 +18,7 @@ import {
   startOpenAIServer,
 } from '../src/testing/index.js'
 import type { RouterEvents } from '../src/types.js'
-import { LeakCheck, trackedClock } from './helpers/leaks.js'
+import { LeakCheck } from './helpers/leaks.js'
 import { ManualClock, until } from './helpers/manual-clock.js'
 
 const EVENTS: (keyof RouterEvents)[] = [
@@ -622,7 +622,7 @@ describe('size caps', () => {
         clearInterval(timer)
       })
     })
-    const clock = trackedClock(20)
+    const clock = new ManualClock(Date.now())
     const leaks = new LeakCheck([], clock)
     const r = router(
       {
@@ -699,7 +699,7 @@ describe('close()', () => {
   it('in-flight requests finish, and their metrics reach the admin before close() resolves', async () => {
     admin.setRecords([{ model_name: 'o', backend_type: 'ollama', endpoint_url: ollama.url }])
     await ollama.setFault({ type: 'slow', delayMs: 50, times: 1 })
-    const clock = trackedClock(20)
+    const clock = new ManualClock(Date.now())
     const leaks = new LeakCheck([ollama, admin], clock)
     const r = router({ adminUrl: admin.url, metrics: { flushIntervalMs: 60_000 } }, clock)
     await r.refresh()
@@ -721,14 +721,26 @@ describe('close()', () => {
 
   it('an in-flight request to a server that never answers fails at its deadline; close() waits for it', async () => {
     await ollama.setFault('hang')
-    const clock = trackedClock(20)
+    const clock = new ManualClock(Date.now())
     const leaks = new LeakCheck([ollama], clock)
     const r = router({ metrics: false, env: records() }, clock)
     const pending = r.generate({ model: 'o', prompt: 'x', timeoutMs: 2000 })
-    const settled = caught(pending)
-    await new Promise((res) => setTimeout(res, 10))
+    let settledYet = false
+    const settled = caught(pending).finally(() => {
+      settledYet = true
+    })
+    await until(() => ollama.requestCount === 1, 'the request at the hanging server')
     const t0 = performance.now()
-    await r.close()
+    let closedYet = false
+    const closing = r.close().then(() => {
+      closedYet = true
+    })
+    // close() waits for the request (its 10 s grace is far off) until the 2 s deadline passes.
+    await clock.untilTimer(2000)
+    await new Promise((res) => setImmediate(res))
+    expect([settledYet, closedYet]).toEqual([false, false])
+    clock.advance(2000)
+    await closing
     expect(performance.now() - t0).toBeLessThan(1000)
     expect(await settled).toMatchObject({ code: 'TIMEOUT' })
     await leaks.expectClean()
@@ -736,7 +748,7 @@ describe('close()', () => {
 
   it('an in-flight request that outlives closeTimeoutMs is stopped with CLOSED, its metric recorded', async () => {
     await ollama.setFault('hang')
-    const clock = trackedClock(20)
+    const clock = new ManualClock(Date.now())
     const leaks = new LeakCheck([ollama], clock)
     const r = router({ metrics: false, env: records(), closeTimeoutMs: 50 }, clock)
     const metrics = collect(r, 'metric')
@@ -746,8 +758,10 @@ describe('close()', () => {
       }
     })
     const pending = caught(r.generate({ model: 'o', prompt: 'x', timeoutMs: 3_600_000 }))
-    await new Promise((res) => setTimeout(res, 10))
+    await until(() => ollama.requestCount === 2, 'both requests at the hanging server')
     const t0 = performance.now()
+    // The 50 ms grace is real time (router.close() does not use the injected clock); the
+    // hour-long deadlines are on the clock, which does not move.
     await r.close()
     expect(performance.now() - t0).toBeLessThan(1000)
     expect(await pending).toMatchObject({ code: 'CLOSED' })

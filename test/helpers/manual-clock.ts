@@ -70,6 +70,11 @@ export class ManualClock implements Clock {
     return this.#timers.size
   }
 
+  /** `pendingTimers` as a method, the shape `LeakCheck` reads. */
+  pending(): number {
+    return this.#timers.size
+  }
+
   /** The requested delays of the timers not yet fired or cleared. */
   pendingDelays(): number[] {
     return [...this.#timers.values()].map((t) => t.ms)
