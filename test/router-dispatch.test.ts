@@ -470,22 +470,28 @@ describe('retries', () => {
   })
 })
 
+/** An Ollama that holds every request and never answers; `held()` counts the requests it holds. */
+function hangingOllama(): { held: () => number } {
+  let held = 0
+  net.use(
+    http.post(`${OLLAMA}/api/generate`, async () => {
+      held++
+      await delay('infinite')
+      return HttpResponse.json(ollamaOk())
+    }),
+  )
+  return { held: () => held }
+}
+
 describe('deadlines, aborts and circuits', () => {
   it('the overall deadline (timeoutMs) covers the request: a hanging backend fails with TIMEOUT', async () => {
-    let hits = 0
-    net.use(
-      http.post(`${OLLAMA}/api/generate`, async () => {
-        hits++
-        await delay('infinite')
-        return HttpResponse.json(ollamaOk())
-      }),
-    )
+    const backend = hangingOllama()
     const clock = new ManualClock(Date.now())
     const router = makeRouter([record({ model_name: 'm' })], {}, clock)
     const started = Date.now()
     const pending = router.generate({ model: 'm', prompt: 'x', timeoutMs: 3000 }).catch((e) => e)
     // The deadline passes only once the backend holds the request, so the attempt is really hanging.
-    await until(() => hits === 1, 'the request at the backend')
+    await until(() => backend.held() === 1, 'the request at the backend')
     await clock.advanceWhenSet(3000)
     const err = await pending
     expect(err.code).toBe('TIMEOUT')
@@ -495,18 +501,11 @@ describe('deadlines, aborts and circuits', () => {
   })
 
   it("a record's timeout_seconds bounds one attempt: its only backend hanging ends in ALL_BACKENDS_FAILED of TIMEOUT", async () => {
-    let hits = 0
-    net.use(
-      http.post(`${OLLAMA}/api/generate`, async () => {
-        hits++
-        await delay('infinite')
-        return HttpResponse.json(ollamaOk())
-      }),
-    )
+    const backend = hangingOllama()
     const clock = new ManualClock(Date.now())
     const router = makeRouter([record({ model_name: 'm', timeout_seconds: 3 })], {}, clock)
     const pending = router.generate({ model: 'm', prompt: 'x' }).catch((e) => e)
-    await until(() => hits === 1, 'the request at the backend')
+    await until(() => backend.held() === 1, 'the request at the backend')
     await clock.advanceWhenSet(3000)
     const err = await pending
     expect(err.code).toBe('ALL_BACKENDS_FAILED')
@@ -516,12 +515,7 @@ describe('deadlines, aborts and circuits', () => {
   })
 
   it("the caller's AbortSignal cancels promptly", async () => {
-    net.use(
-      http.post(`${OLLAMA}/api/generate`, async () => {
-        await delay('infinite')
-        return HttpResponse.json(ollamaOk())
-      }),
-    )
+    hangingOllama()
     const router = makeRouter([record({ model_name: 'm' })])
     const ac = new AbortController()
     const p = router.generate({ model: 'm', prompt: 'x', signal: ac.signal })
