@@ -179,7 +179,7 @@ class RequestRun {
       timeLeftMs: control.deadline - core.clock.now(),
       delivered: this.delivered(),
       retry: core.options.retry,
-      random: core.clock.random,
+      random: () => core.clock.random(),
       where,
       deadlineMs: control.timeoutMs,
     })
