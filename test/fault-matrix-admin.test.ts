@@ -4,9 +4,10 @@
  * router uses the env records, after one it keeps serving the last good config (origin 'stale'),
  * and each failed fetch is reported once as 'config:failed' with a code saying why.
  *
- * Time runs FACTOR times faster than real time through the injected clock: admin.timeoutMs of 2 s
- * is 200 ms real, generous enough that a loaded CI machine does not turn a slow fetch into a
- * timeout. The README's "fault -> behaviour" table mirrors the ROWS below.
+ * Time is a ManualClock: admin.timeoutMs passes only when a row whose fault is about time advances
+ * it, once the fetch has set that timer, and the TTL only when a test advances past it. Real time
+ * only bounds how long a test waits, so a loaded CI machine cannot turn a slow fetch into a timeout.
+ * The README's "fault -> behaviour" table mirrors the ROWS below.
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import type { ErrorCode } from '../src/errors.js'
@@ -19,13 +20,12 @@ import {
   startOllamaServer,
 } from '../src/testing/index.js'
 import type { RouterEvents } from '../src/types.js'
-import { LeakCheck, trackedClock } from './helpers/leaks.js'
+import { LeakCheck } from './helpers/leaks.js'
+import { ManualClock, until } from './helpers/manual-clock.js'
 
-const FACTOR = 10
 const ADMIN_TIMEOUT_MS = 2000
 const MAX_PAYLOAD_BYTES = 4096
 const TTL_MS = 200
-const MAX_REAL_MS = 1000
 
 interface Row {
   name: string
@@ -37,6 +37,8 @@ interface Row {
   status?: number
   /** A phrase of the error message that says what happened. */
   says?: RegExp
+  /** The fetch ends only when admin.timeoutMs passes: the test advances the clock by it. */
+  timesOut?: boolean
 }
 
 const ROWS: Row[] = [
@@ -48,12 +50,14 @@ const ROWS: Row[] = [
   },
   {
     name: 'accepts and never answers',
+    timesOut: true,
     fault: () => ({ type: 'hang' }),
     code: 'CONFIG_FETCH_FAILED',
     says: /did not answer within 2000 ms/,
   },
   {
     name: 'headers, then a stalled body',
+    timesOut: true,
     fault: () => ({ type: 'stall-body' }),
     code: 'CONFIG_FETCH_FAILED',
     says: /did not answer within 2000 ms/,
@@ -105,6 +109,7 @@ const ROWS: Row[] = [
   },
   {
     name: 'very slow trickle, past admin.timeoutMs',
+    timesOut: true,
     fault: () => ({ type: 'trickle', chunkBytes: 8, delayMs: 40 }),
     code: 'CONFIG_FETCH_FAILED',
     says: /did not answer within/,
@@ -116,6 +121,7 @@ const ROWS: Row[] = [
   },
   {
     name: 'headers later than admin.timeoutMs',
+    timesOut: true,
     fault: () => ({ type: 'slow', delayMs: 1000 }),
     code: 'CONFIG_FETCH_FAILED',
   },
@@ -165,9 +171,23 @@ function collect<K extends keyof RouterEvents>(r: LLMRouter, event: K): RouterEv
   return out
 }
 
-async function until(check: () => boolean, ms = MAX_REAL_MS): Promise<void> {
-  const end = Date.now() + ms
-  while (!check() && Date.now() < end) await new Promise((r) => setTimeout(r, 2))
+/**
+ * Awaits `pending`; for a row whose fault is about time, first advances the clock by admin.timeoutMs
+ * once the fetch has set that timer, checking that `pending` was still waiting on it.
+ */
+async function afterAdminTimeout<T>(row: Row, clock: ManualClock, pending: Promise<T>): Promise<T> {
+  if (row.timesOut) {
+    let settled = false
+    const watched = pending.finally(() => {
+      settled = true
+    })
+    await until(() => admin.connections > 0, 'the admin to hold the fetch')
+    await clock.untilTimer(ADMIN_TIMEOUT_MS)
+    expect(settled).toBe(false)
+    clock.advance(ADMIN_TIMEOUT_MS)
+    return watched
+  }
+  return pending
 }
 
 async function inject(row: Row, clock: { now(): number }): Promise<void> {
@@ -186,7 +206,7 @@ function expectFailed(events: RouterEvents['config:failed'][], row: Row, serving
 }
 
 describe.each(ROWS)('admin: $name', (row) => {
-  const makeRouter = (clock: ReturnType<typeof trackedClock>) =>
+  const makeRouter = (clock: ManualClock) =>
     createLLMRouter(
       {
         adminUrl: admin.url,
@@ -204,7 +224,7 @@ describe.each(ROWS)('admin: $name', (row) => {
     )
 
   it('on the first load: the request is served from env records', async () => {
-    const clock = trackedClock(FACTOR)
+    const clock = new ManualClock()
     await inject(row, clock)
     const leaks = new LeakCheck([admin, ollama], clock)
     router = makeRouter(clock)
@@ -213,11 +233,15 @@ describe.each(ROWS)('admin: $name', (row) => {
     const loaded = collect(router, 'config:loaded')
     const metrics = collect(router, 'metric')
 
-    const t0 = performance.now()
-    const result = await router.generate({ model: 'm', prompt: 'hi', timeoutMs: 60_000 })
-    const realMs = performance.now() - t0
+    const t0 = clock.now()
+    const result = await afterAdminTimeout(
+      row,
+      clock,
+      router.generate({ model: 'm', prompt: 'hi', timeoutMs: 60_000 }),
+    )
     expect(result.response.length).toBeGreaterThan(0)
-    expect(realMs).toBeLessThan(MAX_REAL_MS)
+    // The request waits on the first load for admin.timeoutMs at most, and only if the fault is about time.
+    expect(clock.now() - t0).toBe(row.timesOut ? ADMIN_TIMEOUT_MS : 0)
     expect(metrics).toHaveLength(1)
     expect(metrics[0]).toMatchObject({ outcome: 'success' })
 
@@ -237,7 +261,7 @@ describe.each(ROWS)('admin: $name', (row) => {
   })
 
   it('after a good load: the last good config keeps serving', async () => {
-    const clock = trackedClock(FACTOR)
+    const clock = new ManualClock()
     const leaks = new LeakCheck([admin, ollama], clock)
     router = makeRouter(clock)
     const failed = collect(router, 'config:failed')
@@ -252,17 +276,26 @@ describe.each(ROWS)('admin: $name', (row) => {
     ])
     await inject(row, clock)
     // Past the TTL: the next request revalidates in the background and is served meanwhile.
-    await new Promise((r) => setTimeout(r, (TTL_MS / FACTOR) * 2))
-    const t0 = performance.now()
-    const result = await router.generate({ model: 'm', prompt: 'hi', timeoutMs: 60_000 })
-    const realMs = performance.now() - t0
+    clock.advance(TTL_MS * 2)
+    // Served from the cache: no wait on the admin, however it misbehaves. The clock stands still, so a
+    // request waiting on a hanging admin would never resolve: the bounded wait below fails instead.
+    let served: Awaited<ReturnType<LLMRouter['generate']>> | null = null
+    void router.generate({ model: 'm', prompt: 'hi', timeoutMs: 60_000 }).then((r) => {
+      served = r
+    })
+    await until(() => served !== null, 'the request to be served while the admin misbehaves')
+    const result = served!
     expect(result.response.length).toBeGreaterThan(0)
     expect(metrics).toHaveLength(1)
     expect(metrics[0]).toMatchObject({ outcome: 'success', config_origin: 'stale' })
-    // Served from the cache: no wait on the admin, however it misbehaves.
-    expect(realMs).toBeLessThan(ADMIN_TIMEOUT_MS / FACTOR)
+    // ...while the revalidation still waits on the admin.
+    if (row.timesOut) expect(clock.pendingDelays()).toContain(ADMIN_TIMEOUT_MS)
 
-    await until(() => failed.length > 0 || refreshed.length > 0)
+    await afterAdminTimeout(
+      row,
+      clock,
+      until(() => failed.length > 0 || refreshed.length > 0, 'the background revalidation to end'),
+    )
     if (row.code === null) {
       expect(failed).toEqual([])
       expect(refreshed).toMatchObject([{ changed: true }])
@@ -273,7 +306,7 @@ describe.each(ROWS)('admin: $name', (row) => {
       const info = router.config()
       expect(info?.origin).toBe('stale')
       expect(info?.records).toEqual(good.records)
-      await expect(router.refresh()).rejects.toMatchObject({ code: row.code })
+      await expect(afterAdminTimeout(row, clock, router.refresh())).rejects.toMatchObject({ code: row.code })
       // Still served, still from the last good config.
       await router.generate({ model: 'm', prompt: 'again', timeoutMs: 60_000 })
       expect(metrics.map((m) => m.config_origin)).toEqual(['stale', 'stale'])

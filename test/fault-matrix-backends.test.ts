@@ -2,10 +2,11 @@
  * Fault matrix, backends: every wire fault the testing kit can inject, against the real node:http
  * stand-ins on 127.0.0.1, for both backend kinds, generate and stream, with one candidate and with a
  * second candidate to fall over to. Each row asserts what a caller relies on: the error code (or the
- * fallback), bounded real time, exactly one metric, and no sockets or timers left after close().
+ * fallback), the virtual time it took, exactly one metric, and no sockets or timers left after close().
  *
- * Time runs through a clock FACTOR times faster than real time: a 3 s deadline is 60 ms of real
- * time, a 2 s Retry-After 40 ms; proportions between waits and deadlines are kept.
+ * Time is a ManualClock: it moves only when a row advances it, by exactly the waits the row expects
+ * (a deadline, a Retry-After, a backoff), once the router has set that timer. Real time only bounds
+ * how long the test waits for the router to get there, so a busy machine cannot fire a deadline.
  *
  * The README's "fault -> behaviour" table mirrors the ROWS below.
  */
@@ -20,15 +21,15 @@ import {
   startOpenAIServer,
 } from '../src/testing/index.js'
 import type { GenerateResult, MetricRecord, RouterEvents } from '../src/types.js'
-import { LeakCheck, trackedClock } from './helpers/leaks.js'
+import { LeakCheck } from './helpers/leaks.js'
+import { ManualClock, until } from './helpers/manual-clock.js'
 
-const FACTOR = 50
-/** Deadline (virtual ms) of rows whose expected outcome is TIMEOUT: 60 ms real. */
+/** Deadline (virtual ms) of rows whose expected outcome is TIMEOUT. */
 const SHORT_DEADLINE = 3000
-/** Deadline (virtual ms) of every other row: 1.2 s real, far above what they need. */
+/** Deadline (virtual ms) of every other row, far above what they wait. */
 const LONG_DEADLINE = 60_000
-/** Real-time bound on any request of the matrix. */
-const MAX_REAL_MS = 1000
+/** The default retry backoff (500 ms base, doubling) at ManualClock's jitter of 0.5: 500 * 0.875, 1000 * 0.875. */
+const BACKOFF = [438, 875]
 const MAX_RESPONSE_BYTES = 16 * 1024
 
 type Kind = 'ollama' | 'mlx'
@@ -56,6 +57,11 @@ interface Row {
   /** Retry waits the router must take (virtual ms), checked on `request:retry` events. */
   retryDelays?: (delays: number[]) => void
   timeoutMs?: number
+  /**
+   * The waits (virtual ms) the request takes, in order; each is advanced once the router has set
+   * that timer. Default: the backoff between the retried attempts of the single-candidate outcome.
+   */
+  waits?: number[]
 }
 
 const fail = (code: ErrorCode, attempts: ErrorCode[], delivered?: boolean): Outcome =>
@@ -74,6 +80,7 @@ const ROWS: Row[] = [
     fault: () => ({ type: 'hang' }),
     outcome: fail('TIMEOUT', ['TIMEOUT']),
     timeoutMs: SHORT_DEADLINE,
+    waits: [SHORT_DEADLINE],
   },
   {
     name: 'headers, then a stalled body',
@@ -83,6 +90,7 @@ const ROWS: Row[] = [
       stream: fail('TIMEOUT', ['TIMEOUT'], true),
     },
     timeoutMs: SHORT_DEADLINE,
+    waits: [SHORT_DEADLINE],
   },
   {
     name: 'reset mid-body',
@@ -111,6 +119,7 @@ const ROWS: Row[] = [
     fault: () => ({ type: '429', retryAfter: 2 }),
     outcome: all(...times(3, 'RATE_LIMITED')),
     retryDelays: (d) => expect(d).toEqual([2000, 2000]),
+    waits: [2000, 2000],
   },
   {
     name: '429, Retry-After as an HTTP-date',
@@ -118,18 +127,23 @@ const ROWS: Row[] = [
     outcome: all(...times(3, 'RATE_LIMITED')),
     retryDelays: (d) => {
       expect(d).toHaveLength(2)
-      // The date has 1 s resolution and the clock moves on: about 3-4 s, then whatever is left.
+      // The date has 1 s resolution: on a moving clock about 3-4 s, then whatever is left.
       expect(d[0]).toBeGreaterThan(1000)
       expect(d[0]).toBeLessThanOrEqual(4000)
       expect(d[1]).toBeGreaterThanOrEqual(0)
       expect(d[1]).toBeLessThanOrEqual(d[0]!)
+      // The clock stands still between the 429s: the full 4 s, then nothing left to wait.
+      expect(d).toEqual([4000, 0])
     },
+    // A wait of 0 retries at once, without a timer.
+    waits: [4000],
   },
   {
     name: '429, Retry-After above retry.maxRetryAfterMs',
     fault: () => ({ type: '429', retryAfter: 3600 }),
     outcome: all('RATE_LIMITED'),
     retryDelays: (d) => expect(d).toEqual([]),
+    waits: [],
   },
   {
     name: '404 model not found',
@@ -174,6 +188,7 @@ const ROWS: Row[] = [
     fault: () => ({ type: 'trickle', chunkBytes: 16, delayMs: 20 }),
     outcome: fail('TIMEOUT', ['TIMEOUT']),
     timeoutMs: SHORT_DEADLINE,
+    waits: [SHORT_DEADLINE],
   },
   {
     name: 'slow trickle within the deadline',
@@ -185,6 +200,7 @@ const ROWS: Row[] = [
     fault: () => ({ type: 'slow', delayMs: 2000 }),
     outcome: fail('TIMEOUT', ['TIMEOUT']),
     timeoutMs: SHORT_DEADLINE,
+    waits: [SHORT_DEADLINE],
   },
   {
     name: 'socket dropped without a response',
@@ -240,25 +256,55 @@ interface Run {
   result: GenerateResult | null
   error: (Error & { code: ErrorCode; attempts: { code?: ErrorCode }[]; delivered?: number }) | null
   text: string
-  realMs: number
+  /** Virtual time from the start of the request to its end. */
+  virtualMs: number
 }
 
-async function run(r: LLMRouter, mode: Mode, req: Parameters<LLMRouter['generate']>[0]): Promise<Run> {
-  const t0 = performance.now()
-  let text = ''
+/** What a running request has done so far, for the driver that advances the clock. */
+interface Progress {
+  text: string
+  settled: boolean
+}
+
+async function run(
+  r: LLMRouter,
+  clock: ManualClock,
+  mode: Mode,
+  req: Parameters<LLMRouter['generate']>[0],
+  progress: Progress,
+): Promise<Run> {
+  const t0 = clock.now()
+  const end = (): number => {
+    progress.settled = true
+    return clock.now() - t0
+  }
   try {
     let result: GenerateResult
     if (mode === 'generate') {
       result = await r.generate(req)
-      text = result.response
+      progress.text = result.response
     } else {
       const s = r.stream(req)
-      for await (const c of s) text += c.text
+      for await (const c of s) progress.text += c.text
       result = await s.result
     }
-    return { result, error: null, text, realMs: performance.now() - t0 }
+    return { result, error: null, text: progress.text, virtualMs: end() }
   } catch (error) {
-    return { result: null, error: error as Run['error'], text, realMs: performance.now() - t0 }
+    return { result: null, error: error as Run['error'], text: progress.text, virtualMs: end() }
+  }
+}
+
+/**
+ * Advances `clock` through `waits`, each once the router has set that timer. A request must still
+ * be running before each step: a deadline that fired early, or a wait the router skipped, fails here.
+ */
+async function drive(clock: ManualClock, waits: readonly number[], progress: Progress, textFirst: boolean) {
+  for (const ms of waits) {
+    // A stall after some text: advance only once that text has reached the caller.
+    if (textFirst && ms === waits.at(-1)) await until(() => progress.text.length > 0, 'text before the stall')
+    await clock.untilTimer(ms)
+    expect(progress.settled).toBe(false)
+    clock.advance(ms)
   }
 }
 
@@ -282,7 +328,7 @@ describe.each(['ollama', 'mlx'] as const)('%s backend', (kind) => {
       const faulty = kind === 'ollama' ? ollama : mlx
       const other = kind === 'ollama' ? mlx : ollama
       const second = scenario === 'a second candidate'
-      const clock = trackedClock(FACTOR)
+      const clock = new ManualClock()
       await faulty.setFault(row.fault(clock))
       const leaks = new LeakCheck([ollama, mlx], clock)
 
@@ -311,23 +357,35 @@ describe.each(['ollama', 'mlx'] as const)('%s backend', (kind) => {
       const retries = collect(router, 'request:retry')
       const fallbacks = collect(router, 'request:fallback')
 
-      const timeoutMs = row.timeoutMs ?? LONG_DEADLINE
-      const out = await run(router, mode, {
-        model: 'm',
-        prompt: 'hello matrix',
-        timeoutMs,
-        ...(second && kind === 'ollama' ? { fallbackModels: ['backup'] } : {}),
-      })
-
       const single = outcomeOf(row, kind, mode)
       const expected: Expected = second ? withSecondCandidate(single) : single
       const codes = (list: readonly { code?: ErrorCode }[]) => list.map((a) => a.code ?? 'ok')
+      const waits = row.waits ?? (single.ok ? [] : BACKOFF.slice(0, single.attempts.length - 1))
 
-      // Bounded time: deadlines cut off at the deadline, everything else well before it.
-      expect(out.realMs).toBeLessThan(MAX_REAL_MS)
-      if (!expected.ok && expected.code === 'TIMEOUT') {
-        expect(out.realMs).toBeGreaterThanOrEqual(timeoutMs / FACTOR - 5)
-      }
+      const timeoutMs = row.timeoutMs ?? LONG_DEADLINE
+      const progress: Progress = { text: '', settled: false }
+      const running = run(
+        router,
+        clock,
+        mode,
+        {
+          model: 'm',
+          prompt: 'hello matrix',
+          timeoutMs,
+          ...(second && kind === 'ollama' ? { fallbackModels: ['backup'] } : {}),
+        },
+        progress,
+      )
+      const textFirst = !expected.ok && expected.code === 'TIMEOUT' && expected.delivered === true
+      // On a driver failure the test ends here; afterEach's close() ends the request.
+      await drive(clock, waits, progress, textFirst)
+      const out = await running
+
+      // Bounded time: deadlines cut off at the deadline, everything else after exactly its waits.
+      const waited = waits.reduce((a, b) => a + b, 0)
+      expect(out.virtualMs).toBe(waited)
+      if (!expected.ok && expected.code === 'TIMEOUT') expect(out.virtualMs).toBe(timeoutMs)
+      else expect(out.virtualMs).toBeLessThan(timeoutMs)
 
       // Exactly one metric, matching the outcome.
       expect(metrics).toHaveLength(1)
@@ -399,32 +457,30 @@ describe('the leak check itself', () => {
 
   it('sees a pending timer of the injected clock and a timer created by src/', async () => {
     await ollama.setFault('hang')
-    const clock = trackedClock(FACTOR)
-    const leaks = new LeakCheck([ollama], clock)
-    const r = createLLMRouter(
-      {
-        env: {
-          LLM_ROUTER_BACKENDS: JSON.stringify([
-            { model_name: 'm', backend_type: 'ollama', endpoint_url: ollama.url },
-          ]),
-        },
-        metrics: false,
-      },
-      { clock },
-    )
-    // A request held open by a server that never answers keeps its deadline timer pending.
-    const ac = new AbortController()
-    const pending = r.generate({ model: 'm', prompt: 'x', timeoutMs: 600_000, signal: ac.signal })
-    const settled = pending.catch((e: unknown) => e)
-    const report = await leaks.report(30)
-    expect(report.clockTimers).toBeGreaterThan(0)
-    // (The process-wide Timeout count is not asserted here: other timers expiring during the wait
-    // can offset it, which made this self-test flaky under load; the two views below are exact.)
-    expect(report.srcTimers.length).toBeGreaterThan(0)
-    expect(report.serverConnections).toEqual([1])
-    ac.abort()
-    expect(await settled).toMatchObject({ code: 'ABORTED' })
-    await r.close()
-    await new LeakCheck([ollama]).expectClean()
+    const env = {
+      LLM_ROUTER_BACKENDS: JSON.stringify([
+        { model_name: 'm', backend_type: 'ollama', endpoint_url: ollama.url },
+      ]),
+    }
+    // A request held open by a server that never answers keeps its deadline timer pending: on the
+    // injected clock with a ManualClock, as a real timer set by src/ with the default clock.
+    for (const clock of [new ManualClock(), undefined]) {
+      const leaks = new LeakCheck([ollama], clock ?? null)
+      const r = createLLMRouter({ env, metrics: false }, clock ? { clock } : {})
+      const ac = new AbortController()
+      const pending = r.generate({ model: 'm', prompt: 'x', timeoutMs: 600_000, signal: ac.signal })
+      const settled = pending.catch((e: unknown) => e)
+      await until(() => ollama.connections > 0, 'the hanging server to hold the request')
+      const report = await leaks.report(30)
+      if (clock) expect(report.clockTimers).toBeGreaterThan(0)
+      // (The process-wide Timeout count is not asserted here: other timers expiring during the wait
+      // can offset it, which made this self-test flaky under load; the two views below are exact.)
+      else expect(report.srcTimers.length).toBeGreaterThan(0)
+      expect(report.serverConnections).toEqual([1])
+      ac.abort()
+      expect(await settled).toMatchObject({ code: 'ABORTED' })
+      await r.close()
+      await new LeakCheck([ollama]).expectClean()
+    }
   })
 })

@@ -12,7 +12,6 @@
  */
 import { createHook } from 'node:async_hooks'
 import { expect } from 'vitest'
-import type { Clock } from '../../src/internal/clock.js'
 
 /** Handle counts by type, e.g. `{ Timeout: 2, TCPSocketWrap: 1 }`. */
 export function resourceCounts(): Record<string, number> {
@@ -74,36 +73,6 @@ export interface LeakReport {
   srcTimers: string[]
   /** Timers of the injected clock that were set and neither fired nor cleared. */
   clockTimers: number
-}
-
-/**
- * A clock for leak-checked tests, factor× faster than real time, that counts
- * its own pending timers and does not unref them, so a forgotten one also shows in
- * `getActiveResourcesInfo()`.
- */
-export function trackedClock(factor = 50): Clock & { pending(): number; delays: number[] } {
-  const realStart = Date.now()
-  const pending = new Set<ReturnType<typeof setTimeout>>()
-  const delays: number[] = []
-  return {
-    delays,
-    pending: () => pending.size,
-    now: () => realStart + (Date.now() - realStart) * factor,
-    setTimeout: (fn, ms) => {
-      delays.push(ms)
-      const t = setTimeout(() => {
-        pending.delete(t)
-        fn()
-      }, ms / factor)
-      pending.add(t)
-      return t
-    },
-    clearTimeout: (h) => {
-      pending.delete(h as ReturnType<typeof setTimeout>)
-      clearTimeout(h as ReturnType<typeof setTimeout>)
-    },
-    random: () => 0.5,
-  }
 }
 
 /**
