@@ -12,12 +12,14 @@ const publicEntries = {
   index: 'src/entries/index.ts',
   testing: 'src/entries/testing.ts',
   'testing-msw': 'src/entries/testing-msw.ts',
+  sinks: 'src/entries/sinks.ts',
 }
 const libEntries = {
   'lib/node-version': 'src/node-version.ts',
   'lib/index': 'src/index.ts',
   'lib/testing': 'src/testing/index.ts',
   'lib/testing-msw': 'src/testing/msw/index.ts',
+  'lib/sinks': 'src/metrics/sinks.ts',
 }
 
 /** In the public entries, imports of a lib/ entry's source become imports of its built file. */

@@ -5,6 +5,8 @@
 // - Streams come whole in one write, or one write per token under the `/tokens` path prefix.
 // - Admin API: `GET /api/llm-backends/public` (records, ETag/304), `POST /api/llm-backends/metrics` (counted),
 //   and bench controls under `/_bench/` (counters, reset, server CPU).
+// - A second admin (`adminSingle`) like seed 004's FastAPI one: the same list, but ONE metric record per POST
+//   (`{"id": N, "status": "created"}`); an array gets 422 with FastAPI's `detail`, so the sink learns single mode.
 // - A "counting" port that accepts and drops every connection (counts accepts), and a refused port.
 //
 // HTTP/1.1 keep-alive everywhere. The server speaks HTTP over `node:net` with precomputed response bytes
@@ -59,6 +61,9 @@ const counters = {
   metricsPosts: 0,
   metricsRecords: 0,
   countingAccepts: 0,
+  singlePosts: 0,
+  singleRecords: 0,
+  singleArraysRejected: 0,
   backendRequests: 0,
   bad: 0,
 }
@@ -171,6 +176,44 @@ const admin = httpServer((socket, method, path, body, lower) => {
   send(socket, NOT_FOUND)
 })
 
+const ARRAY_REJECTED = fixed(
+  '422 Unprocessable Entity',
+  'application/json',
+  '{"detail":[{"loc":["body"],"msg":"value is not a valid dict","type":"type_error.dict"}]}',
+)
+
+/** Seed 004's admin: the record list, and one metric record per POST (an array is a 422). */
+const adminSingle = httpServer((socket, method, path, body) => {
+  if (method === 'GET' && path === '/api/llm-backends/public') {
+    counters.adminList++
+    return send(socket, adminList)
+  }
+  if (method === 'POST' && path === '/api/llm-backends/metrics') {
+    let parsed
+    try {
+      parsed = JSON.parse(body.toString('utf8'))
+    } catch {
+      counters.bad++
+      return send(socket, BAD)
+    }
+    if (Array.isArray(parsed)) {
+      counters.singleArraysRejected++
+      return send(socket, ARRAY_REJECTED)
+    }
+    if (typeof parsed !== 'object' || parsed === null || typeof parsed.model !== 'string') {
+      counters.bad++
+      return send(socket, BAD)
+    }
+    counters.singlePosts++
+    counters.singleRecords++
+    return send(
+      socket,
+      fixed('200 OK', 'application/json', `{"id":${counters.singleRecords},"status":"created"}`),
+    )
+  }
+  send(socket, NOT_FOUND)
+})
+
 // Accepts and drops every connection: an MLX endpoint that is "up" at TCP level but useless, so the
 // bench can count how many connections the router still makes once the circuit is open.
 const counting = net.createServer((socket) => {
@@ -197,6 +240,7 @@ const ports = {
   ollama: await listen(ollama),
   openai: await listen(openai),
   admin: await listen(admin),
+  adminSingle: await listen(adminSingle),
   counting: await listen(counting),
   refused: await refusedPort(),
 }

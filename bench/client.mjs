@@ -18,6 +18,7 @@ import {
 const job = JSON.parse(process.argv[2])
 const { ports } = job
 const admin = `http://127.0.0.1:${ports.admin}`
+const adminSingle = `http://127.0.0.1:${ports.adminSingle}`
 const ollamaUrl = `http://127.0.0.1:${ports.ollama}/api/generate`
 const openaiUrl = `http://127.0.0.1:${ports.openai}/v1/completions`
 const OLLAMA_STREAM_LENGTH = ollamaStreamLines().join('').length
@@ -65,6 +66,12 @@ const rawOpenaiBody = (stream) =>
  * Scenario names: `raw-<backend>[-stream|-tokens]` and
  * `router-<backend>[-stream|-tokens][-nometrics][-request][-noframes][-nolimits]`.
  * `-stream` answers come in one write, `-tokens` answers one write per token (see backend-server.mjs).
+ *
+ * `service-<backend>[-stream|-tokens][-single][-nometrics]` run the router as a service runs it: every option at
+ * its default (config from the admin's list, the default HTTP metrics sink posting to that admin in `auto` mode)
+ * except `connectionsPerEndpoint: null`, the same unbounded pool as the raw baseline. The plain admin takes
+ * arrays (the sink learns batching); `-single` uses seed 004's admin, which takes one record per POST and answers
+ * an array with 422 (the sink learns single mode and POSTs one record per request).
  */
 async function makeScenario(name) {
   const isOllama = name.includes('-ollama')
@@ -95,6 +102,15 @@ async function makeScenario(name) {
   }
   const { createLLMRouter } = await loadRouter()
   const metricsOff = name.includes('-nometrics')
+  if (name.startsWith('service-')) {
+    const router = createLLMRouter({
+      adminUrl: name.includes('-single') ? adminSingle : admin,
+      env: {},
+      connectionsPerEndpoint: null,
+      ...(metricsOff ? { metrics: false } : {}),
+    })
+    return { router, ...routerOps(name, router, isOllama, flavour) }
+  }
   // Speed-path switches (RouterInternals), so `--only` can compare each path with the plain one:
   // `-request` sends over plain undici.request() instead of the dispatch-handler transport,
   // `-noframes` parses every stream frame with JSON.parse (no learned frame shape).
@@ -114,11 +130,15 @@ async function makeScenario(name) {
     },
     internals,
   )
+  return { router, ...routerOps(name, router, isOllama, flavour) }
+}
+
+/** The checked operation of a router scenario: one generate() or one stream read to the end. */
+function routerOps(name, router, isOllama, flavour) {
   const backend = isOllama ? 'ollama' : 'mlx'
   const request_ = { model: `bench-${backend}${flavour === 'tokens' ? '-tokens' : ''}`, prompt: PROMPT }
   if (flavour !== 'json') {
     return {
-      router,
       op: async () => {
         let text = ''
         const stream = router.stream(request_)
@@ -131,7 +151,6 @@ async function makeScenario(name) {
     }
   }
   return {
-    router,
     op: async () => {
       const result = await router.generate(request_)
       if (
@@ -205,23 +224,30 @@ async function runLoad() {
   const s = await makeScenario(job.scenario)
   await drive(s.op, job.warmup, 1)
   const c1 = await windowWithServer(s.op, job.n1, 1)
+  // Concurrency 16 (the service family): after c=1, before the c=64 warmup.
+  const c16 = job.n16 ? await windowWithServer(s.op, job.n16, 16) : null
   await drive(s.op, job.warmup, 64)
   const c64 = await windowWithServer(s.op, job.n64, 64)
   let metricsRecords = null
+  let metricsPosts = null
   if (s.router) {
     await s.router.close()
     const stats = await control('/_bench/stats')
-    metricsRecords = stats.metricsRecords
+    const single = job.scenario.includes('-single')
+    metricsRecords = single ? stats.singleRecords : stats.metricsRecords
+    metricsPosts = single ? stats.singlePosts + stats.singleArraysRejected : stats.metricsPosts
   }
-  const total = job.warmup * 2 + job.n1 + job.n64
+  const total = job.warmup * 2 + job.n1 + (job.n16 ?? 0) + job.n64
   return {
     c1,
+    ...(c16 ? { c16 } : {}),
     c64,
+    metricsPosts,
     maxRssMb: process.resourceUsage().maxRSS / 1024,
     totalOps: total,
     metricsRecords,
-    errors: c1.errors + c64.errors,
-    firstError: c1.firstError ?? c64.firstError,
+    errors: c1.errors + (c16?.errors ?? 0) + c64.errors,
+    firstError: c1.firstError ?? c16?.firstError ?? c64.firstError,
   }
 }
 

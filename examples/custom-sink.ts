@@ -10,13 +10,8 @@
  * Run:
  *   OLLAMA_HOST=127.0.0.1:11434 node examples/custom-sink.ts
  */
-import {
-  createCallbackSink,
-  createLLMRouter,
-  fanoutSinks,
-  type MetricRecord,
-  type MetricsSink,
-} from 'llm-backend-router'
+import { createLLMRouter, type MetricRecord, type MetricsSink } from 'llm-backend-router'
+import { createCallbackSink, fanoutSinks } from 'llm-backend-router/sinks'
 
 // write() is called on the request path: it must be quick and must not throw. Aggregate, don't do I/O.
 class TotalsSink implements MetricsSink {

@@ -12,7 +12,8 @@
  *   LLM_ROUTER_ADMIN_URL=http://127.0.0.1:8000 node examples/opentelemetry.ts
  */
 import { type Attributes, createNoopMeter, type Meter, metrics } from '@opentelemetry/api'
-import { createLLMRouter, createOpenTelemetrySink } from 'llm-backend-router'
+import { createLLMRouter } from 'llm-backend-router'
+import { createOpenTelemetrySink } from 'llm-backend-router/sinks'
 
 /** Stand-in for the SDK: the api's no-op meter, with counters and histograms that print. */
 function consoleMeter(): Meter {

@@ -38,7 +38,9 @@ if (args.includes('--help')) {
       'Load scenarios: raw-<ollama|mlx>[-stream|-tokens], router-<ollama|mlx>[-stream|-tokens][-nometrics]\n' +
       '  -request   router over plain undici.request() instead of the dispatch-handler transport\n' +
       '  -noframes  OpenAI-compatible stream decoder without the learned frame-shape fast path (Ollama never uses it)\n' +
-      '  -nolimits  streams without the first-token and idle timers\n',
+      '  -nolimits  streams without the first-token and idle timers\n' +
+      'Service scenarios (also run at c=16): service-<ollama|mlx>[-stream|-tokens][-single][-nometrics]: every\n' +
+      '  option at its default (admin config, default metrics sink); -single: the admin takes one record per POST\n',
   )
   process.exit(0)
 }
@@ -129,8 +131,18 @@ async function profile(name) {
   const dir = join(root, '.bench/profiles')
   mkdirSync(dir, { recursive: true })
   const before = new Set(readdirSync(dir))
-  const size = scenario.stream ? SIZES.stream : SIZES.json
-  const job = { mode: 'load', scenario: name, ports, dist, ...size, n1: size.n1 * 3, n64: size.n64 * 3 }
+  const size = sizeFor(name, false)
+  // `--profile-c64`: only the c=64 window is long (c=1 stays at its warmup length), so the profile is that scenario.
+  const c64Only = args.includes('--profile-c64')
+  const job = {
+    mode: 'load',
+    scenario: name,
+    ports,
+    dist,
+    ...size,
+    n1: c64Only ? 1 : size.n1 * 3,
+    n64: size.n64 * (c64Only ? 6 : 3),
+  }
   const r = await runChild([
     '--expose-gc',
     '--cpu-prof',
@@ -148,19 +160,27 @@ async function profile(name) {
   const interval = (prof.endTime - prof.startTime) / prof.samples.length
   const self = new Map()
   let total = 0
+  // Self time per function, and per source line (`positionTicks`: where inside the function the samples fell).
+  const lines = new Map()
   for (const node of prof.nodes) {
     const f = node.callFrame
-    const where = f.url
-      ? `${f.url.replace(/^.*\/(node_modules\/|\.bench\/|bench\/)/, '$1')}:${f.lineNumber + 1}`
-      : ''
+    const file = f.url ? f.url.replace(/^.*\/(node_modules\/|\.bench\/|bench\/)/, '$1') : ''
+    const where = file ? `${file}:${f.lineNumber + 1}` : ''
     const key = `${f.functionName || '(anonymous)'} ${where}`
     const us = (node.hitCount ?? 0) * interval
     total += us
     self.set(key, (self.get(key) ?? 0) + us)
+    for (const t of node.positionTicks ?? []) {
+      const lk = `${file || f.functionName || '(native)'}:${t.line}  (${f.functionName || '(anonymous)'})`
+      lines.set(lk, (lines.get(lk) ?? 0) + t.ticks * interval)
+    }
   }
   const top = [...self.entries()].sort((a, b) => b[1] - a[1]).slice(0, 30)
   console.log(`\nTop self time, ${join('.bench/profiles', file)} (${(total / 1000).toFixed(0)} ms sampled)\n`)
   for (const [key, us] of top) console.log(`${((us / total) * 100).toFixed(1).padStart(5)}%  ${key}`)
+  console.log('\nTop self time per line\n')
+  for (const [key, us] of [...lines.entries()].sort((a, b) => b[1] - a[1]).slice(0, 30))
+    console.log(`${((us / total) * 100).toFixed(1).padStart(5)}%  ${key}`)
 }
 
 // --- plan -----------------------------------------------------------------------------------
@@ -221,9 +241,56 @@ const SCENARIOS = [
   },
 ]
 
+// The service family: the router as a service runs it (admin config, default metrics sink posting to the
+// admin), at concurrency 1, 16 and 64. `-single` is seed 004's admin (one record per POST, 422 on an array).
+const SERVICE = [
+  { name: 'service-ollama', label: 'service: generate, sink batching', base: 'raw-ollama', stream: false },
+  {
+    name: 'service-ollama-nometrics',
+    label: 'service: generate, metrics: false',
+    base: 'raw-ollama',
+    stream: false,
+  },
+  {
+    name: 'service-ollama-single',
+    label: 'service: generate, admin takes 1 record/POST',
+    base: 'raw-ollama',
+    stream: false,
+  },
+  {
+    name: 'service-ollama-stream',
+    label: 'service: stream, sink batching',
+    base: 'raw-ollama-stream',
+    stream: true,
+  },
+  {
+    name: 'service-ollama-stream-nometrics',
+    label: 'service: stream, metrics: false',
+    base: 'raw-ollama-stream',
+    stream: true,
+  },
+  {
+    name: 'service-ollama-stream-single',
+    label: 'service: stream, admin takes 1 record/POST',
+    base: 'raw-ollama-stream',
+    stream: true,
+  },
+]
+SCENARIOS.push(...SERVICE)
+const isService = (name) => name.startsWith('service-')
+
 const SIZES = smoke
-  ? { json: { warmup: 20, n1: 40, n64: 200 }, stream: { warmup: 10, n1: 20, n64: 100 } }
-  : { json: { warmup: 2000, n1: 3000, n64: 12_000 }, stream: { warmup: 500, n1: 1000, n64: 3000 } }
+  ? { json: { warmup: 20, n1: 40, n16: 100, n64: 200 }, stream: { warmup: 10, n1: 20, n16: 50, n64: 100 } }
+  : {
+      json: { warmup: 2000, n1: 3000, n16: 6000, n64: 12_000 },
+      stream: { warmup: 500, n1: 1000, n16: 2000, n64: 3000 },
+    }
+/** Load job sizes: c=16 only for the service family and the raw scenarios it is compared with. */
+function sizeFor(name, withC16) {
+  const { n16, ...size } = name.includes('-stream') || name.includes('-tokens') ? SIZES.stream : SIZES.json
+  return withC16 ? { ...size, n16 } : size
+}
+const SERVICE_BASES = new Set(SERVICE.map((s) => s.base))
 const FAILOVER = smoke ? { warmup: 3, pairs: 10 } : { warmup: 100, pairs: 400 }
 const BURST = smoke ? 1000 : 10_000
 const CACHE = smoke ? { warmup: 100, n: 1000 } : { warmup: 20_000, n: 200_000 }
@@ -294,17 +361,17 @@ if (profileArg !== -1) {
  * CPU/request and req/s per scenario with each round's ratio against the first scenario of the list.
  */
 async function compare(names) {
+  const withC16 = names.some(isService)
   const rounds = []
   for (let run = 0; run < RUNS; run++) {
     const results = {}
     const order = names.map((_, i) => names[(i + run) % names.length])
     for (const name of order) {
-      const size = name.includes('-stream') || name.includes('-tokens') ? SIZES.stream : SIZES.json
-      const r = await runJob({ mode: 'load', scenario: name, ports, dist, ...size })
+      const r = await runJob({ mode: 'load', scenario: name, ports, dist, ...sizeFor(name, withC16) })
       if (r.errors) log(`  ${name}: ${r.errors} errors: ${r.firstError}`)
       results[name] = r
       log(
-        `  run ${run + 1} ${name.padEnd(34)} c1 ${fmt(r.c1?.cpuUsPerOp)} us/req  c64 ${fmt(r.c64?.cpuUsPerOp)} us/req ${num(r.c64?.opsPerSec)} req/s`,
+        `  run ${run + 1} ${name.padEnd(34)} c1 ${fmt(r.c1?.cpuUsPerOp)}${withC16 ? `  c16 ${fmt(r.c16?.cpuUsPerOp)}` : ''}  c64 ${fmt(r.c64?.cpuUsPerOp)} us/req ${num(r.c64?.opsPerSec)} req/s`,
       )
     }
     rounds.push(results)
@@ -314,13 +381,14 @@ async function compare(names) {
   const baseOf = (name) => {
     const plain = name.replace(/-(request|noframes|nolimits)/g, '')
     if (plain !== name && names.includes(plain)) return plain
-    const raw = name.replace(/^router-/, 'raw-').replace(/-nometrics/, '')
+    const raw = name.replace(/^(router|service)-/, 'raw-').replace(/-(nometrics|single)/g, '')
     return raw !== name && names.includes(raw) ? raw : names[0]
   }
   const col = (name, f) => rounds.map((r) => f(r[name]))
   const rows = names.map((name) => {
     const base = baseOf(name)
     const cpu1 = col(name, (r) => r?.c1?.cpuUsPerOp)
+    const cpu16 = col(name, (r) => r?.c16?.cpuUsPerOp)
     const cpu64 = col(name, (r) => r?.c64?.cpuUsPerOp)
     const rps64 = col(name, (r) => r?.c64?.opsPerSec)
     const rt = (values, f) => {
@@ -331,6 +399,7 @@ async function compare(names) {
       name,
       cell(spread(cpu1)),
       rt(cpu1, (r) => r?.c1?.cpuUsPerOp),
+      ...(withC16 ? [cell(spread(cpu16)), rt(cpu16, (r) => r?.c16?.cpuUsPerOp)] : []),
       cell(spread(cpu64)),
       rt(cpu64, (r) => r?.c64?.cpuUsPerOp),
       cell(spread(rps64), num),
@@ -341,7 +410,19 @@ async function compare(names) {
     `\n${RUNS} interleaved run(s), median (min–max); ratios per run against the named base, then median (min–max)\n`,
   )
   console.log(
-    table(['scenario', 'CPU µs/req c=1', 'ratio', 'CPU µs/req c=64', 'ratio', 'req/s c=64', 'ratio'], rows),
+    table(
+      [
+        'scenario',
+        'CPU µs/req c=1',
+        'ratio',
+        ...(withC16 ? ['CPU µs/req c=16', 'ratio'] : []),
+        'CPU µs/req c=64',
+        'ratio',
+        'req/s c=64',
+        'ratio',
+      ],
+      rows,
+    ),
   )
 }
 
@@ -367,10 +448,15 @@ for (let run = 0; run < RUNS; run++) {
   // Rotate the order each run so no scenario always runs first or last.
   const order = SCENARIOS.map((_, i) => SCENARIOS[(i + run * 2) % SCENARIOS.length])
   for (const s of order) {
-    const size = s.stream ? SIZES.stream : SIZES.json
-    const r = await runJob({ mode: 'load', scenario: s.name, ports, dist, ...size })
+    const withC16 = isService(s.name) || SERVICE_BASES.has(s.name)
+    const r = await runJob({ mode: 'load', scenario: s.name, ports, dist, ...sizeFor(s.name, withC16) })
     noteFailure(`${s.name} (run ${run + 1})`, r)
-    if (s.name.startsWith('router-') && !s.name.endsWith('-nometrics') && r.metricsRecords !== r.totalOps) {
+    // Every request's metric record must have reached the admin by close(), in either wire format.
+    if (
+      (s.name.startsWith('router-') || isService(s.name)) &&
+      !s.name.endsWith('-nometrics') &&
+      r.metricsRecords !== r.totalOps
+    ) {
       failures.push(
         `${s.name} (run ${run + 1}): metrics sink posted ${r.metricsRecords} records for ${r.totalOps} requests`,
       )
@@ -428,6 +514,8 @@ const METRICS = {
   rps1: (r) => r?.c1?.opsPerSec,
   p50_1: (r) => r?.c1?.p50Ms,
   p99_1: (r) => r?.c1?.p99Ms,
+  cpu16: (r) => r?.c16?.cpuUsPerOp,
+  rps16: (r) => r?.c16?.opsPerSec,
   cpu64: (r) => r?.c64?.cpuUsPerOp,
   rps64: (r) => r?.c64?.opsPerSec,
   p50_64: (r) => r?.c64?.p50Ms,
@@ -449,6 +537,26 @@ const metricsOnOff = {
   cpu64: pairedRatio(pick('router-ollama', METRICS.cpu64), pick('router-ollama-nometrics', METRICS.cpu64)),
   rps64: pairedRatio(pick('router-ollama', METRICS.rps64), pick('router-ollama-nometrics', METRICS.rps64)),
 }
+// Service family: metrics on vs off, per concurrency and shape (batching admin and one-record-per-POST admin).
+const serviceOnOff = {}
+for (const shape of ['', '-stream']) {
+  for (const admin of ['', '-single']) {
+    const on = `service-ollama${shape}${admin}`
+    const off = `service-ollama${shape}-nometrics`
+    serviceOnOff[on] = Object.fromEntries(
+      ['cpu1', 'cpu16', 'cpu64', 'rps64'].map((k) => [
+        k,
+        pairedRatio(pick(on, METRICS[k]), pick(off, METRICS[k])),
+      ]),
+    )
+  }
+}
+const postsPerRequest = Object.fromEntries(
+  SERVICE.filter((s) => !s.name.endsWith('-nometrics')).map((s) => [
+    s.name,
+    spread(perRun.map((r) => (r[s.name]?.metricsPosts ?? 0) / (r[s.name]?.totalOps || 1))),
+  ]),
+)
 const failover = {
   directP50Ms: spread(perRun.map((r) => r.failover.refused?.directP50Ms)),
   refusedP50Ms: spread(perRun.map((r) => r.failover.refused?.failoverP50Ms)),
@@ -525,6 +633,27 @@ const targets = [
     '<= 1.20x',
     (x) => x <= 1.2,
   ],
+  ...['cpu1', 'cpu16', 'cpu64'].map((k) => [
+    `service: CPU/request (c=${k.slice(3)})`,
+    m(summary['service-ollama'][`${k}Ratio`]),
+    '<= 1.10x',
+    (x) => x <= 1.1,
+  ]),
+  ['service: req/s at c=64', m(summary['service-ollama'].rps64Ratio), '>= 0.95x', (x) => x >= 0.95],
+  ...['cpu1', 'cpu16', 'cpu64'].map((k) => [
+    `service: CPU/stream (c=${k.slice(3)})`,
+    m(summary['service-ollama-stream'][`${k}Ratio`]),
+    '<= 1.20x',
+    (x) => x <= 1.2,
+  ]),
+  ...['service-ollama', 'service-ollama-stream'].flatMap((name) =>
+    ['cpu1', 'cpu64'].map((k) => [
+      `service: metrics on vs off, ${name.includes('stream') ? 'stream' : 'generate'} CPU (c=${k.slice(3)})`,
+      m(serviceOnOff[name][k]),
+      '<= 1.05x',
+      (x) => x <= 1.05,
+    ]),
+  ),
   ['metrics on vs off, CPU (c=1)', m(metricsOnOff.cpu1), '<= 1.05x', (x) => x <= 1.05],
   ['metrics on vs off, CPU (c=64)', m(metricsOnOff.cpu64), '<= 1.05x', (x) => x <= 1.05],
   ['failover, refused port: added p50', m(failover.refusedAddedMs), '< 5 ms', (x) => x < 5],
@@ -562,7 +691,7 @@ const machine = {
 // --- print ----------------------------------------------------------------------------------
 
 const rowsFor = (c) =>
-  SCENARIOS.map((s) => {
+  SCENARIOS.filter((s) => !isService(s.name)).map((s) => {
     const e = summary[s.name]
     const base = s.base === s.name
     return [
@@ -582,6 +711,41 @@ report += `Machine: ${machine.cpu}, ${cores} cores, ${machine.memGiB} GiB, ${mac
 report += `client on core 0, server on core 1${pinned ? ' (taskset)' : ' (NOT pinned)'}; ${RUNS} interleaved run(s): median (min–max).\n\n`
 report += `Concurrency 1\n\n${table(H, rowsFor(1))}\n\n`
 report += `Concurrency 64\n\n${table([...H, 'peak RSS MB', 'server CPU %'], rowsFor(64))}\n\n`
+const serviceRows = [...new Set(SERVICE.map((s) => s.base)), ...SERVICE.map((s) => s.name)].map((name) => {
+  const e = summary[name]
+  const base = e.baseline === name
+  const r = (k) => (base ? 'base' : ratio(e[`${k}Ratio`]))
+  const onOff = serviceOnOff[name]
+  return [
+    name,
+    cell(e.cpu1),
+    r('cpu1'),
+    cell(e.cpu16),
+    r('cpu16'),
+    cell(e.cpu64),
+    r('cpu64'),
+    cell(e.rps64, num),
+    r('rps64'),
+    onOff ? `${ratio(onOff.cpu1)} / ${ratio(onOff.cpu16)} / ${ratio(onOff.cpu64)}` : '—',
+    postsPerRequest[name] ? fmt(postsPerRequest[name].median, 3) : '—',
+  ]
+})
+report += `Service (admin config, default metrics sink posting to the admin; ratios vs raw undici)\n\n${table(
+  [
+    'scenario',
+    'CPU µs/req c=1',
+    'ratio',
+    'c=16',
+    'ratio',
+    'c=64',
+    'ratio',
+    'req/s c=64',
+    'ratio',
+    'metrics on/off CPU c=1/16/64',
+    'POSTs/req',
+  ],
+  serviceRows,
+)}\n\n`
 report += `${table(
   ['other', 'value', 'compared with', 'ratio'],
   [
@@ -664,6 +828,8 @@ writeFileSync(
       sizes: { ...SIZES, failover: FAILOVER, burst: BURST, cache: CACHE },
       summary,
       metricsOnOff,
+      serviceOnOff,
+      postsPerRequest,
       failover,
       burst,
       cache,

@@ -97,12 +97,18 @@ try {
       `
       import { createLLMRouter, isRouterError, ErrorCode } from 'llm-backend-router'
       import { startOllamaServer, parseNdjson } from 'llm-backend-router/testing'
+      import { createCallbackSink, fanoutSinks } from 'llm-backend-router/sinks'
       const ollama = await startOllamaServer()
       const router = createLLMRouter({ env: { OLLAMA_HOST: ollama.url }, metrics: false })
       const r = await router.generate({ model: 'llama3.2', prompt: 'Say hello' })
       if (typeof r.response !== 'string' || r.response.length === 0 || r.backend !== 'ollama') throw new Error('bad result ' + JSON.stringify(r))
       if (ErrorCode.TIMEOUT !== 'TIMEOUT' || isRouterError(new Error('x'))) throw new Error('bad exports')
       if (typeof parseNdjson !== 'function') throw new Error('bad testing exports')
+      const seen = []
+      const sinkRouter = createLLMRouter({ env: { OLLAMA_HOST: ollama.url }, metrics: fanoutSinks(createCallbackSink((m) => seen.push(m.model))) })
+      await sinkRouter.generate({ model: 'llama3.2', prompt: 'Say hello' })
+      await sinkRouter.close()
+      if (seen.join() !== 'llama3.2') throw new Error('./sinks: callback sink got ' + JSON.stringify(seen))
       await router.close(); await ollama.stop()
       console.log('ok', JSON.stringify(r.response.slice(0, 40)))
     `,
@@ -119,6 +125,8 @@ try {
       const { createLLMRouter, RouterError } = require('llm-backend-router')
       const { startAdminServer, startMlxServer } = require('llm-backend-router/testing')
       if (typeof createLLMRouter !== 'function' || typeof RouterError !== 'function') throw new Error('bad cjs exports')
+      const { createOpenTelemetrySink, fanoutSinks } = require('llm-backend-router/sinks')
+      if (typeof createOpenTelemetrySink !== 'function' || typeof fanoutSinks !== 'function') throw new Error('bad cjs ./sinks exports')
       try { createLLMRouter({ adminUrl: 'ftp://x', env: {} }); throw new Error('no validation') } catch (e) { if (e.code !== 'INVALID_OPTIONS') throw e }
       ;(async () => {
         const mlx = await startMlxServer({ respond: 'from mlx' })

@@ -6,16 +6,9 @@
 
 export type { AttemptInfo } from './errors.js'
 export { ErrorCode, hasErrorCode, isRouterError, RouterError } from './errors.js'
-export type {
-  CallbackSinkOptions,
-  HttpMetricsSink,
-  HttpSinkOptions,
-  HttpSinkStats,
-  OpenTelemetrySinkOptions,
-  StatsEntry,
-} from './metrics/index.js'
-export { createCallbackSink, createHttpSink, createOpenTelemetrySink, fanoutSinks } from './metrics/index.js'
-export type { OtelMeter, OtelMeterProvider } from './metrics/otel-sink.js'
+// The callback, fan-out and OpenTelemetry sinks are in `llm-backend-router/sinks` (src/metrics/sinks.ts).
+export type { HttpMetricsSink, HttpSinkOptions, HttpSinkStats, StatsEntry } from './metrics/index.js'
+export { createHttpSink } from './metrics/index.js'
 export type { RouterOptions } from './options.js'
 export type { ConfigInfo, LLMRouter, ResolvedRoute } from './router.js'
 export { createLLMRouter } from './router.js'

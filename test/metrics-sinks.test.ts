@@ -383,4 +383,21 @@ describe('stats collector', () => {
     expect(before[0]?.count).toBe(1)
     expect(stats.snapshot()[0]?.count).toBe(2)
   })
+
+  it('repeats of the last route keep the LRU order and counts of a per-key lookup', () => {
+    const stats = createStatsCollector({ maxKeys: 2 })
+    stats.record(rec({ model: 'a' }))
+    stats.record(rec({ model: 'b' }))
+    stats.record(rec({ model: 'a' }))
+    stats.record(rec({ model: 'a' }))
+    stats.record(rec({ model: 'c' }))
+    // 'a' was updated after 'b', so 'c' evicts 'b'.
+    expect(stats.snapshot().map((s) => [s.model, s.endpoint, s.count])).toEqual([
+      ['a', 'http://ollama.test:11434', 3],
+      ['c', 'http://ollama.test:11434', 1],
+    ])
+    stats.reset()
+    stats.record(rec({ model: 'c' }))
+    expect(stats.snapshot().map((s) => [s.model, s.count])).toEqual([['c', 1]])
+  })
 })

@@ -57,17 +57,20 @@ describe.skipIf(oldNode === null)(`the built entries on ${oldNode ?? 'an old Nod
       timeout: 20_000,
     })
 
-  it.each(['index', 'testing', 'testing-msw'])('import dist/%s.js fails with the version error', (entry) => {
-    const r = load(
-      `import('./dist/${entry}.js').then(() => console.log('loaded'), (e) => { console.log(e.code + ': ' + e.message); process.exit(3) })`,
-      'module',
-    )
-    expect(r.stdout).toMatch(/^UNSUPPORTED_NODE_VERSION: llm-backend-router requires Node\.js >=22\.19\.0 /)
-    expect(r.stdout).not.toContain('bind')
-    expect(r.status).toBe(3)
-  })
+  it.each(['index', 'testing', 'testing-msw', 'sinks'])(
+    'import dist/%s.js fails with the version error',
+    (entry) => {
+      const r = load(
+        `import('./dist/${entry}.js').then(() => console.log('loaded'), (e) => { console.log(e.code + ': ' + e.message); process.exit(3) })`,
+        'module',
+      )
+      expect(r.stdout).toMatch(/^UNSUPPORTED_NODE_VERSION: llm-backend-router requires Node\.js >=22\.19\.0 /)
+      expect(r.stdout).not.toContain('bind')
+      expect(r.status).toBe(3)
+    },
+  )
 
-  it.each(['index', 'testing', 'testing-msw'])(
+  it.each(['index', 'testing', 'testing-msw', 'sinks'])(
     'require dist/%s.cjs fails with the version error',
     (entry) => {
       const r = load(

@@ -6,7 +6,9 @@ import { join, resolve } from 'node:path'
 
 export const root = resolve(import.meta.dirname, '../..')
 const INPUT_FILES = ['package.json', 'tsup.config.ts', 'tsconfig.json']
-const OUTPUTS = ['dist/index.js', 'dist/testing.js', 'dist/testing-msw.js'].map((f) => join(root, f))
+const OUTPUTS = ['dist/index.js', 'dist/testing.js', 'dist/testing-msw.js', 'dist/sinks.js'].map((f) =>
+  join(root, f),
+)
 
 function newestMtime(path) {
   const st = statSync(path)

@@ -64,31 +64,50 @@ export function createStatsCollector(options: StatsCollectorOptions = {}): Stats
   const maxKeys = positive(options.maxKeys, 1000)
   // Map iteration order doubles as the LRU order: an updated key is moved to the end.
   const slots = new Map<string, Slot>()
+  // The most recently updated slot (the last one in `slots`' order), or undefined after a reset.
+  let last: Slot | undefined
+
+  /** Finds or creates the metric's slot and moves it to the end of the LRU order. */
+  const touch = (metric: MetricRecord): Slot => {
+    const key = `${metric.model}\u0000${metric.backend}\u0000${metric.endpoint ?? ''}`
+    let slot = slots.get(key)
+    if (slot === undefined) {
+      if (slots.size >= maxKeys) {
+        const oldest = slots.keys().next()
+        if (oldest.done !== true) slots.delete(oldest.value)
+      }
+      slot = {
+        model: metric.model,
+        backend: metric.backend,
+        endpoint: metric.endpoint,
+        count: 0,
+        errors: 0,
+        lastAt: 0,
+        latencyMs: [],
+        tps: [],
+        next: 0,
+      }
+    } else {
+      slots.delete(key)
+    }
+    slots.set(key, slot)
+    last = slot
+    return slot
+  }
 
   return {
     record(metric: MetricRecord): void {
-      const key = `${metric.model}\u0000${metric.backend}\u0000${metric.endpoint ?? ''}`
-      let slot = slots.get(key)
-      if (slot === undefined) {
-        if (slots.size >= maxKeys) {
-          const oldest = slots.keys().next()
-          if (oldest.done !== true) slots.delete(oldest.value)
-        }
-        slot = {
-          model: metric.model,
-          backend: metric.backend,
-          endpoint: metric.endpoint,
-          count: 0,
-          errors: 0,
-          lastAt: 0,
-          latencyMs: [],
-          tps: [],
-          next: 0,
-        }
-      } else {
-        slots.delete(key)
-      }
-      slots.set(key, slot)
+      // A service sends most requests to the same route: when this one matches the last slot, that slot is
+      // already the most recent in the LRU order, so neither the key string nor the Map update is needed
+      // (they were about 1.5% of client CPU at c=64 in the service bench).
+      let slot = last
+      if (
+        slot === undefined ||
+        slot.model !== metric.model ||
+        slot.backend !== metric.backend ||
+        slot.endpoint !== metric.endpoint
+      )
+        slot = touch(metric)
       slot.count++
       const end = Math.round((metric.timestamp + metric.latency_seconds) * 1000)
       if (end > slot.lastAt) slot.lastAt = end
@@ -137,6 +156,7 @@ export function createStatsCollector(options: StatsCollectorOptions = {}): Stats
 
     reset(): void {
       slots.clear()
+      last = undefined
     },
   }
 }

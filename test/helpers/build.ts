@@ -13,6 +13,7 @@ const OUTPUTS = [
   'dist/index.js',
   'dist/testing.js',
   'dist/testing-msw.js',
+  'dist/sinks.js',
   'dist/index.d.ts',
   'dist/testing.d.ts',
 ]
