@@ -13,8 +13,9 @@ import { findOldNode } from './lib/old-node.mjs'
 
 const root = resolve(import.meta.dirname, '..')
 const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8'))
-// Issue 7 targets 15 kB; the CI budget is the current size plus headroom so growth is caught (see README).
-const SIZE_BUDGET = 25 * 1024
+// The goal is 15 kB (issue 16). The CI budget is the current size plus a little headroom, so growth is caught
+// (see README, Performance): 28.0 kB after issues 10-11 and the ./sinks split, budget 28.5 kB.
+const SIZE_BUDGET = 28.5 * 1024
 const run = (cmd, args, opts = {}) => execFileSync(cmd, args, { stdio: 'inherit', cwd: root, ...opts })
 const npmInstall = (cwd, specs) =>
   run('npm', ['install', '--no-audit', '--no-fund', '--loglevel=error', ...specs], { cwd })
