@@ -2,6 +2,11 @@ import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
 import { FrameShape } from '../src/backends/fast-frame.js'
 
+const ollamaLine = (
+  response: string,
+  ts = '2025-10-26T17:15:24.097767Z',
+  extra: Record<string, unknown> = {},
+) => JSON.stringify({ model: 'llama3.2:latest', created_at: ts, response, ...extra, done: false })
 const mlxChunk = (text: string, finish: string | null = null) =>
   JSON.stringify({
     id: 'cmpl-1',
@@ -30,10 +35,17 @@ function run(
   shape.learn(frame, text)
   return { text, fast: false }
 }
+const ollamaText = (o: Record<string, unknown>) => o.response as string
 const choiceText = (o: Record<string, unknown>) => (o.choices as { text: string }[])[0]!.text
 
 describe('FrameShape', () => {
   it('learns a plain delta frame and then reads same-shaped frames without parsing', () => {
+    const shape = new FrameShape('"response":"', 'created_at')
+    expect(run(shape, ollamaLine('Hel'), ollamaText)).toEqual({ text: 'Hel', fast: false })
+    expect(run(shape, ollamaLine('lo 🌍', '2025-10-26T17:15:24.2Z'), ollamaText)).toEqual({
+      text: 'lo 🌍',
+      fast: true,
+    })
     const sse = new FrameShape('"text":"')
     expect(run(sse, mlxChunk('a'), choiceText)).toEqual({ text: 'a', fast: false })
     expect(run(sse, mlxChunk(' b 🌍'), choiceText)).toEqual({ text: ' b 🌍', fast: true })
@@ -43,6 +55,16 @@ describe('FrameShape', () => {
   })
 
   it('declines frames that differ in shape or contain escapes', () => {
+    const shape = new FrameShape('"response":"', 'created_at')
+    run(shape, ollamaLine('x'), ollamaText)
+    expect(shape.match(ollamaLine('say "hi"'))).toBeUndefined()
+    expect(shape.match(ollamaLine('back\\slash'))).toBeUndefined()
+    expect(shape.match(ollamaLine('x', 'a"b'))).toBeUndefined()
+    expect(
+      shape.match(JSON.stringify({ model: 'llama3.2:latest', created_at: 't', response: 'x', done: true })),
+    ).toBeUndefined()
+    expect(shape.match(JSON.stringify({ error: 'boom' }))).toBeUndefined()
+    expect(shape.match(ollamaLine('x', 't', { thinking: 'hmm' }))).toBeUndefined()
     const sse = new FrameShape('"text":"')
     run(sse, mlxChunk('a'), choiceText)
     expect(sse.match(mlxChunk('say "hi"'))).toBeUndefined()
@@ -64,6 +86,24 @@ describe('FrameShape', () => {
         for (const f of frames) {
           const data = f.kind === 'mlx' ? mlxChunk(f.text) : llamaChunk(f.text)
           expect(run(sse, data, choiceText).text).toBe(f.text)
+        }
+      }),
+      { numRuns: 1000 },
+    )
+  })
+
+  it('never disagrees with JSON.parse over any sequence of Ollama lines, timestamps included (property)', () => {
+    const line = fc.record({
+      text: fc.string({ unit: 'grapheme' }),
+      ts: fc.string(),
+      thinking: fc.option(fc.string({ unit: 'grapheme' }), { nil: undefined }),
+    })
+    fc.assert(
+      fc.property(fc.array(line, { maxLength: 30 }), (lines) => {
+        const shape = new FrameShape('"response":"', 'created_at')
+        for (const l of lines) {
+          const extra = l.thinking === undefined ? {} : { thinking: l.thinking }
+          expect(run(shape, ollamaLine(l.text, l.ts, extra), ollamaText).text).toBe(l.text)
         }
       }),
       { numRuns: 1000 },
