@@ -37,7 +37,7 @@ if (args.includes('--help')) {
       .join('\n')}\n\n` +
       'Load scenarios: raw-<ollama|mlx>[-stream|-tokens], router-<ollama|mlx>[-stream|-tokens][-nometrics]\n' +
       '  -request   router over plain undici.request() instead of the dispatch-handler transport\n' +
-      '  -noframes  OpenAI-compatible stream decoder without the learned frame-shape fast path (Ollama never uses it)\n' +
+      '  -noframes  stream decoders (Ollama and OpenAI-compatible) without the learned frame-shape fast path\n' +
       '  -nolimits  streams without the first-token and idle timers\n' +
       'Service scenarios (also run at c=16): service-<ollama|mlx>[-stream|-tokens][-single][-nometrics]: every\n' +
       '  option at its default (admin config, default metrics sink); -single: the admin takes one record per POST\n',
