@@ -6,6 +6,7 @@ import { z } from 'zod'
 import { ErrorCode, RouterError } from './errors.js'
 import { joinUrl } from './http/url.js'
 import { type Env, readEnv } from './internal/env.js'
+import { invalidOptions } from './internal/options-error.js'
 import { type HttpSinkOptions, httpSinkOptionsSchema } from './metrics/options.js'
 import type { MetricsSink } from './types.js'
 
@@ -170,15 +171,7 @@ function stripTrailingSlash(url: string): string {
 export function resolveOptions(input: unknown): ResolvedOptions {
   const parsed = routerOptionsSchema.safeParse(input ?? {})
   if (!parsed.success) {
-    const issues = parsed.error.issues.map((i) => ({
-      path: i.path.length > 0 ? i.path.join('.') : '(options)',
-      message: i.code === 'unrecognized_keys' ? `unknown option(s): ${i.keys.join(', ')}` : i.message,
-    }))
-    throw new RouterError(
-      ErrorCode.INVALID_OPTIONS,
-      `Invalid createLLMRouter() options: ${issues.map((i) => `${i.path}: ${i.message}`).join('; ')}`,
-      { issues, cause: parsed.error },
-    )
+    throw invalidOptions('createLLMRouter()', parsed.error)
   }
   const o = parsed.data
   // The caller's own object, not zod's copy: credentials are read at request time, so a value rotated

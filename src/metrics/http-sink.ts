@@ -16,6 +16,7 @@ import { ErrorCode, RouterError } from '../errors.js'
 import { createAdminAgent } from '../http/agent.js'
 import { redactUrl } from '../http/url.js'
 import { sleep, systemClock } from '../internal/clock.js'
+import { invalidOptions } from '../internal/options-error.js'
 import type { MetricRecord, MetricsSink } from '../types.js'
 import { HTTP_SINK_DEFAULTS, type HttpSinkOptions, httpSinkOptionsSchema } from './options.js'
 import { type PostContext, type PostResult, postMetrics } from './post.js'
@@ -119,15 +120,7 @@ type Resolved = Required<
 function resolveOptions(options: HttpSinkOptions): Resolved {
   const parsed = httpSinkOptionsSchema.safeParse(options)
   if (!parsed.success) {
-    const issues = parsed.error.issues.map((i) => ({
-      path: i.path.length > 0 ? i.path.join('.') : '(options)',
-      message: i.code === 'unrecognized_keys' ? `unknown option(s): ${i.keys.join(', ')}` : i.message,
-    }))
-    throw new RouterError(
-      ErrorCode.INVALID_OPTIONS,
-      `Invalid HTTP metrics sink options: ${issues.map((i) => `${i.path}: ${i.message}`).join('; ')}`,
-      { issues, cause: parsed.error },
-    )
+    throw invalidOptions('HTTP metrics sink', parsed.error)
   }
   const o = parsed.data
   const resolved: Resolved = {
