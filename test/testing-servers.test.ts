@@ -1,6 +1,7 @@
 import { Readable } from 'node:stream'
 import { Agent, request } from 'undici'
 import { afterEach, describe, expect, it } from 'vitest'
+import { createLLMRouter } from '../src/index.js'
 import {
   type AdminServer,
   FAULT_TYPES,
@@ -599,6 +600,56 @@ describe('OpenAI-compatible (llama.cpp flavor) stand-in', () => {
     expect(events.some((e) => e.fields.error !== undefined)).toBe(true)
     expect(events.at(-1)?.data).toBe('[DONE]')
     expect(events.some((e) => e.data?.includes('"finish_reason":"stop"'))).toBe(false)
+  })
+
+  it('contextSize: a longer prompt gets 400, or HTTP 200 + an error: field + [DONE] when streamed', async () => {
+    const s = await mlx({ flavor: 'llamacpp', respond: 'a b', contextSize: 3 })
+    const detail = {
+      code: 400,
+      message: 'the request exceeds the available context size, try increasing it',
+      type: 'invalid_request_error',
+    }
+    const long = 'one two three four five'
+    const plain = await send(`${s.url}/v1/completions`, { body: { prompt: long } })
+    expect([plain.status, json(plain)]).toEqual([400, { error: detail }])
+    const streamed = await send(`${s.url}/v1/completions`, { body: { prompt: long, stream: true } })
+    expect(streamed.status).toBe(200)
+    const events = parseSse(streamed.text)
+    expect(events.map((e) => (e.fields.error === undefined ? e.data : JSON.parse(e.fields.error)))).toEqual([
+      { error: detail },
+      '[DONE]',
+    ])
+    expect((await send(`${s.url}/v1/completions`, { body: { prompt: 'short' } })).status).toBe(200)
+
+    // The router reads both as the caller's BAD_REQUEST, with the server's message, and does not fall over.
+    const fallback = await ollama({ respond: 'from ollama' })
+    const router = createLLMRouter({
+      env: {
+        LLM_ROUTER_BACKENDS: JSON.stringify([
+          {
+            model_name: 'm',
+            backend_type: 'auto',
+            endpoint_url: s.url,
+            fallback_url: fallback.url,
+            enabled: true,
+          },
+        ]),
+      },
+      metrics: false,
+    })
+    try {
+      for (const run of [
+        () => router.generate({ model: 'm', prompt: long }),
+        () => router.stream({ model: 'm', prompt: long }).result,
+      ]) {
+        const error = (await run().catch((e: unknown) => e)) as { code: string; message: string }
+        expect(error.code).toBe('BAD_REQUEST')
+        expect(error.message).toContain('exceeds the available context size')
+      }
+      expect(fallback.requests).toHaveLength(0)
+    } finally {
+      await router.close()
+    }
   })
 })
 

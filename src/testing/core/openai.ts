@@ -40,7 +40,16 @@ export interface OpenAIOptions extends GenerationOptions, RecordingOptions {
   modelId?: string
   /** `max_tokens` when the request has none. Default 512 for mlx, -1 (unlimited) for llama.cpp. */
   defaultMaxTokens?: number
+  /**
+   * llama.cpp only: the context size in prompt tokens. A longer prompt is rejected as current
+   * llama-server builds do: 400 `{"error":{code:400,…,type:"invalid_request_error"}}` without a
+   * stream; with one, HTTP 200, then an SSE `error:` field with that error and `data: [DONE]`.
+   * Default: no limit (older builds truncate silently).
+   */
+  contextSize?: number
 }
+
+const CONTEXT_EXCEEDED = 'the request exceeds the available context size, try increasing it'
 
 const MLX_FINGERPRINT = '0.28.0-0.29.1-macOS-15.5-arm64-arm-64bit-applegpu_g15s'
 const LLAMACPP_FINGERPRINT = 'b6100-stand-in'
@@ -196,6 +205,15 @@ export class OpenAICore extends ServiceCore {
     const reportedTps = this.options.reportedTokensPerSecond ?? (tps > 0 ? tps : 100)
     const n = gen.tokens.length
     const P = gen.promptTokens
+    const limit = this.options.contextSize
+    if (!mlx && limit !== undefined && P > limit) {
+      if (body.stream !== true) return this.errors.error(400, CONTEXT_EXCEEDED)
+      const error = { error: { code: 400, message: CONTEXT_EXCEEDED, type: 'invalid_request_error' } }
+      return streamReply(200, SSE_HEADERS, [
+        { data: sseField('error', error), delayMs: 0, role: 'final' },
+        { data: SSE_DONE, delayMs: 0, role: 'final' },
+      ])
+    }
     const id = mlx ? `cmpl-${randomUUID()}` : `chatcmpl-${randomUUID().replaceAll('-', '')}`
     const created = Math.floor(Date.now() / 1000)
     const fingerprint = mlx ? MLX_FINGERPRINT : LLAMACPP_FINGERPRINT
