@@ -52,6 +52,11 @@ export const ErrorCode = {
   ALL_BACKENDS_FAILED: 'ALL_BACKENDS_FAILED',
   /** The router was closed. */
   CLOSED: 'CLOSED',
+  /**
+   * The backend cannot serve this operation at all (mlx_lm.server has no embeddings route; a model that is
+   * not an embedding model): falls over to the next candidate, never retried, never charged to the circuit.
+   */
+  UNSUPPORTED_OPERATION: 'UNSUPPORTED_OPERATION',
 } as const
 
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode]

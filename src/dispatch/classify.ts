@@ -23,6 +23,8 @@ const POLICIES: Record<ErrorCode, FailurePolicy> = {
   // The model is not on this server; another backend may have it.
   MODEL_NOT_FOUND: { retry: false, fallover: true, unhealthy: false },
   UNAUTHORIZED: { retry: false, fallover: true, unhealthy: false },
+  // The server is fine, it just has no such route or model kind (embeddings on mlx_lm.server).
+  UNSUPPORTED_OPERATION: { retry: false, fallover: true, unhealthy: false },
   MALFORMED_RESPONSE: { retry: false, fallover: true, unhealthy: true },
   RESPONSE_TOO_LARGE: { retry: false, fallover: true, unhealthy: false },
   STREAM_ERROR: { retry: false, fallover: true, unhealthy: true },
