@@ -158,12 +158,13 @@ describe.concurrent('examples', () => {
   it('opentelemetry: records into the meter from @opentelemetry/api', async () => {
     const r = await run([example('opentelemetry')], { OLLAMA_HOST: ollama.url })
     expect(r.code, r.stderr).toBe(0)
-    expect(r.stdout).toContain(
-      'otel counter llm_router.requests 1 {model=llama3.2 backend=ollama outcome=success}',
+    expect(r.stdout).toMatch(
+      /otel histogram gen_ai\.client\.operation\.duration [\d.e-]+ \{gen_ai\.operation\.name=text_completion gen_ai\.provider\.name=ollama gen_ai\.request\.model=llama3\.2 gen_ai\.response\.model=llama3\.2 server\.address=127\.0\.0\.1 server\.port=\d+\}/,
     )
-    expect(r.stdout).toMatch(/otel histogram llm_router\.request\.duration [\d.e-]+ \{model=llama3\.2/)
-    expect(r.stdout).toMatch(/otel histogram llm_router\.time_to_first_token [\d.e-]+ /)
-    expect(r.stdout).toContain('token_type=completion}')
+    expect(r.stdout).toMatch(
+      /otel histogram gen_ai\.client\.token\.usage \d+ \{.* gen_ai\.token\.type=output\}/,
+    )
+    expect(r.stdout).toMatch(/otel histogram gen_ai\.client\.operation\.time_to_first_chunk [\d.e-]+ /)
     expect(r.stdout).toContain('streamed: Blue light scatters most.')
   })
 
