@@ -57,6 +57,8 @@ export const ErrorCode = {
    * not an embedding model): falls over to the next candidate, never retried, never charged to the circuit.
    */
   UNSUPPORTED_OPERATION: 'UNSUPPORTED_OPERATION',
+  /** No candidate record declares a capability the request needs (tools, vision, json_schema, thinking, embeddings); nothing was sent. Also the code of a skipped record in `attempts`. */
+  NO_CAPABLE_BACKEND: 'NO_CAPABLE_BACKEND',
 } as const
 
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode]
