@@ -4,6 +4,7 @@
  * @module
  */
 
+export type { EmbedRequest, EmbedResult } from './embed/types.js'
 export type { AttemptInfo } from './errors.js'
 export { ErrorCode, hasErrorCode, isRouterError, RouterError } from './errors.js'
 // The callback, fan-out and OpenTelemetry sinks are in `llm-backend-router/sinks` (src/metrics/sinks.ts).

@@ -10,9 +10,13 @@ import type { AttemptContext } from './dispatch/attempt.js'
 import { CircuitRegistry } from './dispatch/circuit.js'
 import { type DispatchCore, primaryCandidates, runRequest } from './dispatch/dispatcher.js'
 import { generateOperation } from './dispatch/generate.js'
+import type { DispatchRequest, DispatchResult } from './dispatch/operation.js'
 import { validateRequest } from './dispatch/request.js'
 import { RouteCache } from './dispatch/routes.js'
 import { StreamRun, textChunks } from './dispatch/stream.js'
+import { validateEmbedRequest } from './embed/request.js'
+import { runEmbed } from './embed/run.js'
+import type { EmbedRequest, EmbedResult } from './embed/types.js'
 import { ErrorCode, isRouterError, RouterError } from './errors.js'
 import { type Clock, systemClock } from './internal/clock.js'
 import { createHttpSink } from './metrics/http-sink.js'
@@ -78,6 +82,8 @@ export interface LLMRouter {
   config(): ConfigInfo | null
   /** Which backends a request for `model` would try, in order (loads the config if needed). */
   resolve(model?: string): Promise<ResolvedRoute>
+  /** Embeds one text or a list: `e.embeddings[i]` is the vector of `input[i]`. Long lists go in batches. */
+  embed(request: EmbedRequest): Promise<EmbedResult>
   /** Circuit-breaker state of every endpoint seen so far. */
   circuits(): CircuitInfo[]
   /** Rolling per model/backend/endpoint numbers computed locally. */
@@ -211,11 +217,11 @@ export function createLLMRouter(options?: RouterOptions, internals: RouterIntern
   const closedError = () =>
     new RouterError(ErrorCode.CLOSED, 'This router was closed; create a new one with createLLMRouter()')
 
-  const requestStart = (req: GenerateRequest, stream: boolean) => {
+  const requestStart = (req: DispatchRequest, stream: boolean) => {
     if (listens('request:start'))
       emit('request:start', { requestId: req.metadata?.requestId ?? null, model: req.model, stream })
   }
-  const requestEnd = (req: GenerateRequest, result: GenerateResult | null, error: unknown, t0: number) => {
+  const requestEnd = (req: DispatchRequest, result: DispatchResult | null, error: unknown, t0: number) => {
     if (!listens('request:end')) return
     emit('request:end', {
       requestId: req.metadata?.requestId ?? null,
@@ -341,6 +347,39 @@ export function createLLMRouter(options?: RouterOptions, internals: RouterIntern
           })),
         ),
       }
+    },
+
+    embed(request: EmbedRequest): Promise<EmbedResult> {
+      if (closed) return Promise.reject(closedError())
+      let inputs: string[]
+      try {
+        inputs = validateEmbedRequest(request)
+      } catch (error) {
+        return Promise.reject(error)
+      }
+      const t0 = performance.now()
+      requestStart(request, false)
+      const p = runEmbed(
+        core,
+        request,
+        inputs,
+        (model, fallbackModels) => config.get(model, fallbackModels),
+        t0,
+      )
+      inflight.add(p)
+      return p.then(
+        (result) => {
+          inflight.delete(p)
+          // request:end reads only the model of a result.
+          requestEnd(request, result as unknown as DispatchResult, null, t0)
+          return result
+        },
+        (error: unknown) => {
+          inflight.delete(p)
+          requestEnd(request, null, error, t0)
+          throw error
+        },
+      )
     },
 
     circuits: () => circuits.list(),

@@ -72,6 +72,8 @@ const NEXT_STEP: Partial<Record<ErrorCode, string>> = {
   UNAUTHORIZED: "check the record's auth settings and the credential's environment variable",
   BAD_REQUEST: 'the request was rejected as invalid; check prompt, stop, maxTokens and options',
   BACKEND_ERROR: 'the backend failed; check its logs',
+  UNSUPPORTED_OPERATION:
+    'this server or model cannot serve the operation; point the record at one that can, or declare its capabilities',
 }
 
 export function statusError(
@@ -79,8 +81,10 @@ export function statusError(
   backendMessage: string,
   where: { backend: 'ollama' | 'mlx'; endpoint: string; model: string },
   retryAfterMs: number | undefined,
+  /** The adapter's reading of this answer, when it knows better than the status (ProtocolAdapter.statusCode). */
+  override?: ErrorCode,
 ): RouterError {
-  const code = codeForStatus(status)
+  const code = override ?? codeForStatus(status)
   const message = `${where.backend} at ${where.endpoint} answered ${status} for model "${where.model}": ${backendMessage} (${NEXT_STEP[code] ?? 'see the backend logs'})`
   return new RouterError(code, message, {
     status,
