@@ -17,7 +17,7 @@ import {
   startOpenAIServer,
 } from '../src/testing/index.js'
 import type { MetricRecord, MetricsSink, RouterEvents } from '../src/types.js'
-import { ManualClock } from './helpers/manual-clock.js'
+import { ManualClock, until } from './helpers/manual-clock.js'
 
 const servers: StandInServer[] = []
 let routers: LLMRouter[] = []
@@ -401,5 +401,94 @@ describe('router.embed() concurrency', () => {
     } finally {
       await h.stop()
     }
+  })
+})
+
+describe('router.embed() under backend faults', () => {
+  it('a 503 is retried on the same endpoint, then answered', async () => {
+    const s = await ollama()
+    await s.setFault({ type: '503', times: 1 })
+    const { router, sink } = makeRouter([rec({ model_name: 'emb', endpoint_url: s.url })], {
+      retry: { baseDelayMs: 0, maxDelayMs: 0 },
+    })
+    const retries = collect(router, 'request:retry')
+    const e = await router.embed({ model: 'emb', input: ['a', 'b'] })
+    expect(e.embeddings).toEqual([fakeEmbedding('a'), fakeEmbedding('b')])
+    expect(e.attempts.map((a) => [a.attempt, a.code ?? 'ok'])).toEqual([
+      [1, 'BACKEND_BUSY'],
+      [2, 'ok'],
+    ])
+    expect(retries).toEqual([expect.objectContaining({ code: 'BACKEND_BUSY', attempt: 1 })])
+    expect(sink.records[0]).toMatchObject({ attempts: 2, outcome: 'success', fallback: false })
+  })
+
+  it('a hung server: the attempt limit fires and the call falls over to the next record', async () => {
+    const hung = await ollama()
+    await hung.setFault('hang')
+    const good = await ollama()
+    const clock = new ManualClock(Date.now())
+    const { router } = makeRouter(
+      [
+        rec({ model_name: 'emb', endpoint_url: hung.url, priority: 1, timeout_seconds: 5 }),
+        rec({ model_name: 'emb', endpoint_url: good.url, priority: 2 }),
+      ],
+      {},
+      clock,
+    )
+    const p = router.embed({ model: 'emb', input: 'x' })
+    await until(() => embedCalls(hung).length === 1, 'the request at the hung server')
+    await clock.advanceWhenSet(5000)
+    const e = await p
+    expect(e.endpoint).toBe(good.url)
+    expect(e.attempts[0]).toMatchObject({ code: 'TIMEOUT', endpoint: hung.url })
+  })
+
+  it('a connection reset mid-body falls over; a body that is not JSON is MALFORMED_RESPONSE and falls over', async () => {
+    const reset = await ollama()
+    await reset.setFault('reset-mid-body')
+    const garbled = await ollama()
+    await garbled.setFault('invalid-json')
+    const good = await ollama()
+    const { router } = makeRouter([
+      rec({ model_name: 'emb', endpoint_url: reset.url, priority: 1 }),
+      rec({ model_name: 'emb', endpoint_url: garbled.url, priority: 2 }),
+      rec({ model_name: 'emb', endpoint_url: good.url, priority: 3 }),
+    ])
+    const e = await router.embed({ model: 'emb', input: 'x' })
+    expect(e.endpoint).toBe(good.url)
+    expect(e.attempts.map((a) => a.code ?? 'ok')).toEqual(['BACKEND_UNREACHABLE', 'MALFORMED_RESPONSE', 'ok'])
+  })
+
+  it('a refused port falls over at once', async () => {
+    const down = await ollama()
+    await down.setFault('down')
+    const good = await ollama()
+    const { router } = makeRouter([
+      rec({ model_name: 'emb', endpoint_url: down.url, priority: 1 }),
+      rec({ model_name: 'emb', endpoint_url: good.url, priority: 2 }),
+    ])
+    const e = await router.embed({ model: 'emb', input: ['x', 'y'], batchSize: 1 })
+    expect(e.endpoint).toBe(good.url)
+    // Each batch walks the candidates on its own: both tried the refused port first.
+    expect(e.attempts.map((a) => a.code ?? 'ok')).toEqual([
+      'BACKEND_UNREACHABLE',
+      'ok',
+      'BACKEND_UNREACHABLE',
+      'ok',
+    ])
+  })
+
+  it('close() stops a call still in flight with CLOSED and records its metric', async () => {
+    const s = await ollama()
+    await s.setFault('hang')
+    const { router, sink } = makeRouter([rec({ model_name: 'emb', endpoint_url: s.url })], {
+      closeTimeoutMs: 0,
+    })
+    const settled = router.embed({ model: 'emb', input: 'x' }).catch((e: unknown) => e)
+    await until(() => embedCalls(s).length === 1, 'the request at the server')
+    await router.close()
+    expect(await settled).toMatchObject({ code: ErrorCode.CLOSED })
+    expect(sink.records).toEqual([expect.objectContaining({ operation: 'embed', error_code: 'CLOSED' })])
+    await expect(router.embed({ model: 'emb', input: 'x' })).rejects.toMatchObject({ code: ErrorCode.CLOSED })
   })
 })
