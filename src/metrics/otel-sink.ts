@@ -173,7 +173,8 @@ export function createOpenTelemetrySink(options: OpenTelemetrySinkOptions = {}):
     write(record: MetricRecord): void {
       if (closed) return
       try {
-        const operation = OPERATION_NAMES[(record as { operation?: string }).operation ?? 'generate']
+        // Records from sinks written before `operation` existed count as generate() calls.
+        const operation = OPERATION_NAMES[record.operation ?? 'generate']
         const model = modelName(record.model)
         const attrs: Attributes = {
           'gen_ai.operation.name': operation ?? OTHER,
