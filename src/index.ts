@@ -28,6 +28,7 @@ export type {
   MetricsSink,
   RequestMetadata,
   RouterEvents,
+  SinkContext,
   StreamChunk,
   Usage,
 } from './types.js'

@@ -168,6 +168,20 @@ export function createLLMRouter(options?: RouterOptions, internals: RouterIntern
   const routeCache = new RouteCache(opts.env, circuits)
   const routes = (snapshot: ConfigSnapshot) => routeCache.get(snapshot)
 
+  // A sink that asks (the OpenTelemetry sink) learns which model names have records of their own.
+  if (sink?.attach !== undefined) {
+    try {
+      sink.attach({
+        hasRecord: (model) => {
+          const snapshot = config.current()
+          return snapshot !== null && routes(snapshot).byModel.has(model)
+        },
+      })
+    } catch (error) {
+      emit('sink:error', { error })
+    }
+  }
+
   const recordMetric = (metric: MetricRecord): void => {
     stats.record(metric)
     if (emitter.listenerCount('metric') > 0) emit('metric', metric)

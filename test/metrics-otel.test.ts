@@ -10,7 +10,8 @@ import {
 } from '@opentelemetry/api'
 import { afterEach, describe, expect, it } from 'vitest'
 import { ErrorCode } from '../src/errors.js'
-import { createOpenTelemetrySink } from '../src/metrics/sinks.js'
+import { createLLMRouter } from '../src/index.js'
+import { createOpenTelemetrySink, fanoutSinks } from '../src/metrics/sinks.js'
 import { makeMetricRecord } from '../src/testing/core/metrics.js'
 import type { MetricRecord } from '../src/types.js'
 
@@ -217,7 +218,7 @@ describe('OpenTelemetry sink (GenAI semantic conventions)', () => {
     expect(calls.filter((c) => c.name === 'myapp.llm.fallbacks').map((c) => c.value)).toEqual([1])
   })
 
-  it('bounds model cardinality: names past maxModels, or outside `models`, are _OTHER', () => {
+  it('without a router, bounds model cardinality: names past maxModels, or outside `models`, are _OTHER', () => {
     const capped = recordingMeter()
     const sink = createOpenTelemetrySink({ meter: capped.meter, maxModels: 2 })
     for (const model of ['a', 'b', 'c', 'a', 'user-typed-123', 'b']) sink.write(rec({ model }))
@@ -236,6 +237,42 @@ describe('OpenTelemetry sink (GenAI semantic conventions)', () => {
     only.write(rec({ model: 'llama3' }))
     only.write(rec({ model: 'nomic-embed-text' }))
     expect(models(listed.calls)).toEqual(['_OTHER', 'nomic-embed-text'])
+  })
+
+  it('with a router attached: configured models always keep their name, default-backend names are capped', async () => {
+    const { meter, calls } = recordingMeter()
+    const sink = createOpenTelemetrySink({ meter, maxModels: 1 })
+    const router = createLLMRouter({
+      env: {
+        LLM_ROUTER_BACKENDS: JSON.stringify([
+          {
+            model_name: 'a',
+            backend_type: 'ollama',
+            endpoint_url: 'http://127.0.0.1:9',
+            enabled: true,
+            priority: 1,
+          },
+          {
+            model_name: 'b',
+            backend_type: 'ollama',
+            endpoint_url: 'http://127.0.0.1:9',
+            enabled: true,
+            priority: 2,
+          },
+        ]),
+      },
+      metrics: fanoutSinks(sink),
+    })
+    try {
+      await router.resolve('a') // loads the config
+      for (const model of ['typed-1', 'a', 'typed-2', 'b', 'typed-1', 'typed-3']) sink.write(rec({ model }))
+      const models = calls
+        .filter((c) => c.name === 'gen_ai.client.operation.duration')
+        .map((c) => c.attrs['gen_ai.request.model'])
+      expect(models).toEqual(['typed-1', 'a', '_OTHER', 'b', 'typed-1', '_OTHER'])
+    } finally {
+      await router.close()
+    }
   })
 
   it('uses a meterProvider, or the global one registered with @opentelemetry/api', () => {

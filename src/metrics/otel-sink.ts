@@ -6,7 +6,7 @@
  * registered MeterProvider.
  */
 import { ErrorCode, RouterError } from '../errors.js'
-import type { MetricRecord, MetricsSink } from '../types.js'
+import type { MetricRecord, MetricsSink, SinkContext } from '../types.js'
 
 /*
  * The few shapes of `@opentelemetry/api` this sink uses, declared structurally so the published
@@ -50,11 +50,12 @@ export interface OpenTelemetrySinkOptions {
    */
   providerNames?: Readonly<Record<string, string>>
   /**
-   * Model names reported as they are; any other is reported as `_OTHER`. Default: the first `maxModels`
-   * distinct names seen, then `_OTHER`, so request-supplied model names cannot create unbounded series.
+   * Model names reported as they are; any other is reported as `_OTHER`. Default: every model with a backend
+   * record of its own in the router's config, plus the first `maxModels` distinct other names (models sent to
+   * the default backend), then `_OTHER`: request-supplied model names cannot create unbounded series.
    */
   models?: readonly string[]
-  /** Distinct model names kept when `models` is not given. @default 50 */
+  /** Distinct names of models without a record of their own kept as they are, when `models` is not given. @default 20 */
   maxModels?: number
 }
 
@@ -134,13 +135,16 @@ export function createOpenTelemetrySink(options: OpenTelemetrySinkOptions = {}):
   const prefix = options.prefix ?? 'llm_router'
   const providerNames = options.providerNames ?? {}
   const allowed = options.models === undefined ? null : new Set(options.models)
-  const maxModels = options.maxModels ?? 50
+  const maxModels = options.maxModels ?? 20
   const seenModels = new Set<string>()
   const servers = new Map<string, Attributes>()
+  /** The routers this sink serves (usually one): they know which model names have records. */
+  const routers: SinkContext[] = []
 
   const modelName = (model: string): string => {
     if (allowed !== null) return allowed.has(model) ? model : OTHER
     if (seenModels.has(model)) return model
+    for (const router of routers) if (router.hasRecord(model)) return model
     if (seenModels.size >= maxModels) return OTHER
     seenModels.add(model)
     return model
@@ -201,6 +205,9 @@ export function createOpenTelemetrySink(options: OpenTelemetrySinkOptions = {}):
       } catch {
         // An SDK bug must not reach the request; OTel's own diag logger reports its problems.
       }
+    },
+    attach(router: SinkContext): void {
+      routers.push(router)
     },
     // Export timing belongs to the user's MeterProvider/reader; nothing is buffered here.
     flush: () => Promise.resolve(),
