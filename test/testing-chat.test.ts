@@ -119,10 +119,24 @@ describe('Ollama stand-in: POST /api/chat', () => {
       await post(`${s.url}/api/chat`, { model: 'qwen3', messages: USER, stream: false, think: false }),
     )
     expect(off.message).toEqual({ role: 'assistant', content: 'Sunny.' })
-    const level = obj(
-      await post(`${s.url}/api/chat`, { model: 'qwen3', messages: USER, stream: false, think: 'high' }),
+    // Effort levels only for harmony (gpt-oss) models, as the server checks.
+    const level = await post(`${s.url}/api/chat`, {
+      model: 'qwen3',
+      messages: USER,
+      stream: false,
+      think: 'high',
+    })
+    expect(obj(level)).toEqual({ error: 'think value "high" is not supported for this model' })
+    const s2 = await ollama({ thinking: ['gpt-oss:20b'], chat: { reasoning: 'Hmm.', content: 'Sunny.' } })
+    const harmony = obj(
+      await post(`${s2.url}/api/chat`, {
+        model: 'gpt-oss:20b',
+        messages: USER,
+        stream: false,
+        think: 'high',
+      }),
     )
-    expect((level.message as Obj).thinking).toBe('Paris is in France.')
+    expect((harmony.message as Obj).thinking).toBe('Hmm.')
 
     const no = await post(`${s.url}/api/chat`, { model: 'llama3.2', messages: USER, think: true })
     expect(no.status).toBe(400)
@@ -156,6 +170,12 @@ describe('Ollama stand-in: POST /api/chat', () => {
       { function: { index: 1, name: 'get_time', arguments: { tz: 'Europe/Paris' } } },
     ])
     expect(JSON.stringify(lines)).not.toMatch(/"id"/)
+    // Current servers make up ids: call_ and 8 lower-case letters or digits, before `function`.
+    const g = await ollama({ toolCallIds: 'generated', chat: { toolCalls: [WEATHER] } })
+    const gb = obj(await post(`${g.url}/api/chat`, { model: 'llama3.2', messages: USER, stream: false }))
+    const [gc] = (gb.message as Obj).tool_calls as Obj[]
+    expect(Object.keys(gc ?? {})).toEqual(['id', 'function'])
+    expect(gc?.id).toMatch(/^call_[a-z0-9]{8}$/)
     expect(lines.at(-1)).toMatchObject({ done: true, done_reason: 'stop' })
 
     const one = obj(
