@@ -349,10 +349,10 @@ export function ollamaEmbed(host: OllamaChatHost, rawBody: string, fault: FaultS
     ...(m.load_duration !== undefined ? { load_duration: m.load_duration } : {}),
     prompt_eval_count: promptTokens,
   }
-  const r = json(value)
-  return fault?.type === 'invalid-json'
-    ? bodyReply(200, JSON_UTF8, JSON.stringify(value).slice(0, 20))
-    : { ...r, delayMs: loadMs + (host.options.timeToFirstTokenMs ?? 0) }
+  if (fault?.type === 'invalid-json') return bodyReply(200, JSON_UTF8, JSON.stringify(value).slice(0, 20))
+  // An embedding that fails in the runner: Ollama answers 500 with the runner's error.
+  if (fault?.type === 'error-mid-stream') return error(500, fault.message ?? MID_STREAM_MESSAGE)
+  return { ...json(value), delayMs: loadMs + (host.options.timeToFirstTokenMs ?? 0) }
 }
 
 /** Legacy `POST /api/embeddings`: one `prompt`, one `embedding` (not normalised, as Ollama returns it). */
@@ -377,7 +377,7 @@ export function ollamaEmbeddings(host: OllamaChatHost, rawBody: string, fault: F
   // The legacy route skips the normalisation /api/embed applies: scale the unit vector up.
   const embedding = normalize(embeddingFor(host.options, prompt, model)).map((x) => x * 7.5)
   const value = { embedding }
-  return fault?.type === 'invalid-json'
-    ? bodyReply(200, JSON_UTF8, JSON.stringify(value).slice(0, 20))
-    : { ...json(value), delayMs: loadMs }
+  if (fault?.type === 'invalid-json') return bodyReply(200, JSON_UTF8, JSON.stringify(value).slice(0, 20))
+  if (fault?.type === 'error-mid-stream') return error(500, fault.message ?? MID_STREAM_MESSAGE)
+  return { ...json(value), delayMs: loadMs }
 }
