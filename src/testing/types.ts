@@ -72,8 +72,9 @@ export interface FaultSpec {
   times?: number
   /**
    * Which requests the fault applies to, by URL path: a string matches paths starting with it, a RegExp
-   * is tested, `'*'` means every route. Default: the generation route (`POST /api/generate`,
-   * `POST /v1/completions`) for the model servers, every route for the admin server. Requests the fault
+   * is tested, `'*'` means every route. Default: the routes that run a model (Ollama `POST /api/generate`,
+   * `/api/chat`, `/api/embed`, `/api/embeddings`; OpenAI-compatible `POST /v1/completions`,
+   * `/v1/chat/completions`, `/v1/embeddings`) for the model servers, every route for the admin server. Requests the fault
    * does not apply to are answered normally and do not count towards `times`.
    */
   path?: string | RegExp

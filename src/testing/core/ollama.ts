@@ -5,7 +5,9 @@
  */
 import { createHash } from 'node:crypto'
 import type { FaultSpec, GenerationOptions, RecordingOptions } from '../types.js'
+import type { ConversationOptions } from './conversation.js'
 import { ollamaMetrics } from './metrics.js'
+import { type OllamaChatHost, ollamaChat, ollamaEmbed, ollamaEmbeddings } from './ollama-chat.js'
 import {
   type Action,
   bodyReply,
@@ -20,7 +22,7 @@ import { fakeTokenIds, generate, tokenize } from './text.js'
 import { ndjsonLine } from './wire.js'
 
 /** Options of the Ollama stand-in. */
-export interface OllamaOptions extends GenerationOptions, RecordingOptions {
+export interface OllamaOptions extends GenerationOptions, ConversationOptions, RecordingOptions {
   /**
    * Model names the server has, with tags (`llama3.2:latest`; a request for `llama3.2` matches
    * `llama3.2:latest`). Others get 404 `{"error":"model 'x' not found"}`. Default: any model is accepted.
@@ -30,6 +32,12 @@ export interface OllamaOptions extends GenerationOptions, RecordingOptions {
   version?: string
   /** Whether the final `done:true` line carries the last text piece, as the real server does. Default true. */
   finalChunkText?: boolean
+  /**
+   * `/api/chat` tool call ids. `none` (default): no `id`, as older servers (and the strictest case for a
+   * client, which must make one up). `generated`: `call_` plus 8 random lower-case letters or digits, as
+   * current servers add (server/routes.go `toolCallId`). A scripted `id` is always sent.
+   */
+  toolCallIds?: 'none' | 'generated'
 }
 
 /** Ollama's exact queue-full text (two spaces after the period). */
@@ -39,6 +47,8 @@ const JSON_UTF8 = 'application/json; charset=utf-8'
 const NDJSON = 'application/x-ndjson'
 const DEFAULT_KEEP_ALIVE_MS = 5 * 60_000
 const DEFAULT_TAGS = ['llama3.2:latest']
+/** The routes that run a model: faults apply to them by default. */
+const MODEL_ROUTES = new Set(['/api/generate', '/api/chat', '/api/embed', '/api/embeddings'])
 
 const UNITS: Record<string, number> = {
   ns: 1e-6,
@@ -82,7 +92,7 @@ const DETAILS = {
 }
 const MODEL_SIZE = 2_019_393_189
 
-export class OllamaCore extends ServiceCore {
+export class OllamaCore extends ServiceCore implements OllamaChatHost {
   protected readonly errors: ErrorShape = {
     error: (status, message) => jsonReply(status, { error: message }, { 'content-type': JSON_UTF8 }),
     busyMessage: OLLAMA_BUSY_MESSAGE,
@@ -98,12 +108,32 @@ export class OllamaCore extends ServiceCore {
   }
 
   protected isPrimary(req: IncomingRequest): boolean {
-    return req.method === 'POST' && req.path === '/api/generate'
+    return req.method === 'POST' && MODEL_ROUTES.has(req.path)
   }
 
   protected contentTypeFor(req: IncomingRequest): { contentType: string; streaming: boolean } {
-    const streaming = this.isPrimary(req) && isStreaming(req.rawBody)
+    const streaming =
+      req.method === 'POST' &&
+      (req.path === '/api/generate' || req.path === '/api/chat') &&
+      isStreaming(req.rawBody)
     return { contentType: streaming ? NDJSON : JSON_UTF8, streaming }
+  }
+
+  readonly parseKeepAlive = parseKeepAlive
+
+  /** Whether the server has the model (for the conversation routes in ollama-chat.ts). */
+  hasModel(model: string): boolean {
+    return this.#knows(model)
+  }
+
+  /** Marks the model loaded for `keepAliveMs` (0 unloads) and returns the cold-load delay it pays. */
+  admit(model: string, keepAliveMs: number): number {
+    const tagged = withTag(model)
+    this.#seen.add(tagged)
+    const cold = !this.loaded.has(tagged)
+    if (keepAliveMs === 0) this.loaded.delete(tagged)
+    else this.loaded.set(tagged, keepAliveMs < 0 ? null : Date.now() + keepAliveMs)
+    return cold ? (this.options.loadMs ?? 0) : 0
   }
 
   #knows(model: string): boolean {
@@ -130,6 +160,12 @@ export class OllamaCore extends ServiceCore {
         return method === 'GET' ? this.#json({ models: this.#ps() }) : notAllowed()
       case '/api/generate':
         return method === 'POST' ? this.#generate(req, fault) : notAllowed()
+      case '/api/chat':
+        return method === 'POST' ? ollamaChat(this, req.rawBody, fault) : notAllowed()
+      case '/api/embed':
+        return method === 'POST' ? ollamaEmbed(this, req.rawBody, fault) : notAllowed()
+      case '/api/embeddings':
+        return method === 'POST' ? ollamaEmbeddings(this, req.rawBody, fault) : notAllowed()
       default:
         return bodyReply(404, 'text/plain', '404 page not found')
     }
@@ -221,13 +257,7 @@ export class OllamaCore extends ServiceCore {
       keepAliveMs = k
     }
     const streaming = body.stream !== false
-    const tagged = withTag(model)
-    this.#seen.add(tagged)
-    const cold = !this.loaded.has(tagged)
-    const loadMs = cold ? (this.options.loadMs ?? 0) : 0
-    const expires = keepAliveMs < 0 ? null : Date.now() + keepAliveMs
-    if (keepAliveMs === 0) this.loaded.delete(tagged)
-    else this.loaded.set(tagged, expires)
+    const loadMs = this.admit(model, keepAliveMs)
 
     const t0 = Date.now()
     const createdAt = (afterMs = 0) => new Date(t0 + afterMs).toISOString()

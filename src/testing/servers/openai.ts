@@ -45,7 +45,9 @@ export class OpenAIServer extends HttpStandIn<OpenAICore> {
  * first chunk, delta chunks with `finish_reason:null`, a final chunk with the finish reason and
  * `text:""`, a usage chunk with `object:"chat.completion"` and `choices:[]` only when
  * `stream_options.include_usage`, then `data: [DONE]`), `GET /health` (`{"status": "ok"}`),
- * `GET /v1/models`. mlx flavor: 411 without Content-Length, 400 on invalid JSON, the socket dropped on
+ * `GET /v1/models`, `POST /v1/chat/completions` (scripted with `chat`: content, reasoning, tool calls,
+ * each in the flavor's own stream shape; see core/openai-chat.ts) and `POST /v1/embeddings` (llama.cpp;
+ * mlx_lm.server has none and answers 404). mlx flavor: 411 without Content-Length, 400 on invalid JSON, the socket dropped on
  * invalid parameters (e.g. `"stream":"yes"`, missing `prompt`), `model` echoed or `default_model`.
  *
  * @example
