@@ -4,6 +4,21 @@
  * @module
  */
 
+export type {
+  AssistantMessage,
+  ChatBackendOptions,
+  ChatFunctionTool,
+  ChatMessage,
+  ChatRequest,
+  ChatResult,
+  ChatRole,
+  ChatStream,
+  ChatStreamChunk,
+  ChatTool,
+  ChatUsage,
+  ToolCall,
+  ToolChoice,
+} from './chat/types.js'
 export type { EmbedRequest, EmbedResult } from './embed/types.js'
 export type { AttemptInfo } from './errors.js'
 export { ErrorCode, hasErrorCode, isRouterError, RouterError } from './errors.js'
@@ -18,6 +33,7 @@ export type {
   BackendKind,
   BackendRecord,
   BackendType,
+  Capability,
   CircuitInfo,
   CircuitState,
   ConfigOrigin,

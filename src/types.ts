@@ -29,7 +29,15 @@ export interface BackendRecord {
   /** Ollama server an `auto` record falls back to. */
   fallback_url?: string
   auth?: BackendAuth
+  /**
+   * What the record's model can do. A request that needs one (tools, images, a JSON schema, `think`,
+   * embeddings) skips records that declare capabilities without it. Absent: assumed able (any request).
+   */
+  capabilities?: Capability[]
 }
+
+/** What a backend record can declare it supports (`capabilities` in the admin record). */
+export type Capability = 'tools' | 'vision' | 'json_schema' | 'thinking' | 'embeddings'
 
 /**
  * Where the records in use came from: `admin` (fetched, or cached within the TTL), `stale` (the last

@@ -492,3 +492,38 @@ describe('router.embed() under backend faults', () => {
     await expect(router.embed({ model: 'emb', input: 'x' })).rejects.toMatchObject({ code: ErrorCode.CLOSED })
   })
 })
+
+describe('router.embed() and record capabilities', () => {
+  it('skips records that declare capabilities without embeddings, and says so in the attempts', async () => {
+    const chatOnly = await ollama()
+    const embedder = await ollama()
+    const { router } = makeRouter([
+      rec({ model_name: 'm', endpoint_url: chatOnly.url, priority: 1, capabilities: ['tools', 'thinking'] }),
+      rec({ model_name: 'm', endpoint_url: embedder.url, priority: 2, capabilities: ['embeddings'] }),
+    ])
+    const e = await router.embed({ model: 'm', input: 'x' })
+    expect(e.endpoint).toBe(embedder.url)
+    expect(embedCalls(chatOnly)).toHaveLength(0)
+    expect(e.attempts[0]).toMatchObject({ code: 'NO_CAPABLE_BACKEND', endpoint: chatOnly.url, attempt: 0 })
+    expect(e.attempts[0]?.message).toContain('"embeddings"')
+  })
+
+  it('records that declare nothing are assumed able', async () => {
+    const s = await ollama()
+    const { router } = makeRouter([rec({ model_name: 'm', endpoint_url: s.url })])
+    await expect(router.embed({ model: 'm', input: 'x' })).resolves.toMatchObject({ endpoint: s.url })
+  })
+
+  it('no record can embed: NO_CAPABLE_BACKEND before anything is sent, with one metric', async () => {
+    const s = await ollama()
+    const { router, sink } = makeRouter([
+      rec({ model_name: 'm', endpoint_url: s.url, capabilities: ['tools'] }),
+    ])
+    const error = await router.embed({ model: 'm', input: ['x', 'y'], batchSize: 1 }).catch((e: unknown) => e)
+    expect(error).toMatchObject({ code: ErrorCode.NO_CAPABLE_BACKEND })
+    expect(s.requests).toHaveLength(0)
+    expect(sink.records).toEqual([
+      expect.objectContaining({ operation: 'embed', error_code: 'NO_CAPABLE_BACKEND' }),
+    ])
+  })
+})

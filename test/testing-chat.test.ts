@@ -1,6 +1,8 @@
 import { request } from 'undici'
 import { afterEach, describe, expect, it } from 'vitest'
 import {
+  FAULT_TYPES,
+  type FaultType,
   type OllamaServer,
   type OpenAIServer,
   parseNdjson,
@@ -119,10 +121,24 @@ describe('Ollama stand-in: POST /api/chat', () => {
       await post(`${s.url}/api/chat`, { model: 'qwen3', messages: USER, stream: false, think: false }),
     )
     expect(off.message).toEqual({ role: 'assistant', content: 'Sunny.' })
-    const level = obj(
-      await post(`${s.url}/api/chat`, { model: 'qwen3', messages: USER, stream: false, think: 'high' }),
+    // Effort levels only for harmony (gpt-oss) models, as the server checks.
+    const level = await post(`${s.url}/api/chat`, {
+      model: 'qwen3',
+      messages: USER,
+      stream: false,
+      think: 'high',
+    })
+    expect(obj(level)).toEqual({ error: 'think value "high" is not supported for this model' })
+    const s2 = await ollama({ thinking: ['gpt-oss:20b'], chat: { reasoning: 'Hmm.', content: 'Sunny.' } })
+    const harmony = obj(
+      await post(`${s2.url}/api/chat`, {
+        model: 'gpt-oss:20b',
+        messages: USER,
+        stream: false,
+        think: 'high',
+      }),
     )
-    expect((level.message as Obj).thinking).toBe('Paris is in France.')
+    expect((harmony.message as Obj).thinking).toBe('Hmm.')
 
     const no = await post(`${s.url}/api/chat`, { model: 'llama3.2', messages: USER, think: true })
     expect(no.status).toBe(400)
@@ -156,6 +172,12 @@ describe('Ollama stand-in: POST /api/chat', () => {
       { function: { index: 1, name: 'get_time', arguments: { tz: 'Europe/Paris' } } },
     ])
     expect(JSON.stringify(lines)).not.toMatch(/"id"/)
+    // Current servers make up ids: call_ and 8 lower-case letters or digits, before `function`.
+    const g = await ollama({ toolCallIds: 'generated', chat: { toolCalls: [WEATHER] } })
+    const gb = obj(await post(`${g.url}/api/chat`, { model: 'llama3.2', messages: USER, stream: false }))
+    const [gc] = (gb.message as Obj).tool_calls as Obj[]
+    expect(Object.keys(gc ?? {})).toEqual(['id', 'function'])
+    expect(gc?.id).toMatch(/^call_[a-z0-9]{8}$/)
     expect(lines.at(-1)).toMatchObject({ done: true, done_reason: 'stop' })
 
     const one = obj(
@@ -595,4 +617,73 @@ describe('OpenAI-compatible stand-in (llama.cpp): POST /v1/chat/completions', ()
     const r = await post(`${s.url}/v1/chat/completions`, { messages: USER })
     expect(r.status).toBe(400)
   })
+})
+
+describe('every fault on every conversation route', () => {
+  type Kind = 'ollama-chat' | 'mlx-chat' | 'llamacpp-chat' | 'ollama-embed' | 'llamacpp-embed'
+  const kinds: Kind[] = ['ollama-chat', 'mlx-chat', 'llamacpp-chat', 'ollama-embed', 'llamacpp-embed']
+  const start = (kind: Kind): Promise<StandInServer> =>
+    kind.startsWith('ollama')
+      ? ollama({ chat: 'It is sunny.' })
+      : openai({
+          flavor: kind.startsWith('mlx') ? 'mlx' : 'llamacpp',
+          keepAlive: !kind.startsWith('mlx'),
+          chat: 'It is sunny.',
+        })
+  const route: Record<Kind, string> = {
+    'ollama-chat': '/api/chat',
+    'mlx-chat': '/v1/chat/completions',
+    'llamacpp-chat': '/v1/chat/completions',
+    'ollama-embed': '/api/embed',
+    'llamacpp-embed': '/v1/embeddings',
+  }
+
+  async function call(kind: Kind, s: StandInServer, timeoutMs = 2000): Promise<Res | 'error'> {
+    const chat = kind.endsWith('chat')
+    const body = chat
+      ? { model: 'm', messages: USER, ...(kind === 'ollama-chat' ? {} : { stream: true }) }
+      : { model: 'm', input: ['a', 'b'] }
+    try {
+      const res = await request(`${s.url}${route[kind]}`, {
+        method: 'POST',
+        body: JSON.stringify(body),
+        signal: AbortSignal.timeout(timeoutMs),
+      })
+      return { status: res.statusCode, headers: res.headers, text: await res.body.text() }
+    } catch {
+      return 'error'
+    }
+  }
+
+  /** What a client can check: a 200 whose body is complete by its protocol's rules. */
+  function complete(kind: Kind, r: Res | 'error'): boolean {
+    if (r === 'error' || r.status !== 200) return false
+    try {
+      if (kind === 'ollama-chat') return (parseNdjson(r.text).at(-1) as Obj).done === true
+      if (kind === 'ollama-embed')
+        return (JSON.parse(r.text) as { embeddings: unknown[] }).embeddings.length === 2
+      if (kind === 'llamacpp-embed') return (JSON.parse(r.text) as { data: unknown[] }).data.length === 2
+      const data = sseData(r.text)
+      const finishes = data.map((d) => ((d as { choices?: Obj[] }).choices ?? [])[0]?.finish_reason)
+      return data.at(-1) === '[DONE]' && finishes.includes('stop')
+    } catch {
+      return false
+    }
+  }
+
+  const benign: FaultType[] = ['slow', 'trickle']
+  for (const kind of kinds) {
+    it(`${kind}: each fault is detectable by a client (slow and trickle are not), and the server recovers`, async () => {
+      const s = await start(kind)
+      expect(complete(kind, await call(kind, s))).toBe(true)
+      for (const type of FAULT_TYPES) {
+        await s.setFault({ type, times: 1, delayMs: 2, bytes: 10_000, chunkBytes: 512 })
+        const outcome = await call(kind, s, type === 'hang' || type === 'stall-body' ? 80 : 2000)
+        expect([type, complete(kind, outcome)]).toEqual([type, benign.includes(type)])
+        if (type === 'down') await s.clearFault()
+        else expect(s.requests.at(-1)?.fault).toBe(type)
+        expect([type, complete(kind, await call(kind, s))]).toEqual([type, true])
+      }
+    })
+  }
 })

@@ -8,9 +8,9 @@ import type { EmbedAdapter, EmbedOutput } from '../backends/embed-types.js'
 import { ollamaEmbedAdapter } from '../backends/ollama-embed.js'
 import { openaiEmbedAdapter } from '../backends/openai-embed.js'
 import type { ProtocolAdapter } from '../backends/types.js'
+import { unableFor } from '../dispatch/capabilities.js'
 import type { DispatchRequest, DispatchResult, Operation } from '../dispatch/operation.js'
 import { buildResult } from '../dispatch/outcome.js'
-import type { Candidate } from '../dispatch/routes.js'
 import { ErrorCode, RouterError } from '../errors.js'
 import type { BackendKind } from '../types.js'
 
@@ -46,15 +46,7 @@ function noStream(): never {
   throw new RouterError(ErrorCode.INVALID_REQUEST, 'Embeddings are never streamed')
 }
 
-/**
- * Why a candidate cannot embed: its record declares capabilities and `embeddings` is not among them.
- * Records that declare nothing are assumed able (the issue's rule for every capability).
- */
-export function cannotEmbed(candidate: Candidate): string | null {
-  const declared = (candidate.record as { capabilities?: readonly string[] }).capabilities
-  if (declared === undefined || declared.includes('embeddings')) return null
-  return `the record for model "${candidate.model}" declares capabilities [${declared.join(', ')}] without embeddings`
-}
+const NEEDS_EMBEDDINGS = ['embeddings'] as const
 
 /** The operation that sends one batch of `expected` inputs. */
 export function embedBatchOperation(
@@ -79,7 +71,8 @@ export function embedBatchOperation(
       }
       return adapter
     },
-    unable: (_req, candidate) => cannotEmbed(candidate),
+    // Records that declare capabilities without `embeddings` are skipped (dispatch/capabilities.ts).
+    unable: (_req, candidate) => unableFor(candidate, NEEDS_EMBEDDINGS),
     encode(req, _candidate, target) {
       const wire: Parameters<EmbedAdapter['encode']>[0] = { inputs: req.inputs }
       if (target.sendModel !== undefined) wire.model = target.sendModel

@@ -201,7 +201,8 @@ export async function runEmbed(
       error = error.withDetails({
         message: `The embed() call for model "${pinned ?? req.model ?? '(default)'}" exceeded its ${timeoutMs} ms deadline with ${done} of ${batches.length} batches done; raise timeoutMs or defaultTimeoutMs, or send fewer inputs per call`,
       })
-    } else if (batches.length > 1 && failedAt !== -1) {
+    } else if (failedAt > 0) {
+      // A later batch: say which inputs (a failure of the first batch is the call's, nothing was embedded yet).
       const b = batches[failedAt]!
       error = error.withDetails({
         message: `Batch ${failedAt + 1} of ${batches.length} (inputs ${b.start}-${b.start + b.inputs.length - 1}) failed: ${error.message}`,

@@ -5,6 +5,7 @@
  * Ollama still serves (superseded, not removed).
  * @module
  */
+import { randomBytes } from 'node:crypto'
 import type { FaultSpec, GenerationOptions } from '../types.js'
 import {
   applyStop,
@@ -32,7 +33,11 @@ const THINK_LEVELS = new Set(['low', 'medium', 'high', 'max'])
 /** What the conversation routes need from the Ollama stand-in. */
 export interface OllamaChatHost {
   readonly options: ConversationOptions &
-    GenerationOptions & { finalChunkText?: boolean; models?: string[] | undefined }
+    GenerationOptions & {
+      finalChunkText?: boolean
+      models?: string[] | undefined
+      toolCallIds?: 'none' | 'generated'
+    }
   /** Whether the server has the model (by `models`, tags resolved). */
   hasModel(model: string): boolean
   /** Marks the model loaded for `keepAliveMs` and returns the cold-load delay this request pays. */
@@ -93,8 +98,20 @@ function goKind(v: unknown): string {
   return typeof v === 'object' ? 'object' : typeof v
 }
 
-/** Ollama's tool-call shape: `{function:{index, name, arguments}}` with object arguments and no id. */
-function ollamaToolCalls(turn: ResolvedTurn): { calls: Record<string, unknown>[]; unparsed: string } {
+/** Current Ollama's made-up call ids: `call_` and 8 lower-case letters or digits. */
+function ollamaToolId(): string {
+  const alphabet = 'abcdefghijklmnopqrstuvwxyz0123456789'
+  return `call_${[...randomBytes(8)].map((b) => alphabet[b % alphabet.length]).join('')}`
+}
+
+/**
+ * Ollama's tool-call shape: `{function:{index, name, arguments}}` with object arguments; with
+ * `generated` ids (current servers) an `id` first, else none (older servers).
+ */
+function ollamaToolCalls(
+  turn: ResolvedTurn,
+  ids: 'none' | 'generated',
+): { calls: Record<string, unknown>[]; unparsed: string } {
   const calls: Record<string, unknown>[] = []
   let unparsed = ''
   for (const call of turn.toolCalls) {
@@ -108,7 +125,8 @@ function ollamaToolCalls(turn: ResolvedTurn): { calls: Record<string, unknown>[]
         continue
       }
     }
-    calls.push({ function: { index: calls.length, name: call.name, arguments: args } })
+    const fn = { function: { index: calls.length, name: call.name, arguments: args } }
+    calls.push(ids === 'generated' || call.id !== undefined ? { id: call.id ?? ollamaToolId(), ...fn } : fn)
   }
   return { calls, unparsed }
 }
@@ -190,6 +208,10 @@ export function ollamaChat(host: OllamaChatHost, rawBody: string, fault: FaultSp
     return { ...r, delayMs: loadMs }
   }
 
+  // Effort levels are for harmony (gpt-oss) models only; checked after the model is loaded.
+  if (typeof think === 'string' && !model.includes('gpt-oss')) {
+    return error(400, `think value ${JSON.stringify(think)} is not supported for this model`)
+  }
   // An absent `think` on a thinking model means on, as the real server does.
   const thinkingOn = thinks && think !== false
   const turn = resolveTurn(
@@ -201,7 +223,7 @@ export function ollamaChat(host: OllamaChatHost, rawBody: string, fault: FaultSp
     string,
     unknown
   >
-  const { calls, unparsed } = ollamaToolCalls(turn)
+  const { calls, unparsed } = ollamaToolCalls(turn, host.options.toolCallIds ?? 'none')
   let content = turn.content + unparsed
   if (format === 'json' || (typeof format === 'object' && format !== null)) {
     content = structuredContent(content, format === 'json' ? 'json' : format)
@@ -297,9 +319,6 @@ export function ollamaEmbed(host: OllamaChatHost, rawBody: string, fault: FaultS
   const body = readOllamaBody(rawBody, 'EmbedRequest')
   if (isReply(body)) return body
   const model = typeof body.model === 'string' ? body.model : ''
-  if (!host.hasModel(model) || fault?.type === '404-model') {
-    return error(404, fault?.message ?? `model "${model}" not found, try pulling it first`)
-  }
   const input = body.input
   let texts: string[]
   if (typeof input === 'string') texts = input.length > 0 ? [input] : []
@@ -308,6 +327,10 @@ export function ollamaEmbed(host: OllamaChatHost, rawBody: string, fault: FaultS
     texts = input as string[]
   } else if (input === undefined || input === null) texts = []
   else return error(400, 'invalid input type')
+  // The input is checked before the model is scheduled (and found missing).
+  if (!host.hasModel(model) || fault?.type === '404-model') {
+    return error(404, fault?.message ?? `model "${model}" not found, try pulling it first`)
+  }
   const keepAliveMs = readKeepAlive(host, body)
   if (isReply(keepAliveMs)) return keepAliveMs
   const loadMs = host.admit(model, keepAliveMs)
@@ -326,10 +349,10 @@ export function ollamaEmbed(host: OllamaChatHost, rawBody: string, fault: FaultS
     ...(m.load_duration !== undefined ? { load_duration: m.load_duration } : {}),
     prompt_eval_count: promptTokens,
   }
-  const r = json(value)
-  return fault?.type === 'invalid-json'
-    ? bodyReply(200, JSON_UTF8, JSON.stringify(value).slice(0, 20))
-    : { ...r, delayMs: loadMs + (host.options.timeToFirstTokenMs ?? 0) }
+  if (fault?.type === 'invalid-json') return bodyReply(200, JSON_UTF8, JSON.stringify(value).slice(0, 20))
+  // An embedding that fails in the runner: Ollama answers 500 with the runner's error.
+  if (fault?.type === 'error-mid-stream') return error(500, fault.message ?? MID_STREAM_MESSAGE)
+  return { ...json(value), delayMs: loadMs + (host.options.timeToFirstTokenMs ?? 0) }
 }
 
 /** Legacy `POST /api/embeddings`: one `prompt`, one `embedding` (not normalised, as Ollama returns it). */
@@ -354,7 +377,7 @@ export function ollamaEmbeddings(host: OllamaChatHost, rawBody: string, fault: F
   // The legacy route skips the normalisation /api/embed applies: scale the unit vector up.
   const embedding = normalize(embeddingFor(host.options, prompt, model)).map((x) => x * 7.5)
   const value = { embedding }
-  return fault?.type === 'invalid-json'
-    ? bodyReply(200, JSON_UTF8, JSON.stringify(value).slice(0, 20))
-    : { ...json(value), delayMs: loadMs }
+  if (fault?.type === 'invalid-json') return bodyReply(200, JSON_UTF8, JSON.stringify(value).slice(0, 20))
+  if (fault?.type === 'error-mid-stream') return error(500, fault.message ?? MID_STREAM_MESSAGE)
+  return { ...json(value), delayMs: loadMs }
 }

@@ -32,6 +32,12 @@ export interface OllamaOptions extends GenerationOptions, ConversationOptions, R
   version?: string
   /** Whether the final `done:true` line carries the last text piece, as the real server does. Default true. */
   finalChunkText?: boolean
+  /**
+   * `/api/chat` tool call ids. `none` (default): no `id`, as older servers (and the strictest case for a
+   * client, which must make one up). `generated`: `call_` plus 8 random lower-case letters or digits, as
+   * current servers add (server/routes.go `toolCallId`). A scripted `id` is always sent.
+   */
+  toolCallIds?: 'none' | 'generated'
 }
 
 /** Ollama's exact queue-full text (two spaces after the period). */

@@ -439,5 +439,6 @@ export function openAIEmbeddings(
   const loadMs = host.admit(model)
   if (fault?.type === 'invalid-json')
     return bodyReply(200, 'application/json', JSON.stringify(value).slice(0, 20))
+  if (fault?.type === 'error-mid-stream') return host.errorReply(500, fault.message ?? 'embedding failed')
   return { ...jsonReply(200, value), delayMs: loadMs + (host.options.timeToFirstTokenMs ?? 0) }
 }
