@@ -217,6 +217,32 @@ describe('router.embed() on Ollama', () => {
   })
 })
 
+describe('router.embed(): one model per call', () => {
+  it('batches after the first go to the model that answered it, without trying fallbackModels again', async () => {
+    const primary = await ollama()
+    await primary.setFault('503')
+    const fallback = await ollama()
+    const { router } = makeRouter(
+      [
+        rec({ model_name: 'a', endpoint_url: primary.url }),
+        rec({ model_name: 'b', endpoint_url: fallback.url, priority: 2 }),
+      ],
+      { retry: { maxRetries: 0 } },
+    )
+    const e = await router.embed({ model: 'a', input: ['1', '2', '3'], batchSize: 1, fallbackModels: ['b'] })
+    expect(e.model).toBe('b')
+    // Only the first batch tried model a; the other two went straight to b.
+    expect(embedCalls(primary)).toHaveLength(1)
+    expect(embedCalls(fallback).map((r) => (r.body as { model: string }).model)).toEqual(['b', 'b', 'b'])
+    expect(e.attempts.map((a) => `${a.model}:${a.code ?? 'ok'}`)).toEqual([
+      'a:BACKEND_BUSY',
+      'b:ok',
+      'b:ok',
+      'b:ok',
+    ])
+  })
+})
+
 describe('router.embed() on OpenAI-compatible servers', () => {
   it('llama-server: /v1/embeddings, vectors by index, usage; model only when the record names one', async () => {
     const s = await llamacpp()
