@@ -1,28 +1,9 @@
 /**
  * Validation of `router.embed()` requests, before anything is sent. The fields an embed request shares with
- * `generate()` (model, timeouts, signal, fallbackModels, metadata, options) go through the same checks as
- * there (dispatch/request.ts), so their messages are the same.
+ * `generate()` (model, timeouts, signal, fallbackModels, metadata) go through the same checks as there
+ * (dispatch/request.ts `validateShared`), so their messages are the same.
  */
-import { validateRequest } from '../dispatch/request.js'
-import { ErrorCode, RouterError } from '../errors.js'
-
-function fail(path: string, message: string): never {
-  throw new RouterError(ErrorCode.INVALID_REQUEST, `Invalid request: ${path} ${message}`, {
-    issues: [{ path, message }],
-  })
-}
-
-/** Keys of an embed request that generate() validates the same way. */
-const SHARED_KEYS = [
-  'model',
-  'signal',
-  'timeoutMs',
-  'attemptTimeoutMs',
-  'headersTimeoutMs',
-  'fallbackModels',
-  'metadata',
-  'options',
-] as const
+import { fail, validateShared } from '../dispatch/request.js'
 
 function positiveInt(r: Record<string, unknown>, key: string): void {
   const v = r[key]
@@ -60,8 +41,9 @@ export function validateEmbedRequest(req: unknown): string[] {
     (typeof keepAlive !== 'number' || !Number.isFinite(keepAlive))
   )
     fail('keepAlive', "must be a duration string such as '10m' or a number of seconds")
-  const shared: Record<string, unknown> = { prompt: '' }
-  for (const key of SHARED_KEYS) if (r[key] !== undefined) shared[key] = r[key]
-  validateRequest(shared)
+  validateShared(r)
+  const options = r.options
+  if (options !== undefined && (typeof options !== 'object' || options === null || Array.isArray(options)))
+    fail('options', 'must be a plain object')
   return inputs
 }
