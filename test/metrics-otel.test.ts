@@ -208,8 +208,18 @@ describe('OpenTelemetry sink (GenAI semantic conventions)', () => {
       }),
     )
     sink.write(rec({ streamed: true, time_to_first_token_seconds: null }))
+    sink.write(
+      rec({
+        streamed: true,
+        time_to_first_token_seconds: 0.4,
+        outcome: 'error',
+        error_code: ErrorCode.STREAM_INTERRUPTED,
+      }),
+    )
     const ttft = calls.filter((c) => c.name === 'gen_ai.client.operation.time_to_first_chunk')
-    expect(ttft.map((c) => c.value)).toEqual([0.2])
+    expect(ttft.map((c) => c.value)).toEqual([0.2, 0.4])
+    // The interrupted stream had its first chunk; its duration carries the error, this one does not.
+    expect(ttft[1]?.attrs['error.type']).toBeUndefined()
     expect(ttft[0]?.attrs).toMatchObject({
       'gen_ai.provider.name': 'vllm',
       'server.address': '127.0.0.1',

@@ -199,8 +199,9 @@ export function createOpenTelemetrySink(options: OpenTelemetrySinkOptions = {}):
           if (record.tokens > 0 && operation !== 'embeddings')
             tokenUsage.record(record.tokens, { ...attrs, 'gen_ai.token.type': 'output' })
         }
+        // The conventions list no error.type on this one: a stream that failed after its first chunk still had one.
         if (record.streamed && record.time_to_first_token_seconds !== null)
-          firstChunk.record(record.time_to_first_token_seconds, base)
+          firstChunk.record(record.time_to_first_token_seconds, attrs)
         if (record.fallback) fallbacks.add(1, base)
       } catch {
         // An SDK bug must not reach the request; OTel's own diag logger reports its problems.
