@@ -400,7 +400,10 @@ describe('router.embed() concurrency', () => {
       await h.waitFor(3)
       ac.abort()
       const error = await settled
-      expect(error).toMatchObject({ code: ErrorCode.ABORTED })
+      expect(error).toMatchObject({
+        code: ErrorCode.ABORTED,
+        message: 'The request was aborted by its AbortSignal',
+      })
       expect(sink.records).toHaveLength(1)
       expect(sink.records[0]).toMatchObject({ operation: 'embed', outcome: 'aborted', error_code: 'ABORTED' })
     } finally {

@@ -201,8 +201,9 @@ export async function runEmbed(
       error = error.withDetails({
         message: `The embed() call for model "${pinned ?? req.model ?? '(default)'}" exceeded its ${timeoutMs} ms deadline with ${done} of ${batches.length} batches done; raise timeoutMs or defaultTimeoutMs, or send fewer inputs per call`,
       })
-    } else if (failedAt > 0) {
-      // A later batch: say which inputs (a failure of the first batch is the call's, nothing was embedded yet).
+    } else if (failedAt > 0 && error.code !== ErrorCode.ABORTED && error.code !== ErrorCode.CLOSED) {
+      // A later batch failed on its own: say which inputs. (A first-batch failure is the call's, nothing was
+      // embedded yet; an abort or close() stops the call, not one batch.)
       const b = batches[failedAt]!
       error = error.withDetails({
         message: `Batch ${failedAt + 1} of ${batches.length} (inputs ${b.start}-${b.start + b.inputs.length - 1}) failed: ${error.message}`,
