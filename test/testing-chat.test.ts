@@ -1,48 +1,15 @@
 import { request } from 'undici'
-import { afterEach, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import {
   FAULT_TYPES,
   type FaultType,
-  type OllamaServer,
-  type OpenAIServer,
   parseNdjson,
   parseSse,
   type StandInServer,
-  startOllamaServer,
-  startOpenAIServer,
 } from '../src/testing/index.js'
+import { post, type Res, standIns } from './helpers/stand-ins.js'
 
-const servers: StandInServer[] = []
-
-afterEach(async () => {
-  await Promise.all(servers.splice(0).map((s) => s.stop()))
-})
-
-async function ollama(options: Parameters<typeof startOllamaServer>[0] = {}): Promise<OllamaServer> {
-  const s = await startOllamaServer(options)
-  servers.push(s)
-  return s
-}
-async function openai(options: Parameters<typeof startOpenAIServer>[0] = {}): Promise<OpenAIServer> {
-  const s = await startOpenAIServer(options)
-  servers.push(s)
-  return s
-}
-
-interface Res {
-  status: number
-  headers: Record<string, string | string[] | undefined>
-  text: string
-}
-
-async function post(url: string, body: unknown): Promise<Res> {
-  const res = await request(url, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: typeof body === 'string' ? body : JSON.stringify(body),
-  })
-  return { status: res.statusCode, headers: res.headers, text: await res.body.text() }
-}
+const { ollama, openai } = standIns()
 
 type Obj = Record<string, unknown>
 const obj = (r: Res): Obj => JSON.parse(r.text) as Obj

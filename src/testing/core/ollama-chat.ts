@@ -27,7 +27,7 @@ import { ndjsonLine } from './wire.js'
 
 const JSON_UTF8 = 'application/json; charset=utf-8'
 const NDJSON = 'application/x-ndjson'
-const MID_STREAM_MESSAGE = 'an error was encountered while running the model'
+export const MID_STREAM_MESSAGE = 'an error was encountered while running the model'
 const THINK_LEVELS = new Set(['low', 'medium', 'high', 'max'])
 
 /** What the conversation routes need from the Ollama stand-in. */
@@ -86,6 +86,31 @@ export function readKeepAlive(host: OllamaChatHost, body: Record<string, unknown
     400,
     typeof body.keep_alive === 'string' ? `time: invalid duration "${body.keep_alive}"` : 'Unsupported type',
   )
+}
+
+/**
+ * The `invalid-json` fault's answer: the first half of the final line, then a line that is not JSON
+ * when streamed; the half line as the body otherwise.
+ */
+export function ollamaInvalidJson(streaming: boolean, value: unknown): Reply {
+  const line = JSON.stringify(value)
+  const cut = `${line.slice(0, Math.max(1, Math.floor(line.length / 2)))}\n`
+  return streaming
+    ? streamReply(200, { 'content-type': NDJSON }, [
+        { data: cut, delayMs: 0, role: 'content' },
+        { data: 'not json\n', delayMs: 0, role: 'final' },
+      ])
+    : bodyReply(200, JSON_UTF8, cut.trimEnd())
+}
+
+/** An NDJSON stream whose `error-mid-stream` replacement is Ollama's `{"error":…}` line. */
+export function ollamaStream(frames: Frame[], delayMs: number, fault: FaultSpec | null): Reply {
+  const errorLine: Frame = {
+    data: ndjsonLine({ error: fault?.message ?? MID_STREAM_MESSAGE }),
+    delayMs: 0,
+    role: 'final',
+  }
+  return streamReply(200, { 'content-type': NDJSON }, frames, { delayMs, midStreamError: [errorLine] })
 }
 
 function isReply(v: unknown): v is Reply {
@@ -260,16 +285,7 @@ export function ollamaChat(host: OllamaChatHost, rawBody: string, fault: FaultSp
   if (reasoning !== '') whole.thinking = reasoning
   if (calls.length > 0) whole.tool_calls = calls
 
-  if (fault?.type === 'invalid-json') {
-    const line = JSON.stringify(final(whole, 0))
-    const cut = `${line.slice(0, Math.max(1, Math.floor(line.length / 2)))}\n`
-    return streaming
-      ? streamReply(200, { 'content-type': NDJSON }, [
-          { data: cut, delayMs: 0, role: 'content' },
-          { data: 'not json\n', delayMs: 0, role: 'final' },
-        ])
-      : bodyReply(200, JSON_UTF8, cut.trimEnd())
-  }
+  if (fault?.type === 'invalid-json') return ollamaInvalidJson(streaming, final(whole, 0))
   if (!streaming) {
     if (fault?.type === 'error-mid-stream') return error(500, fault.message ?? MID_STREAM_MESSAGE)
     const delayMs = loadMs + ttftMs + perTokenMs * evalCount
@@ -299,15 +315,7 @@ export function ollamaChat(host: OllamaChatHost, rawBody: string, fault: FaultSp
     delayMs: frames.length > 0 ? perTokenMs : 0,
     role: 'final',
   })
-  const errorLine: Frame = {
-    data: ndjsonLine({ error: fault?.message ?? MID_STREAM_MESSAGE }),
-    delayMs: 0,
-    role: 'final',
-  }
-  return streamReply(200, { 'content-type': NDJSON }, frames, {
-    delayMs: startMs,
-    midStreamError: [errorLine],
-  })
+  return ollamaStream(frames, startMs, fault)
 }
 
 function isBase64(v: unknown): boolean {

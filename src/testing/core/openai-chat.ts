@@ -182,6 +182,26 @@ export function mlxStreamTail(body: Record<string, unknown>, usageChunk: () => u
   return frames
 }
 
+/**
+ * The `invalid-json` fault's answer: the first half of the whole answer, as one SSE `data:` line then
+ * `[DONE]` when streamed, or as the body.
+ */
+export function openAIInvalidJson(streaming: boolean, value: unknown): Reply {
+  const text = JSON.stringify(value)
+  const cut = text.slice(0, Math.max(1, Math.floor(text.length / 2)))
+  return streaming
+    ? streamReply(200, SSE_HEADERS, [
+        { data: `data: ${cut}\n\n`, delayMs: 0, role: 'content' },
+        { data: SSE_DONE, delayMs: 0, role: 'final' },
+      ])
+    : bodyReply(200, 'application/json', cut)
+}
+
+/** `error-mid-stream` on a request without a stream: mlx drops the socket, llama-server answers 500. */
+export function openAIGenerationFailed(host: OpenAIChatHost, fault: FaultSpec): Action {
+  return host.flavor === 'mlx' ? { kind: 'drop' } : host.errorReply(500, fault.message ?? 'generation failed')
+}
+
 function llamaToolId(): string {
   const alphabet = 'abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789'
   return [...randomBytes(32)].map((b) => alphabet[b % alphabet.length]).join('')
@@ -321,20 +341,9 @@ export function openAIChat(host: OpenAIChatHost, req: IncomingRequest, fault: Fa
     ? { index: 0, finish_reason: finish, message }
     : { finish_reason: finish, index: 0, message }
 
-  if (fault?.type === 'invalid-json') {
-    const text = JSON.stringify(envelope([wholeChoice]))
-    const cut = text.slice(0, Math.max(1, Math.floor(text.length / 2)))
-    return streaming
-      ? streamReply(200, SSE_HEADERS, [
-          { data: `data: ${cut}\n\n`, delayMs: 0, role: 'content' },
-          { data: SSE_DONE, delayMs: 0, role: 'final' },
-        ])
-      : bodyReply(200, 'application/json', cut)
-  }
+  if (fault?.type === 'invalid-json') return openAIInvalidJson(streaming, envelope([wholeChoice]))
   if (!streaming) {
-    if (fault?.type === 'error-mid-stream') {
-      return mlx ? { kind: 'drop' } : host.errorReply(500, fault.message ?? 'generation failed')
-    }
+    if (fault?.type === 'error-mid-stream') return openAIGenerationFailed(host, fault)
     const value = mlx ? { ...envelope([wholeChoice]), usage } : { ...envelope([wholeChoice]), usage, timings }
     return { ...jsonReply(200, value), delayMs: loadMs + ttftMs + perTokenMs * n }
   }

@@ -17,6 +17,8 @@ import {
   type OpenAIChatHost,
   openAIChat,
   openAIEmbeddings,
+  openAIGenerationFailed,
+  openAIInvalidJson,
   readOpenAIBody,
 } from './openai-chat.js'
 import {
@@ -259,19 +261,10 @@ export class OpenAICore extends ServiceCore implements OpenAIChatHost {
 
     const streaming = body.stream === true
     if (fault?.type === 'invalid-json') {
-      const text = JSON.stringify(envelope([choice(gen.text, gen.doneReason)]))
-      const cut = text.slice(0, Math.max(1, Math.floor(text.length / 2)))
-      return streaming
-        ? streamReply(200, SSE_HEADERS, [
-            { data: `data: ${cut}\n\n`, delayMs: 0, role: 'content' },
-            { data: SSE_DONE, delayMs: 0, role: 'final' },
-          ])
-        : bodyReply(200, 'application/json', cut)
+      return openAIInvalidJson(streaming, envelope([choice(gen.text, gen.doneReason)]))
     }
     if (!streaming) {
-      if (fault?.type === 'error-mid-stream') {
-        return mlx ? { kind: 'drop' } : this.errors.error(500, fault.message ?? 'generation failed')
-      }
+      if (fault?.type === 'error-mid-stream') return openAIGenerationFailed(this, fault)
       const value = mlx
         ? { ...envelope([choice(gen.text, gen.doneReason)]), usage }
         : { ...envelope([choice(gen.text, gen.doneReason)]), usage, timings }
