@@ -61,9 +61,9 @@ export interface OpenAIChatHost {
   admit(model: string): number
 }
 
-const SSE_HEADERS = { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' }
-const MLX_FINGERPRINT = '0.28.0-0.29.1-macOS-15.5-arm64-arm-64bit-applegpu_g15s'
-const LLAMACPP_FINGERPRINT = 'b6100-stand-in'
+export const SSE_HEADERS = { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' }
+export const MLX_FINGERPRINT = '0.28.0-0.29.1-macOS-15.5-arm64-arm-64bit-applegpu_g15s'
+export const LLAMACPP_FINGERPRINT = 'b6100-stand-in'
 /** llama-server's message for a prompt longer than its context (current builds). */
 export const CONTEXT_EXCEEDED = 'the request exceeds the available context size, try increasing it'
 
@@ -120,6 +120,24 @@ export function maxTokensOf(host: OpenAIChatHost, body: Record<string, unknown>)
   const maxField = body.max_completion_tokens ?? body.max_tokens
   if (typeof maxField === 'number') return maxField
   return host.options.defaultMaxTokens ?? (host.flavor === 'mlx' ? 512 : -1)
+}
+
+/** The `usage` object: mlx_lm.server's (with `prompt_tokens_details`) or llama-server's key order. */
+export function openAIUsage(
+  mlx: boolean,
+  promptTokens: number,
+  completionTokens: number,
+): Record<string, unknown> {
+  const P = promptTokens
+  const n = completionTokens
+  return mlx
+    ? {
+        prompt_tokens: P,
+        completion_tokens: n,
+        total_tokens: P + n,
+        prompt_tokens_details: { cached_tokens: 0 },
+      }
+    : { completion_tokens: n, prompt_tokens: P, total_tokens: P + n }
 }
 
 /** llama-server's `timings` object for a request. */
@@ -309,14 +327,7 @@ export function openAIChat(host: OpenAIChatHost, req: IncomingRequest, fault: Fa
   const P = promptTokens
   const id = mlx ? `chatcmpl-${randomUUID()}` : `chatcmpl-${randomUUID().replaceAll('-', '')}`
   const created = Math.floor(Date.now() / 1000)
-  const usage = mlx
-    ? {
-        prompt_tokens: P,
-        completion_tokens: n,
-        total_tokens: P + n,
-        prompt_tokens_details: { cached_tokens: 0 },
-      }
-    : { completion_tokens: n, prompt_tokens: P, total_tokens: P + n }
+  const usage = openAIUsage(mlx, P, n)
   const timings = llamaTimings(P, n, ttftMs, reportedTps)
   const object = streaming ? 'chat.completion.chunk' : 'chat.completion'
   const envelope = (choices: unknown[], obj = object) =>

@@ -9,8 +9,10 @@ import type { ConversationOptions } from './conversation.js'
 import {
   CONTEXT_EXCEEDED,
   checkSampling,
+  LLAMACPP_FINGERPRINT,
   llamaStreamError,
   llamaTimings,
+  MLX_FINGERPRINT,
   maxTokensOf,
   mlxKeepalives,
   mlxStreamTail,
@@ -19,7 +21,9 @@ import {
   openAIEmbeddings,
   openAIGenerationFailed,
   openAIInvalidJson,
+  openAIUsage,
   readOpenAIBody,
+  SSE_HEADERS,
 } from './openai-chat.js'
 import {
   type Action,
@@ -76,9 +80,6 @@ export interface OpenAIOptions extends GenerationOptions, ConversationOptions, R
   embeddings?: boolean
 }
 
-const MLX_FINGERPRINT = '0.28.0-0.29.1-macOS-15.5-arm64-arm-64bit-applegpu_g15s'
-const LLAMACPP_FINGERPRINT = 'b6100-stand-in'
-const SSE_HEADERS = { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' }
 const DEFAULT_MODEL_ID = 'mlx-community/Llama-3.2-3B-Instruct-4bit'
 /** The routes that run a model: faults apply to them by default. */
 const MODEL_ROUTES = new Set([
@@ -241,14 +242,7 @@ export class OpenAICore extends ServiceCore implements OpenAIChatHost {
     const id = mlx ? `cmpl-${randomUUID()}` : `chatcmpl-${randomUUID().replaceAll('-', '')}`
     const created = Math.floor(Date.now() / 1000)
     const fingerprint = mlx ? MLX_FINGERPRINT : LLAMACPP_FINGERPRINT
-    const usage = mlx
-      ? {
-          prompt_tokens: P,
-          completion_tokens: n,
-          total_tokens: P + n,
-          prompt_tokens_details: { cached_tokens: 0 },
-        }
-      : { completion_tokens: n, prompt_tokens: P, total_tokens: P + n }
+    const usage = openAIUsage(mlx, P, n)
     const timings = llamaTimings(P, n, ttftMs, reportedTps)
     const envelope = (choices: unknown[], object = 'text_completion') =>
       mlx
