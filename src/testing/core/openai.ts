@@ -1,6 +1,7 @@
 /**
  * Protocol logic of the OpenAI-compatible stand-in: mlx_lm.server by default (shared/notes/protocols.md
- * §2 and §5), or llama.cpp's llama-server (`flavor: 'llamacpp'`, §4 and §6).
+ * §2 and §5), llama.cpp's llama-server (`flavor: 'llamacpp'`, §4 and §6) or vLLM (`flavor: 'vllm'`,
+ * core/vllm.ts).
  * @module
  */
 import { randomUUID } from 'node:crypto'
@@ -16,6 +17,7 @@ import {
   maxTokensOf,
   mlxKeepalives,
   mlxStreamTail,
+  modelNotFound,
   type OpenAIChatHost,
   openAIChat,
   openAIEmbeddings,
@@ -37,10 +39,11 @@ import {
 } from './reply.js'
 import { type ErrorShape, ServiceCore } from './service.js'
 import { generate } from './text.js'
+import { vllmCompletion, vllmError } from './vllm.js'
 import { SSE_DONE, sseData } from './wire.js'
 
 /** Which OpenAI-compatible server to imitate. */
-export type OpenAIFlavor = 'mlx' | 'llamacpp'
+export type OpenAIFlavor = 'mlx' | 'llamacpp' | 'vllm'
 
 /** Options of the OpenAI-compatible stand-in. */
 export interface OpenAIOptions extends GenerationOptions, ConversationOptions, RecordingOptions {
@@ -49,6 +52,9 @@ export interface OpenAIOptions extends GenerationOptions, ConversationOptions, R
    * `stream_options.include_usage`, dropped socket on invalid parameters, 411 without Content-Length.
    * `llamacpp`: llama-server: nested `{"error":{code,message,type}}` bodies, usage and `timings` in the
    * final chunk, an SSE `error:` field for mid-stream errors.
+   * `vllm`: vLLM's server: nested `{"error":{message,type,param,code}}` bodies, only the served model
+   * name (`modelId`, or one of `models`) is accepted, usage only with `include_usage`, `delta.reasoning`,
+   * a `data: {"error":…}` event then `[DONE]` mid-stream, default `max_tokens` 16 on completions.
    */
   flavor?: OpenAIFlavor
   /**
@@ -74,8 +80,10 @@ export interface OpenAIOptions extends GenerationOptions, ConversationOptions, R
    */
   toolCallIds?: 'empty' | 'generated'
   /**
-   * llama.cpp only: whether `POST /v1/embeddings` works (llama-server started with `--embeddings`).
-   * false: 501 `not_supported_error`. Default true. mlx_lm.server has no embeddings route at all (404).
+   * Whether `POST /v1/embeddings` works: llama-server started with `--embeddings` (false: 501
+   * `not_supported_error`), vLLM serving an embedding model (false: FastAPI's 404
+   * `{"detail":"Not Found"}`, the route is not registered). Default true. mlx_lm.server has no
+   * embeddings route at all (404).
    */
   embeddings?: boolean
 }
@@ -105,15 +113,18 @@ export class OpenAICore extends ServiceCore implements OpenAIChatHost {
     super(options)
     this.flavor = options.flavor ?? 'mlx'
     const nested = this.flavor === 'llamacpp'
+    const vllm = this.flavor === 'vllm'
     this.errors = {
       error: (status, message) =>
-        jsonReply(
-          status,
-          nested ? { error: { code: status, message, type: errorType(status) } } : { error: message },
-        ),
+        vllm
+          ? vllmError(status, message)
+          : jsonReply(
+              status,
+              nested ? { error: { code: status, message, type: errorType(status) } } : { error: message },
+            ),
       busyMessage: 'Loading model',
       rateLimitMessage: 'Rate limit exceeded',
-      badRequestMessage: nested ? 'Invalid request' : 'Request should be a JSON dictionary',
+      badRequestMessage: nested || vllm ? 'Invalid request' : 'Request should be a JSON dictionary',
     }
   }
 
@@ -130,8 +141,14 @@ export class OpenAICore extends ServiceCore implements OpenAIChatHost {
   }
 
   resolveModel(requested: string | undefined): { known: boolean; model: string } {
-    const model = requested ?? (this.flavor === 'mlx' ? 'default_model' : 'gpt-3.5-turbo')
     const list = this.options.models
+    if (this.flavor === 'vllm') {
+      // vLLM serves the names it was started with and nothing else; no model means the first one.
+      const served = this.options.modelId ?? DEFAULT_MODEL_ID
+      const model = requested ?? served
+      return { known: model === served || (list?.includes(model) ?? false), model }
+    }
+    const model = requested ?? (this.flavor === 'mlx' ? 'default_model' : 'gpt-3.5-turbo')
     const known =
       requested === undefined ||
       requested === 'default_model' ||
@@ -170,11 +187,12 @@ export class OpenAICore extends ServiceCore implements OpenAIChatHost {
       })
     }
     if (method === 'GET' || method === 'HEAD') {
+      if (this.flavor === 'vllm' && path === '/health') return emptyReply(200, { 'content-length': '0' })
       if (path === '/health' || (this.flavor === 'llamacpp' && path === '/v1/health')) {
         return bodyReply(200, 'application/json', '{"status": "ok"}')
       }
       if (path === '/v1/models') return this.#models()
-      return bodyReply(404, 'application/json', 'Not Found')
+      return this.#notFound()
     }
     if (method === 'POST' && path === '/v1/completions') return this.#complete(req, fault)
     if (
@@ -184,7 +202,14 @@ export class OpenAICore extends ServiceCore implements OpenAIChatHost {
       return openAIChat(this, req, fault)
     }
     if (method === 'POST' && path === '/v1/embeddings') return openAIEmbeddings(this, req, fault)
-    return bodyReply(404, 'application/json', 'Not Found')
+    return this.#notFound()
+  }
+
+  /** An unknown path: mlx_lm.server's and llama-server's plain text, FastAPI's JSON on vLLM. */
+  #notFound(): Reply {
+    return this.flavor === 'vllm'
+      ? jsonReply(404, { detail: 'Not Found' })
+      : bodyReply(404, 'application/json', 'Not Found')
   }
 
   #models(): Reply {
@@ -193,33 +218,32 @@ export class OpenAICore extends ServiceCore implements OpenAIChatHost {
     const entry =
       this.flavor === 'llamacpp'
         ? { id, object: 'model', created, owned_by: 'llamacpp' }
-        : { id, object: 'model', created }
+        : this.flavor === 'vllm'
+          ? { id, object: 'model', created, owned_by: 'vllm', root: id, parent: null, max_model_len: 4096 }
+          : { id, object: 'model', created }
     return jsonReply(200, { object: 'list', data: [entry] })
   }
 
   /** mlx_lm.server raises outside any try on invalid parameters: the socket closes without a response. */
   #invalid(status: number, message: string): Action {
+    if (this.flavor === 'vllm') return this.errors.error(400, message) // pydantic validation: always 400
     return this.flavor === 'mlx' ? { kind: 'drop' } : this.errors.error(status, message)
   }
 
   #complete(req: IncomingRequest, fault: FaultSpec | null): Action {
     const mlx = this.flavor === 'mlx'
     const read = readOpenAIBody(this, req)
-    if ('kind' in read) return read as Action
-    const body = read
+    if ('answer' in read) return read.answer
+    const body = read.body
     if (body.prompt === undefined) return this.#invalid(500, '"prompt" must be provided')
     if (typeof body.prompt !== 'string') return this.#invalid(400, '"prompt" must be a string')
     const bad = checkSampling(this, body)
     if (bad !== null) return bad
     const { known, model } = this.resolveModel(typeof body.model === 'string' ? body.model : undefined)
-    if (!known || fault?.type === '404-model') {
-      const msg =
-        fault?.message ?? (mlx ? `Repository Not Found for model '${model}'` : `model '${model}' not found`)
-      return this.errors.error(404, msg)
-    }
+    if (!known || fault?.type === '404-model') return modelNotFound(this, model, fault)
 
     const stop = typeof body.stop === 'string' ? [body.stop] : Array.isArray(body.stop) ? body.stop : []
-    const maxTokens = maxTokensOf(this, body)
+    const maxTokens = maxTokensOf(this, body, 'completion')
     const gen = generate({
       prompt: body.prompt,
       maxTokens,
@@ -234,6 +258,21 @@ export class OpenAICore extends ServiceCore implements OpenAIChatHost {
     const reportedTps = this.options.reportedTokensPerSecond ?? (tps > 0 ? tps : 100)
     const n = gen.tokens.length
     const P = gen.promptTokens
+    if (this.flavor === 'vllm') {
+      return vllmCompletion({
+        model,
+        promptTokens: P,
+        tokens: gen.tokens,
+        text: gen.text,
+        finish: gen.doneReason,
+        streaming: body.stream === true,
+        body,
+        fault,
+        startMs: loadMs + ttftMs,
+        perTokenMs,
+        invalidJson: openAIInvalidJson,
+      })
+    }
     const limit = this.options.contextSize
     if (!mlx && limit !== undefined && P > limit) {
       if (body.stream !== true) return this.errors.error(400, CONTEXT_EXCEEDED)
