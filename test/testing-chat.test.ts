@@ -156,6 +156,16 @@ describe('Ollama stand-in: POST /api/chat', () => {
     expect(s.requests[0]?.body).toMatchObject({ tools })
   })
 
+  it('tools for a model without the capability: 400 naming the model in full', async () => {
+    const s = await ollama({ toolModels: ['llama3.2:latest'] })
+    const tools = [{ type: 'function', function: { name: 'f' } }]
+    const no = await post(`${s.url}/api/chat`, { model: 'qwen2.5vl:7b', messages: USER, tools })
+    expect(no.status).toBe(400)
+    expect(obj(no)).toEqual({ error: 'registry.ollama.ai/library/qwen2.5vl:7b does not support tools' })
+    expect((await post(`${s.url}/api/chat`, { model: 'llama3.2', messages: USER, tools })).status).toBe(200)
+    expect((await post(`${s.url}/api/chat`, { model: 'qwen2.5vl:7b', messages: USER })).status).toBe(200)
+  })
+
   it('tool call arguments that are not JSON stay in the content, as Ollama’s parser leaves them', async () => {
     const s = await ollama({ chat: { toolCalls: [{ name: 'f', arguments: '{not json' }] } })
     const b = obj(await post(`${s.url}/api/chat`, { model: 'llama3.2', messages: USER, stream: false }))

@@ -37,6 +37,7 @@ export interface OllamaChatHost {
       finalChunkText?: boolean
       models?: string[] | undefined
       toolCallIds?: 'none' | 'generated'
+      toolModels?: boolean | string[]
     }
   /** Whether the server has the model (by `models`, tags resolved). */
   hasModel(model: string): boolean
@@ -204,6 +205,10 @@ export function ollamaChat(host: OllamaChatHost, rawBody: string, fault: FaultSp
   if (think !== undefined && think !== false && !thinks) {
     return error(400, `"${model}" does not support thinking`)
   }
+  if (Array.isArray(body.tools) && body.tools.length > 0 && !canUseTools(host, model)) {
+    // The scheduler's capability check names the model in full.
+    return error(400, `${fullName(model)} does not support tools`)
+  }
   const format = body.format
   if (
     format !== undefined &&
@@ -316,6 +321,24 @@ export function ollamaChat(host: OllamaChatHost, rawBody: string, fault: FaultSp
     role: 'final',
   })
   return ollamaStream(frames, startMs, fault)
+}
+
+function canUseTools(host: OllamaChatHost, model: string): boolean {
+  const t = host.options.toolModels
+  if (t === undefined || t === true) return true
+  if (t === false) return false
+  return t.includes(model) || t.includes(fullName(model).split('/').pop() ?? '')
+}
+
+/** `llama3.2` -> `registry.ollama.ai/library/llama3.2:latest`, as Ollama's model names expand. */
+function fullName(model: string): string {
+  const tagged = model.includes(':') ? model : `${model}:latest`
+  const slashes = tagged.split('/').length - 1
+  return slashes === 0
+    ? `registry.ollama.ai/library/${tagged}`
+    : slashes === 1
+      ? `registry.ollama.ai/${tagged}`
+      : tagged
 }
 
 function isBase64(v: unknown): boolean {

@@ -38,6 +38,12 @@ export interface OllamaOptions extends GenerationOptions, ConversationOptions, R
    * current servers add (server/routes.go `toolCallId`). A scripted `id` is always sent.
    */
   toolCallIds?: 'none' | 'generated'
+  /**
+   * Models that can call tools. A `/api/chat` request with `tools` for any other model gets 400
+   * `registry.ollama.ai/library/<model>:<tag> does not support tools`, as a real server answers for a
+   * model without the capability. Default true: every model.
+   */
+  toolModels?: boolean | string[]
 }
 
 /** Ollama's exact queue-full text (two spaces after the period). */
