@@ -160,7 +160,7 @@ describe('OpenAI-compatible stand-in (vLLM): completions and embeddings', () => 
     expect(choice0(chunks[1]).finish_reason).toBeNull()
   })
 
-  it('embeddings: data[] with index, embd- id, usage with completion_tokens 0; not registered without an embedding model', async () => {
+  it('embeddings: data[] with index, embd- id, usage with completion_tokens 0; 400 for a generation model', async () => {
     const s = await vllm()
     const b = obj(await post(`${s.url}/v1/embeddings`, { input: ['a', 'b'] }))
     expect(b.id).toMatch(/^embd-/)
@@ -173,7 +173,15 @@ describe('OpenAI-compatible stand-in (vLLM): completions and embeddings', () => 
     })
     const off = await vllm({ embeddings: false })
     const r = await post(`${off.url}/v1/embeddings`, { input: 'a' })
-    expect([r.status, r.text]).toEqual([404, '{"detail":"Not Found"}'])
+    expect(r.status).toBe(400)
+    expect(obj(r)).toEqual({
+      error: {
+        message: 'The model does not support Embeddings API',
+        type: 'BadRequestError',
+        param: null,
+        code: 400,
+      },
+    })
   })
 
   it('every fault is detectable on chat streams, and the server recovers', async () => {

@@ -487,9 +487,10 @@ export function openAIEmbeddings(
   fault: FaultSpec | null,
 ): Action {
   if (host.flavor === 'mlx') return bodyReply(404, 'application/json', 'Not Found')
-  // vLLM registers the route only for a model that can embed: FastAPI's own 404 otherwise.
-  if (host.flavor === 'vllm' && host.options.embeddings === false)
-    return jsonReply(404, { detail: 'Not Found' })
+  // vLLM serving a generation model (older builds answer the same text in the flat error shape).
+  if (host.flavor === 'vllm' && host.options.embeddings === false) {
+    return host.errorReply(400, 'The model does not support Embeddings API')
+  }
   if (host.options.embeddings === false) {
     return jsonReply(501, {
       error: {

@@ -81,8 +81,8 @@ export interface OpenAIOptions extends GenerationOptions, ConversationOptions, R
   toolCallIds?: 'empty' | 'generated'
   /**
    * Whether `POST /v1/embeddings` works: llama-server started with `--embeddings` (false: 501
-   * `not_supported_error`), vLLM serving an embedding model (false: FastAPI's 404
-   * `{"detail":"Not Found"}`, the route is not registered). Default true. mlx_lm.server has no
+   * `not_supported_error`), vLLM serving an embedding model (false: 400
+   * `BadRequestError` `The model does not support Embeddings API`). Default true. mlx_lm.server has no
    * embeddings route at all (404).
    */
   embeddings?: boolean
