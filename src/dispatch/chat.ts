@@ -37,7 +37,7 @@ function toWire(req: ChatRequest, candidate: Candidate, target: Target, stream: 
   const maxTokens = req.maxTokens ?? record.max_tokens
   if (maxTokens !== undefined) wire.maxTokens = maxTokens
   if (req.stop !== undefined) wire.stop = req.stop
-  // Ollama-only fields: OpenAI-compatible servers have no per-request equivalent (vLLM rejects unknown keys).
+  // Ollama-only fields: OpenAI-compatible servers have no per-request equivalent (vLLM would only log them as ignored).
   if (target.kind === 'ollama') {
     if (req.keepAlive !== undefined) wire.keepAlive = req.keepAlive
     if (req.numCtx !== undefined) wire.numCtx = req.numCtx
