@@ -310,6 +310,39 @@ describe('router.embed() on OpenAI-compatible servers', () => {
     expect(embedCalls(off, '/v1/embeddings')).toHaveLength(1)
   })
 
+  it('vLLM serving a generation model: its 400 "does not support Embeddings API" falls over, not BAD_REQUEST', async () => {
+    const generation = await startOpenAIServer({
+      flavor: 'vllm',
+      modelId: 'Qwen/Qwen3-8B',
+      embeddings: false,
+    })
+    const embedding = await startOpenAIServer({ flavor: 'vllm', modelId: 'BAAI/bge-m3' })
+    servers.push(generation, embedding)
+    const { router } = makeRouter([
+      rec({
+        model_name: 'm',
+        backend_type: 'mlx',
+        endpoint_url: generation.url,
+        backend_model: 'Qwen/Qwen3-8B',
+      }),
+      rec({
+        model_name: 'm',
+        backend_type: 'mlx',
+        endpoint_url: embedding.url,
+        backend_model: 'BAAI/bge-m3',
+        priority: 2,
+      }),
+    ])
+    const e = await router.embed({ model: 'm', input: ['a', 'b'] })
+    expect(e.endpoint).toBe(embedding.url)
+    expect(e.embeddings).toEqual([fakeEmbedding('a'), fakeEmbedding('b')])
+    expect(e.attempts[0]).toMatchObject({ code: 'UNSUPPORTED_OPERATION', status: 400 })
+    expect(e.attempts[0]?.message).toContain('The model does not support Embeddings API')
+    expect(embedCalls(embedding, '/v1/embeddings').map((r) => (r.body as { model: string }).model)).toEqual([
+      'BAAI/bge-m3',
+    ])
+  })
+
   it('only an MLX record: the call fails with every attempt UNSUPPORTED_OPERATION', async () => {
     const m = await mlx()
     const { router } = makeRouter([rec({ model_name: 'emb', backend_type: 'mlx', endpoint_url: m.url })])
