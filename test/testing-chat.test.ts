@@ -1,48 +1,15 @@
 import { request } from 'undici'
-import { afterEach, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import {
   FAULT_TYPES,
   type FaultType,
-  type OllamaServer,
-  type OpenAIServer,
   parseNdjson,
   parseSse,
   type StandInServer,
-  startOllamaServer,
-  startOpenAIServer,
 } from '../src/testing/index.js'
+import { post, type Res, standIns } from './helpers/stand-ins.js'
 
-const servers: StandInServer[] = []
-
-afterEach(async () => {
-  await Promise.all(servers.splice(0).map((s) => s.stop()))
-})
-
-async function ollama(options: Parameters<typeof startOllamaServer>[0] = {}): Promise<OllamaServer> {
-  const s = await startOllamaServer(options)
-  servers.push(s)
-  return s
-}
-async function openai(options: Parameters<typeof startOpenAIServer>[0] = {}): Promise<OpenAIServer> {
-  const s = await startOpenAIServer(options)
-  servers.push(s)
-  return s
-}
-
-interface Res {
-  status: number
-  headers: Record<string, string | string[] | undefined>
-  text: string
-}
-
-async function post(url: string, body: unknown): Promise<Res> {
-  const res = await request(url, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: typeof body === 'string' ? body : JSON.stringify(body),
-  })
-  return { status: res.statusCode, headers: res.headers, text: await res.body.text() }
-}
+const { ollama, openai } = standIns()
 
 type Obj = Record<string, unknown>
 const obj = (r: Res): Obj => JSON.parse(r.text) as Obj
@@ -187,6 +154,16 @@ describe('Ollama stand-in: POST /api/chat', () => {
     expect(((one.message as Obj).tool_calls as unknown[]).length).toBe(2)
     // The router sees which tools were offered.
     expect(s.requests[0]?.body).toMatchObject({ tools })
+  })
+
+  it('tools for a model without the capability: 400 naming the model in full', async () => {
+    const s = await ollama({ toolModels: ['llama3.2:latest'] })
+    const tools = [{ type: 'function', function: { name: 'f' } }]
+    const no = await post(`${s.url}/api/chat`, { model: 'qwen2.5vl:7b', messages: USER, tools })
+    expect(no.status).toBe(400)
+    expect(obj(no)).toEqual({ error: 'registry.ollama.ai/library/qwen2.5vl:7b does not support tools' })
+    expect((await post(`${s.url}/api/chat`, { model: 'llama3.2', messages: USER, tools })).status).toBe(200)
+    expect((await post(`${s.url}/api/chat`, { model: 'qwen2.5vl:7b', messages: USER })).status).toBe(200)
   })
 
   it('tool call arguments that are not JSON stay in the content, as Ollama’s parser leaves them', async () => {

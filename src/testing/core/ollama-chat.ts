@@ -27,7 +27,7 @@ import { ndjsonLine } from './wire.js'
 
 const JSON_UTF8 = 'application/json; charset=utf-8'
 const NDJSON = 'application/x-ndjson'
-const MID_STREAM_MESSAGE = 'an error was encountered while running the model'
+export const MID_STREAM_MESSAGE = 'an error was encountered while running the model'
 const THINK_LEVELS = new Set(['low', 'medium', 'high', 'max'])
 
 /** What the conversation routes need from the Ollama stand-in. */
@@ -37,6 +37,7 @@ export interface OllamaChatHost {
       finalChunkText?: boolean
       models?: string[] | undefined
       toolCallIds?: 'none' | 'generated'
+      toolModels?: boolean | string[]
     }
   /** Whether the server has the model (by `models`, tags resolved). */
   hasModel(model: string): boolean
@@ -86,6 +87,31 @@ export function readKeepAlive(host: OllamaChatHost, body: Record<string, unknown
     400,
     typeof body.keep_alive === 'string' ? `time: invalid duration "${body.keep_alive}"` : 'Unsupported type',
   )
+}
+
+/**
+ * The `invalid-json` fault's answer: the first half of the final line, then a line that is not JSON
+ * when streamed; the half line as the body otherwise.
+ */
+export function ollamaInvalidJson(streaming: boolean, value: unknown): Reply {
+  const line = JSON.stringify(value)
+  const cut = `${line.slice(0, Math.max(1, Math.floor(line.length / 2)))}\n`
+  return streaming
+    ? streamReply(200, { 'content-type': NDJSON }, [
+        { data: cut, delayMs: 0, role: 'content' },
+        { data: 'not json\n', delayMs: 0, role: 'final' },
+      ])
+    : bodyReply(200, JSON_UTF8, cut.trimEnd())
+}
+
+/** An NDJSON stream whose `error-mid-stream` replacement is Ollama's `{"error":…}` line. */
+export function ollamaStream(frames: Frame[], delayMs: number, fault: FaultSpec | null): Reply {
+  const errorLine: Frame = {
+    data: ndjsonLine({ error: fault?.message ?? MID_STREAM_MESSAGE }),
+    delayMs: 0,
+    role: 'final',
+  }
+  return streamReply(200, { 'content-type': NDJSON }, frames, { delayMs, midStreamError: [errorLine] })
 }
 
 function isReply(v: unknown): v is Reply {
@@ -179,6 +205,10 @@ export function ollamaChat(host: OllamaChatHost, rawBody: string, fault: FaultSp
   if (think !== undefined && think !== false && !thinks) {
     return error(400, `"${model}" does not support thinking`)
   }
+  if (Array.isArray(body.tools) && body.tools.length > 0 && !canUseTools(host, model)) {
+    // The scheduler's capability check names the model in full.
+    return error(400, `${fullName(model)} does not support tools`)
+  }
   const format = body.format
   if (
     format !== undefined &&
@@ -260,16 +290,7 @@ export function ollamaChat(host: OllamaChatHost, rawBody: string, fault: FaultSp
   if (reasoning !== '') whole.thinking = reasoning
   if (calls.length > 0) whole.tool_calls = calls
 
-  if (fault?.type === 'invalid-json') {
-    const line = JSON.stringify(final(whole, 0))
-    const cut = `${line.slice(0, Math.max(1, Math.floor(line.length / 2)))}\n`
-    return streaming
-      ? streamReply(200, { 'content-type': NDJSON }, [
-          { data: cut, delayMs: 0, role: 'content' },
-          { data: 'not json\n', delayMs: 0, role: 'final' },
-        ])
-      : bodyReply(200, JSON_UTF8, cut.trimEnd())
-  }
+  if (fault?.type === 'invalid-json') return ollamaInvalidJson(streaming, final(whole, 0))
   if (!streaming) {
     if (fault?.type === 'error-mid-stream') return error(500, fault.message ?? MID_STREAM_MESSAGE)
     const delayMs = loadMs + ttftMs + perTokenMs * evalCount
@@ -299,15 +320,25 @@ export function ollamaChat(host: OllamaChatHost, rawBody: string, fault: FaultSp
     delayMs: frames.length > 0 ? perTokenMs : 0,
     role: 'final',
   })
-  const errorLine: Frame = {
-    data: ndjsonLine({ error: fault?.message ?? MID_STREAM_MESSAGE }),
-    delayMs: 0,
-    role: 'final',
-  }
-  return streamReply(200, { 'content-type': NDJSON }, frames, {
-    delayMs: startMs,
-    midStreamError: [errorLine],
-  })
+  return ollamaStream(frames, startMs, fault)
+}
+
+function canUseTools(host: OllamaChatHost, model: string): boolean {
+  const t = host.options.toolModels
+  if (t === undefined || t === true) return true
+  if (t === false) return false
+  return t.includes(model) || t.includes(fullName(model).split('/').pop() ?? '')
+}
+
+/** `llama3.2` -> `registry.ollama.ai/library/llama3.2:latest`, as Ollama's model names expand. */
+function fullName(model: string): string {
+  const tagged = model.includes(':') ? model : `${model}:latest`
+  const slashes = tagged.split('/').length - 1
+  return slashes === 0
+    ? `registry.ollama.ai/library/${tagged}`
+    : slashes === 1
+      ? `registry.ollama.ai/${tagged}`
+      : tagged
 }
 
 function isBase64(v: unknown): boolean {

@@ -7,16 +7,16 @@ import { createHash } from 'node:crypto'
 import type { FaultSpec, GenerationOptions, RecordingOptions } from '../types.js'
 import type { ConversationOptions } from './conversation.js'
 import { ollamaMetrics } from './metrics.js'
-import { type OllamaChatHost, ollamaChat, ollamaEmbed, ollamaEmbeddings } from './ollama-chat.js'
 import {
-  type Action,
-  bodyReply,
-  type Frame,
-  type IncomingRequest,
-  jsonReply,
-  type Reply,
-  streamReply,
-} from './reply.js'
+  MID_STREAM_MESSAGE,
+  type OllamaChatHost,
+  ollamaChat,
+  ollamaEmbed,
+  ollamaEmbeddings,
+  ollamaInvalidJson,
+  ollamaStream,
+} from './ollama-chat.js'
+import { type Action, bodyReply, type Frame, type IncomingRequest, jsonReply, type Reply } from './reply.js'
 import { type ErrorShape, ServiceCore } from './service.js'
 import { fakeTokenIds, generate, tokenize } from './text.js'
 import { ndjsonLine } from './wire.js'
@@ -38,11 +38,16 @@ export interface OllamaOptions extends GenerationOptions, ConversationOptions, R
    * current servers add (server/routes.go `toolCallId`). A scripted `id` is always sent.
    */
   toolCallIds?: 'none' | 'generated'
+  /**
+   * Models that can call tools. A `/api/chat` request with `tools` for any other model gets 400
+   * `registry.ollama.ai/library/<model>:<tag> does not support tools`, as a real server answers for a
+   * model without the capability. Default true: every model.
+   */
+  toolModels?: boolean | string[]
 }
 
 /** Ollama's exact queue-full text (two spaces after the period). */
 export const OLLAMA_BUSY_MESSAGE = 'server busy, please try again.  maximum pending requests exceeded'
-const MID_STREAM_MESSAGE = 'an error was encountered while running the model'
 const JSON_UTF8 = 'application/json; charset=utf-8'
 const NDJSON = 'application/x-ndjson'
 const DEFAULT_KEEP_ALIVE_MS = 5 * 60_000
@@ -306,16 +311,7 @@ export class OllamaCore extends ServiceCore implements OllamaChatHost {
       ...metrics,
     })
 
-    if (fault?.type === 'invalid-json') {
-      const line = JSON.stringify(final(gen.text, 0))
-      const cut = `${line.slice(0, Math.max(1, Math.floor(line.length / 2)))}\n`
-      return streaming
-        ? streamReply(200, { 'content-type': NDJSON }, [
-            { data: cut, delayMs: 0, role: 'content' },
-            { data: 'not json\n', delayMs: 0, role: 'final' },
-          ])
-        : bodyReply(200, JSON_UTF8, cut.trimEnd())
-    }
+    if (fault?.type === 'invalid-json') return ollamaInvalidJson(streaming, final(gen.text, 0))
     if (!streaming) {
       if (fault?.type === 'error-mid-stream') return this.#error(500, fault.message ?? MID_STREAM_MESSAGE)
       const delayMs = loadMs + ttftMs + perTokenMs * evalCount
@@ -337,15 +333,7 @@ export class OllamaCore extends ServiceCore implements OllamaChatHost {
       delayMs: pieces.length > 0 ? perTokenMs : 0,
       role: 'final',
     })
-    const errorLine: Frame = {
-      data: ndjsonLine({ error: fault?.message ?? MID_STREAM_MESSAGE }),
-      delayMs: 0,
-      role: 'final',
-    }
-    return streamReply(200, { 'content-type': NDJSON }, frames, {
-      delayMs: startMs,
-      midStreamError: [errorLine],
-    })
+    return ollamaStream(frames, startMs, fault)
   }
 }
 

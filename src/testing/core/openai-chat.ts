@@ -39,11 +39,12 @@ import {
   streamReply,
 } from './reply.js'
 import { countTokens, tokenize } from './text.js'
+import { vllmChat, vllmEmbeddings, vllmHex } from './vllm.js'
 import { SSE_DONE, sseComment, sseData, sseField } from './wire.js'
 
 /** What the conversation routes need from the OpenAI-compatible stand-in. */
 export interface OpenAIChatHost {
-  readonly flavor: 'mlx' | 'llamacpp'
+  readonly flavor: 'mlx' | 'llamacpp' | 'vllm'
   readonly options: ConversationOptions &
     GenerationOptions & {
       toolCallIds?: 'empty' | 'generated'
@@ -61,9 +62,9 @@ export interface OpenAIChatHost {
   admit(model: string): number
 }
 
-const SSE_HEADERS = { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' }
-const MLX_FINGERPRINT = '0.28.0-0.29.1-macOS-15.5-arm64-arm-64bit-applegpu_g15s'
-const LLAMACPP_FINGERPRINT = 'b6100-stand-in'
+export const SSE_HEADERS = { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' }
+export const MLX_FINGERPRINT = '0.28.0-0.29.1-macOS-15.5-arm64-arm-64bit-applegpu_g15s'
+export const LLAMACPP_FINGERPRINT = 'b6100-stand-in'
 /** llama-server's message for a prompt longer than its context (current builds). */
 export const CONTEXT_EXCEEDED = 'the request exceeds the available context size, try increasing it'
 
@@ -75,23 +76,29 @@ function isAction(v: unknown): v is Action {
  * The checks both OpenAI routes share, in the server's order: 411 without Content-Length (mlx), JSON
  * parse, an object body, then the typed sampling parameters. Returns the body or the answer to send.
  */
-export function readOpenAIBody(host: OpenAIChatHost, req: IncomingRequest): Record<string, unknown> | Action {
+export function readOpenAIBody(
+  host: OpenAIChatHost,
+  req: IncomingRequest,
+): { body: Record<string, unknown> } | { answer: Action } {
   const mlx = host.flavor === 'mlx'
   if (mlx && req.checkContentLength === true && req.headers['content-length'] === undefined) {
-    return host.errorReply(411, 'Content-Length header is required')
+    return { answer: host.errorReply(411, 'Content-Length header is required') }
   }
   let parsed: unknown
   try {
     parsed = JSON.parse(req.rawBody)
   } catch (e) {
-    return mlx
-      ? host.errorReply(400, `Invalid JSON in request body: ${(e as Error).message}`)
-      : host.errorReply(500, `Failed to parse input: ${(e as Error).message}`)
+    if (host.flavor === 'vllm') return { answer: host.errorReply(400, 'JSON decode error') }
+    return {
+      answer: mlx
+        ? host.errorReply(400, `Invalid JSON in request body: ${(e as Error).message}`)
+        : host.errorReply(500, `Failed to parse input: ${(e as Error).message}`),
+    }
   }
   if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
-    return host.errorReply(400, 'Request should be a JSON dictionary')
+    return { answer: host.errorReply(400, 'Request should be a JSON dictionary') }
   }
-  return parsed as Record<string, unknown>
+  return { body: parsed as Record<string, unknown> }
 }
 
 /** `stream`, `max_tokens` / `max_completion_tokens`, `temperature`, `logprobs` as the server checks them. */
@@ -112,14 +119,54 @@ export function checkSampling(host: OpenAIChatHost, body: Record<string, unknown
   if (host.flavor === 'mlx' && body.logprobs !== undefined && typeof body.logprobs !== 'boolean') {
     return { kind: 'drop' }
   }
+  if (host.flavor === 'vllm' && body.stream_options != null && body.stream !== true) {
+    return host.errorReply(400, 'Stream options can only be defined when `stream=True`.')
+  }
   return null
 }
 
-/** `max_completion_tokens ?? max_tokens ?? the server default`. */
-export function maxTokensOf(host: OpenAIChatHost, body: Record<string, unknown>): number {
+/**
+ * `max_completion_tokens ?? max_tokens ?? the server default`: 512 on mlx_lm.server, unlimited on
+ * llama-server, 16 on vLLM's completions (its chat: the rest of the context).
+ */
+export function maxTokensOf(
+  host: OpenAIChatHost,
+  body: Record<string, unknown>,
+  route: 'completion' | 'chat',
+): number {
   const maxField = body.max_completion_tokens ?? body.max_tokens
   if (typeof maxField === 'number') return maxField
-  return host.options.defaultMaxTokens ?? (host.flavor === 'mlx' ? 512 : -1)
+  if (host.options.defaultMaxTokens !== undefined) return host.options.defaultMaxTokens
+  if (host.flavor === 'mlx') return 512
+  return host.flavor === 'vllm' && route === 'completion' ? 16 : -1
+}
+
+/** The flavor's 404 for a model it does not serve. */
+export function modelNotFound(host: OpenAIChatHost, model: string, fault: FaultSpec | null): Reply {
+  if (fault?.message !== undefined) return host.errorReply(404, fault.message)
+  if (host.flavor === 'vllm') return host.errorReply(404, `The model \`${model}\` does not exist.`)
+  return host.errorReply(
+    404,
+    host.flavor === 'mlx' ? `Repository Not Found for model '${model}'` : `model '${model}' not found`,
+  )
+}
+
+/** The `usage` object: mlx_lm.server's (with `prompt_tokens_details`) or llama-server's key order. */
+export function openAIUsage(
+  mlx: boolean,
+  promptTokens: number,
+  completionTokens: number,
+): Record<string, unknown> {
+  const P = promptTokens
+  const n = completionTokens
+  return mlx
+    ? {
+        prompt_tokens: P,
+        completion_tokens: n,
+        total_tokens: P + n,
+        prompt_tokens_details: { cached_tokens: 0 },
+      }
+    : { completion_tokens: n, prompt_tokens: P, total_tokens: P + n }
 }
 
 /** llama-server's `timings` object for a request. */
@@ -182,6 +229,33 @@ export function mlxStreamTail(body: Record<string, unknown>, usageChunk: () => u
   return frames
 }
 
+/**
+ * The `invalid-json` fault's answer: the first half of the whole answer, as one SSE `data:` line then
+ * `[DONE]` when streamed, or as the body.
+ */
+export function openAIInvalidJson(streaming: boolean, value: unknown): Reply {
+  const text = JSON.stringify(value)
+  const cut = text.slice(0, Math.max(1, Math.floor(text.length / 2)))
+  return streaming
+    ? streamReply(200, SSE_HEADERS, [
+        { data: `data: ${cut}\n\n`, delayMs: 0, role: 'content' },
+        { data: SSE_DONE, delayMs: 0, role: 'final' },
+      ])
+    : bodyReply(200, 'application/json', cut)
+}
+
+/** `error-mid-stream` on a request without a stream: mlx drops the socket, llama-server answers 500. */
+export function openAIGenerationFailed(host: OpenAIChatHost, fault: FaultSpec): Action {
+  return host.flavor === 'mlx' ? { kind: 'drop' } : host.errorReply(500, fault.message ?? 'generation failed')
+}
+
+/** The id the flavor makes up for a tool call the script gave none. */
+function toolCallId(host: OpenAIChatHost): string {
+  if (host.flavor === 'mlx') return randomUUID()
+  if (host.flavor === 'vllm') return `chatcmpl-tool-${vllmHex()}`
+  return host.options.toolCallIds === 'generated' ? llamaToolId() : ''
+}
+
 function llamaToolId(): string {
   const alphabet = 'abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789'
   return [...randomBytes(32)].map((b) => alphabet[b % alphabet.length]).join('')
@@ -208,6 +282,14 @@ function responseFormat(host: OpenAIChatHost, body: Record<string, unknown>): { 
   )
 }
 
+/** A JSON reply whose body is cut to its first 20 bytes (the `invalid-json` fault on a whole body). */
+function truncatedJson(reply: Reply): Reply {
+  const body = [...reply.frames]
+    .map((f) => (typeof f.data === 'string' ? f.data : Buffer.from(f.data).toString()))
+    .join('')
+  return bodyReply(200, 'application/json', body.slice(0, 20))
+}
+
 /** Splits a string into pieces of `size` characters (the arguments fragments llama-server streams). */
 function pieces(text: string, size: number): string[] {
   const out: string[] = []
@@ -218,8 +300,9 @@ function pieces(text: string, size: number): string[] {
 /** `POST /v1/chat/completions`. */
 export function openAIChat(host: OpenAIChatHost, req: IncomingRequest, fault: FaultSpec | null): Action {
   const mlx = host.flavor === 'mlx'
-  const body = readOpenAIBody(host, req)
-  if (isAction(body)) return body
+  const read = readOpenAIBody(host, req)
+  if ('answer' in read) return read.answer
+  const body = read.body
   if (body.messages === undefined) {
     // mlx_lm.server asserts outside any try: the socket closes without an answer.
     return host.invalidReply(400, "'messages' is required")
@@ -231,16 +314,12 @@ export function openAIChat(host: OpenAIChatHost, req: IncomingRequest, fault: Fa
   if (isAction(rf)) return rf
   const requested = typeof body.model === 'string' ? body.model : undefined
   const { known, model } = host.resolveModel(requested)
-  if (!known || fault?.type === '404-model') {
-    const msg =
-      fault?.message ?? (mlx ? `Repository Not Found for model '${model}'` : `model '${model}' not found`)
-    return host.errorReply(404, msg)
-  }
+  if (!known || fault?.type === '404-model') return modelNotFound(host, model, fault)
   const messages = body.messages as ReceivedMessage[]
   const promptTokens = countTokens(promptText(messages))
   const limit = host.options.contextSize
   const streaming = body.stream === true
-  if (!mlx && limit !== undefined && promptTokens > limit) {
+  if (host.flavor === 'llamacpp' && limit !== undefined && promptTokens > limit) {
     if (!streaming) return host.errorReply(400, CONTEXT_EXCEEDED)
     return streamReply(200, SSE_HEADERS, llamaStreamError(400, CONTEXT_EXCEEDED, 'invalid_request_error'))
   }
@@ -259,17 +338,17 @@ export function openAIChat(host: OpenAIChatHost, req: IncomingRequest, fault: Fa
   let content = turn.content
   if (rf.mode !== null) content = structuredContent(content, rf.mode)
   // llama-server with reasoning_format "none" leaves the thinking inline in the content.
-  if (!mlx && body.reasoning_format === 'none' && reasoning !== '') {
+  if (host.flavor === 'llamacpp' && body.reasoning_format === 'none' && reasoning !== '') {
     content = `<think>\n${reasoning}\n</think>\n\n${content}`
     reasoning = ''
   }
   content = applyStop(content, body.stop)
-  const limited = limitTokens(content, maxTokensOf(host, body))
+  const limited = limitTokens(content, maxTokensOf(host, body, 'chat'))
   content = limited.text
   const toolCalls = limited.cut ? [] : turn.toolCalls
   const calls = toolCalls.map((c, index) => ({
     index,
-    id: c.id ?? (mlx ? randomUUID() : host.options.toolCallIds === 'generated' ? llamaToolId() : ''),
+    id: c.id ?? toolCallId(host),
     name: c.name,
     arguments: argumentsString(c.arguments, mlx),
   }))
@@ -287,16 +366,28 @@ export function openAIChat(host: OpenAIChatHost, req: IncomingRequest, fault: Fa
   const ttftMs = host.options.timeToFirstTokenMs ?? 0
   const reportedTps = host.options.reportedTokensPerSecond ?? (tps > 0 ? tps : 100)
   const P = promptTokens
+  if (host.flavor === 'vllm') {
+    return vllmChat({
+      model,
+      promptTokens: P,
+      completionTokens: n,
+      content,
+      reasoning,
+      contentTokens,
+      reasoningTokens,
+      calls,
+      finish,
+      streaming,
+      body,
+      fault,
+      startMs: loadMs + ttftMs,
+      perTokenMs,
+      invalidJson: openAIInvalidJson,
+    })
+  }
   const id = mlx ? `chatcmpl-${randomUUID()}` : `chatcmpl-${randomUUID().replaceAll('-', '')}`
   const created = Math.floor(Date.now() / 1000)
-  const usage = mlx
-    ? {
-        prompt_tokens: P,
-        completion_tokens: n,
-        total_tokens: P + n,
-        prompt_tokens_details: { cached_tokens: 0 },
-      }
-    : { completion_tokens: n, prompt_tokens: P, total_tokens: P + n }
+  const usage = openAIUsage(mlx, P, n)
   const timings = llamaTimings(P, n, ttftMs, reportedTps)
   const object = streaming ? 'chat.completion.chunk' : 'chat.completion'
   const envelope = (choices: unknown[], obj = object) =>
@@ -321,20 +412,9 @@ export function openAIChat(host: OpenAIChatHost, req: IncomingRequest, fault: Fa
     ? { index: 0, finish_reason: finish, message }
     : { finish_reason: finish, index: 0, message }
 
-  if (fault?.type === 'invalid-json') {
-    const text = JSON.stringify(envelope([wholeChoice]))
-    const cut = text.slice(0, Math.max(1, Math.floor(text.length / 2)))
-    return streaming
-      ? streamReply(200, SSE_HEADERS, [
-          { data: `data: ${cut}\n\n`, delayMs: 0, role: 'content' },
-          { data: SSE_DONE, delayMs: 0, role: 'final' },
-        ])
-      : bodyReply(200, 'application/json', cut)
-  }
+  if (fault?.type === 'invalid-json') return openAIInvalidJson(streaming, envelope([wholeChoice]))
   if (!streaming) {
-    if (fault?.type === 'error-mid-stream') {
-      return mlx ? { kind: 'drop' } : host.errorReply(500, fault.message ?? 'generation failed')
-    }
+    if (fault?.type === 'error-mid-stream') return openAIGenerationFailed(host, fault)
     const value = mlx ? { ...envelope([wholeChoice]), usage } : { ...envelope([wholeChoice]), usage, timings }
     return { ...jsonReply(200, value), delayMs: loadMs + ttftMs + perTokenMs * n }
   }
@@ -407,6 +487,10 @@ export function openAIEmbeddings(
   fault: FaultSpec | null,
 ): Action {
   if (host.flavor === 'mlx') return bodyReply(404, 'application/json', 'Not Found')
+  // vLLM serving a generation model (older builds answer the same text in the flat error shape).
+  if (host.flavor === 'vllm' && host.options.embeddings === false) {
+    return host.errorReply(400, 'The model does not support Embeddings API')
+  }
   if (host.options.embeddings === false) {
     return jsonReply(501, {
       error: {
@@ -416,8 +500,9 @@ export function openAIEmbeddings(
       },
     })
   }
-  const body = readOpenAIBody(host, req)
-  if (isAction(body)) return body
+  const read = readOpenAIBody(host, req)
+  if ('answer' in read) return read.answer
+  const body = read.body
   const input = body.input ?? body.content
   let texts: string[]
   if (typeof input === 'string') texts = [input]
@@ -426,8 +511,7 @@ export function openAIEmbeddings(
   else return host.errorReply(400, '"input" must be a string or an array of strings')
   const requested = typeof body.model === 'string' ? body.model : undefined
   const { known, model } = host.resolveModel(requested)
-  if (!known || fault?.type === '404-model')
-    return host.errorReply(404, fault?.message ?? `model '${model}' not found`)
+  if (!known || fault?.type === '404-model') return modelNotFound(host, model, fault)
   const base64 = body.encoding_format === 'base64'
   const data = texts.map((t, index) => {
     const v = normalize(embeddingFor(host.options, t, model))
@@ -435,10 +519,21 @@ export function openAIEmbeddings(
     return { embedding, index, object: 'embedding' }
   })
   const tokens = texts.reduce((k, t) => k + countTokens(messageText(t)), 0)
-  const value = { model, object: 'list', usage: { prompt_tokens: tokens, total_tokens: tokens }, data }
+  const value =
+    host.flavor === 'vllm'
+      ? vllmEmbeddings(
+          model,
+          data.map((d) => d.embedding),
+          tokens,
+        )
+      : jsonReply(200, {
+          model,
+          object: 'list',
+          usage: { prompt_tokens: tokens, total_tokens: tokens },
+          data,
+        })
   const loadMs = host.admit(model)
-  if (fault?.type === 'invalid-json')
-    return bodyReply(200, 'application/json', JSON.stringify(value).slice(0, 20))
+  if (fault?.type === 'invalid-json') return truncatedJson(value)
   if (fault?.type === 'error-mid-stream') return host.errorReply(500, fault.message ?? 'embedding failed')
-  return { ...jsonReply(200, value), delayMs: loadMs + (host.options.timeToFirstTokenMs ?? 0) }
+  return { ...value, delayMs: loadMs + (host.options.timeToFirstTokenMs ?? 0) }
 }

@@ -1,6 +1,7 @@
 /**
  * Protocol logic of the OpenAI-compatible stand-in: mlx_lm.server by default (shared/notes/protocols.md
- * §2 and §5), or llama.cpp's llama-server (`flavor: 'llamacpp'`, §4 and §6).
+ * §2 and §5), llama.cpp's llama-server (`flavor: 'llamacpp'`, §4 and §6) or vLLM (`flavor: 'vllm'`,
+ * core/vllm.ts).
  * @module
  */
 import { randomUUID } from 'node:crypto'
@@ -9,15 +10,22 @@ import type { ConversationOptions } from './conversation.js'
 import {
   CONTEXT_EXCEEDED,
   checkSampling,
+  LLAMACPP_FINGERPRINT,
   llamaStreamError,
   llamaTimings,
+  MLX_FINGERPRINT,
   maxTokensOf,
   mlxKeepalives,
   mlxStreamTail,
+  modelNotFound,
   type OpenAIChatHost,
   openAIChat,
   openAIEmbeddings,
+  openAIGenerationFailed,
+  openAIInvalidJson,
+  openAIUsage,
   readOpenAIBody,
+  SSE_HEADERS,
 } from './openai-chat.js'
 import {
   type Action,
@@ -31,10 +39,11 @@ import {
 } from './reply.js'
 import { type ErrorShape, ServiceCore } from './service.js'
 import { generate } from './text.js'
+import { vllmCompletion, vllmError } from './vllm.js'
 import { SSE_DONE, sseData } from './wire.js'
 
 /** Which OpenAI-compatible server to imitate. */
-export type OpenAIFlavor = 'mlx' | 'llamacpp'
+export type OpenAIFlavor = 'mlx' | 'llamacpp' | 'vllm'
 
 /** Options of the OpenAI-compatible stand-in. */
 export interface OpenAIOptions extends GenerationOptions, ConversationOptions, RecordingOptions {
@@ -43,6 +52,9 @@ export interface OpenAIOptions extends GenerationOptions, ConversationOptions, R
    * `stream_options.include_usage`, dropped socket on invalid parameters, 411 without Content-Length.
    * `llamacpp`: llama-server: nested `{"error":{code,message,type}}` bodies, usage and `timings` in the
    * final chunk, an SSE `error:` field for mid-stream errors.
+   * `vllm`: vLLM's server: nested `{"error":{message,type,param,code}}` bodies, only the served model
+   * name (`modelId`, or one of `models`) is accepted, usage only with `include_usage`, `delta.reasoning`,
+   * a `data: {"error":…}` event then `[DONE]` mid-stream, default `max_tokens` 16 on completions.
    */
   flavor?: OpenAIFlavor
   /**
@@ -68,15 +80,14 @@ export interface OpenAIOptions extends GenerationOptions, ConversationOptions, R
    */
   toolCallIds?: 'empty' | 'generated'
   /**
-   * llama.cpp only: whether `POST /v1/embeddings` works (llama-server started with `--embeddings`).
-   * false: 501 `not_supported_error`. Default true. mlx_lm.server has no embeddings route at all (404).
+   * Whether `POST /v1/embeddings` works: llama-server started with `--embeddings` (false: 501
+   * `not_supported_error`), vLLM serving an embedding model (false: 400
+   * `BadRequestError` `The model does not support Embeddings API`). Default true. mlx_lm.server has no
+   * embeddings route at all (404).
    */
   embeddings?: boolean
 }
 
-const MLX_FINGERPRINT = '0.28.0-0.29.1-macOS-15.5-arm64-arm-64bit-applegpu_g15s'
-const LLAMACPP_FINGERPRINT = 'b6100-stand-in'
-const SSE_HEADERS = { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' }
 const DEFAULT_MODEL_ID = 'mlx-community/Llama-3.2-3B-Instruct-4bit'
 /** The routes that run a model: faults apply to them by default. */
 const MODEL_ROUTES = new Set([
@@ -102,15 +113,18 @@ export class OpenAICore extends ServiceCore implements OpenAIChatHost {
     super(options)
     this.flavor = options.flavor ?? 'mlx'
     const nested = this.flavor === 'llamacpp'
+    const vllm = this.flavor === 'vllm'
     this.errors = {
       error: (status, message) =>
-        jsonReply(
-          status,
-          nested ? { error: { code: status, message, type: errorType(status) } } : { error: message },
-        ),
+        vllm
+          ? vllmError(status, message)
+          : jsonReply(
+              status,
+              nested ? { error: { code: status, message, type: errorType(status) } } : { error: message },
+            ),
       busyMessage: 'Loading model',
       rateLimitMessage: 'Rate limit exceeded',
-      badRequestMessage: nested ? 'Invalid request' : 'Request should be a JSON dictionary',
+      badRequestMessage: nested || vllm ? 'Invalid request' : 'Request should be a JSON dictionary',
     }
   }
 
@@ -127,8 +141,14 @@ export class OpenAICore extends ServiceCore implements OpenAIChatHost {
   }
 
   resolveModel(requested: string | undefined): { known: boolean; model: string } {
-    const model = requested ?? (this.flavor === 'mlx' ? 'default_model' : 'gpt-3.5-turbo')
     const list = this.options.models
+    if (this.flavor === 'vllm') {
+      // vLLM serves the names it was started with and nothing else; no model means the first one.
+      const served = this.options.modelId ?? DEFAULT_MODEL_ID
+      const model = requested ?? served
+      return { known: model === served || (list?.includes(model) ?? false), model }
+    }
+    const model = requested ?? (this.flavor === 'mlx' ? 'default_model' : 'gpt-3.5-turbo')
     const known =
       requested === undefined ||
       requested === 'default_model' ||
@@ -167,11 +187,12 @@ export class OpenAICore extends ServiceCore implements OpenAIChatHost {
       })
     }
     if (method === 'GET' || method === 'HEAD') {
+      if (this.flavor === 'vllm' && path === '/health') return emptyReply(200, { 'content-length': '0' })
       if (path === '/health' || (this.flavor === 'llamacpp' && path === '/v1/health')) {
         return bodyReply(200, 'application/json', '{"status": "ok"}')
       }
       if (path === '/v1/models') return this.#models()
-      return bodyReply(404, 'application/json', 'Not Found')
+      return this.#notFound()
     }
     if (method === 'POST' && path === '/v1/completions') return this.#complete(req, fault)
     if (
@@ -181,7 +202,14 @@ export class OpenAICore extends ServiceCore implements OpenAIChatHost {
       return openAIChat(this, req, fault)
     }
     if (method === 'POST' && path === '/v1/embeddings') return openAIEmbeddings(this, req, fault)
-    return bodyReply(404, 'application/json', 'Not Found')
+    return this.#notFound()
+  }
+
+  /** An unknown path: mlx_lm.server's and llama-server's plain text, FastAPI's JSON on vLLM. */
+  #notFound(): Reply {
+    return this.flavor === 'vllm'
+      ? jsonReply(404, { detail: 'Not Found' })
+      : bodyReply(404, 'application/json', 'Not Found')
   }
 
   #models(): Reply {
@@ -190,33 +218,32 @@ export class OpenAICore extends ServiceCore implements OpenAIChatHost {
     const entry =
       this.flavor === 'llamacpp'
         ? { id, object: 'model', created, owned_by: 'llamacpp' }
-        : { id, object: 'model', created }
+        : this.flavor === 'vllm'
+          ? { id, object: 'model', created, owned_by: 'vllm', root: id, parent: null, max_model_len: 4096 }
+          : { id, object: 'model', created }
     return jsonReply(200, { object: 'list', data: [entry] })
   }
 
   /** mlx_lm.server raises outside any try on invalid parameters: the socket closes without a response. */
   #invalid(status: number, message: string): Action {
+    if (this.flavor === 'vllm') return this.errors.error(400, message) // pydantic validation: always 400
     return this.flavor === 'mlx' ? { kind: 'drop' } : this.errors.error(status, message)
   }
 
   #complete(req: IncomingRequest, fault: FaultSpec | null): Action {
     const mlx = this.flavor === 'mlx'
     const read = readOpenAIBody(this, req)
-    if ('kind' in read) return read as Action
-    const body = read
+    if ('answer' in read) return read.answer
+    const body = read.body
     if (body.prompt === undefined) return this.#invalid(500, '"prompt" must be provided')
     if (typeof body.prompt !== 'string') return this.#invalid(400, '"prompt" must be a string')
     const bad = checkSampling(this, body)
     if (bad !== null) return bad
     const { known, model } = this.resolveModel(typeof body.model === 'string' ? body.model : undefined)
-    if (!known || fault?.type === '404-model') {
-      const msg =
-        fault?.message ?? (mlx ? `Repository Not Found for model '${model}'` : `model '${model}' not found`)
-      return this.errors.error(404, msg)
-    }
+    if (!known || fault?.type === '404-model') return modelNotFound(this, model, fault)
 
     const stop = typeof body.stop === 'string' ? [body.stop] : Array.isArray(body.stop) ? body.stop : []
-    const maxTokens = maxTokensOf(this, body)
+    const maxTokens = maxTokensOf(this, body, 'completion')
     const gen = generate({
       prompt: body.prompt,
       maxTokens,
@@ -231,6 +258,21 @@ export class OpenAICore extends ServiceCore implements OpenAIChatHost {
     const reportedTps = this.options.reportedTokensPerSecond ?? (tps > 0 ? tps : 100)
     const n = gen.tokens.length
     const P = gen.promptTokens
+    if (this.flavor === 'vllm') {
+      return vllmCompletion({
+        model,
+        promptTokens: P,
+        tokens: gen.tokens,
+        text: gen.text,
+        finish: gen.doneReason,
+        streaming: body.stream === true,
+        body,
+        fault,
+        startMs: loadMs + ttftMs,
+        perTokenMs,
+        invalidJson: openAIInvalidJson,
+      })
+    }
     const limit = this.options.contextSize
     if (!mlx && limit !== undefined && P > limit) {
       if (body.stream !== true) return this.errors.error(400, CONTEXT_EXCEEDED)
@@ -239,14 +281,7 @@ export class OpenAICore extends ServiceCore implements OpenAIChatHost {
     const id = mlx ? `cmpl-${randomUUID()}` : `chatcmpl-${randomUUID().replaceAll('-', '')}`
     const created = Math.floor(Date.now() / 1000)
     const fingerprint = mlx ? MLX_FINGERPRINT : LLAMACPP_FINGERPRINT
-    const usage = mlx
-      ? {
-          prompt_tokens: P,
-          completion_tokens: n,
-          total_tokens: P + n,
-          prompt_tokens_details: { cached_tokens: 0 },
-        }
-      : { completion_tokens: n, prompt_tokens: P, total_tokens: P + n }
+    const usage = openAIUsage(mlx, P, n)
     const timings = llamaTimings(P, n, ttftMs, reportedTps)
     const envelope = (choices: unknown[], object = 'text_completion') =>
       mlx
@@ -259,19 +294,10 @@ export class OpenAICore extends ServiceCore implements OpenAIChatHost {
 
     const streaming = body.stream === true
     if (fault?.type === 'invalid-json') {
-      const text = JSON.stringify(envelope([choice(gen.text, gen.doneReason)]))
-      const cut = text.slice(0, Math.max(1, Math.floor(text.length / 2)))
-      return streaming
-        ? streamReply(200, SSE_HEADERS, [
-            { data: `data: ${cut}\n\n`, delayMs: 0, role: 'content' },
-            { data: SSE_DONE, delayMs: 0, role: 'final' },
-          ])
-        : bodyReply(200, 'application/json', cut)
+      return openAIInvalidJson(streaming, envelope([choice(gen.text, gen.doneReason)]))
     }
     if (!streaming) {
-      if (fault?.type === 'error-mid-stream') {
-        return mlx ? { kind: 'drop' } : this.errors.error(500, fault.message ?? 'generation failed')
-      }
+      if (fault?.type === 'error-mid-stream') return openAIGenerationFailed(this, fault)
       const value = mlx
         ? { ...envelope([choice(gen.text, gen.doneReason)]), usage }
         : { ...envelope([choice(gen.text, gen.doneReason)]), usage, timings }

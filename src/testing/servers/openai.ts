@@ -10,7 +10,7 @@ import { HttpStandIn } from './http-server.js'
 export interface OpenAIServerOptions extends OpenAIOptions, ServerOptions {
   /**
    * Keep connections open between responses. Default false for mlx (HTTP/1.0 style: `Connection: close`
-   * after every response, streams end by closing the connection), true for the llama.cpp flavor.
+   * after every response, streams end by closing the connection), true for the llama.cpp and vLLM flavors.
    * Benchmarks may want true so that connection setup is not what they measure.
    */
   keepAlive?: boolean
@@ -22,7 +22,7 @@ export class OpenAIServer extends HttpStandIn<OpenAICore> {
   constructor(options: OpenAIServerOptions = {}) {
     super(new OpenAICore(options), {
       ...options,
-      keepAlive: options.keepAlive ?? options.flavor === 'llamacpp',
+      keepAlive: options.keepAlive ?? (options.flavor !== undefined && options.flavor !== 'mlx'),
     })
   }
 
@@ -39,7 +39,7 @@ export class OpenAIServer extends HttpStandIn<OpenAICore> {
 
 /**
  * Starts an OpenAI-compatible server on 127.0.0.1 that behaves like mlx_lm.server (or llama-server with
- * `flavor: 'llamacpp'`).
+ * `flavor: 'llamacpp'`, vLLM with `flavor: 'vllm'`).
  *
  * Routes: `POST /v1/completions` (JSON, or SSE with `stream:true`: `: keepalive n/m` comments before the
  * first chunk, delta chunks with `finish_reason:null`, a final chunk with the finish reason and
