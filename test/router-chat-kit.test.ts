@@ -17,6 +17,7 @@ let ollama: OllamaServer
 let ollamaIds: OllamaServer
 let mlx: OpenAIServer
 let llama: OpenAIServer
+let vllm: OpenAIServer
 
 const WEATHER_TOOL = {
   name: 'get_weather',
@@ -44,9 +45,10 @@ beforeAll(async () => {
   ollamaIds = await startOllamaServer({ thinking: ['qwen3'], chat: toolThenAnswer, toolCallIds: 'generated' })
   mlx = await startOpenAIServer({ flavor: 'mlx', chat: toolThenAnswer })
   llama = await startOpenAIServer({ flavor: 'llamacpp', chat: toolThenAnswer })
+  vllm = await startOpenAIServer({ flavor: 'vllm', chat: toolThenAnswer })
 })
 afterAll(async () => {
-  await Promise.all([ollama.stop(), ollamaIds.stop(), mlx.stop(), llama.stop()])
+  await Promise.all([ollama.stop(), ollamaIds.stop(), mlx.stop(), llama.stop(), vllm.stop()])
 })
 
 let routers: LLMRouter[] = []
@@ -67,7 +69,7 @@ function makeRouter(records: Record<string, unknown>[]) {
 afterEach(async () => {
   await Promise.all(routers.map((r) => r.close()))
   routers = []
-  for (const s of [ollama, ollamaIds, mlx, llama]) await s.clearFault()
+  for (const s of [ollama, ollamaIds, mlx, llama, vllm]) await s.clearFault()
 })
 
 async function twoTurns(router: LLMRouter, stream: boolean) {
@@ -89,6 +91,7 @@ describe.each([
   ],
   ['mlx_lm.server', () => ({ backend_type: 'mlx', endpoint_url: mlx.url, model_name: 'm' })],
   ['llama-server', () => ({ backend_type: 'mlx', endpoint_url: llama.url, model_name: 'm' })],
+  ['vLLM', () => ({ backend_type: 'mlx', endpoint_url: vllm.url, model_name: 'm' })],
 ])('a tool-calling conversation on %s', (name, record) => {
   it.each([false, true])('streamed: %s', async (stream) => {
     const router = makeRouter([record()])
