@@ -11,6 +11,7 @@ import {
   startOpenAIServer,
 } from '../src/testing/index.js'
 import type { MetricRecord } from '../src/types.js'
+import { failedStream } from './helpers/chat.js'
 import { ManualClock } from './helpers/manual-clock.js'
 
 let ollama: OllamaServer
@@ -256,15 +257,7 @@ describe('faults on the chat routes', () => {
       model: 'llama3.2',
       messages: [{ role: 'user', content: 'Tell me a story' }],
     })
-    let text = ''
-    const e = await (async () => {
-      try {
-        for await (const c of s) text += c.text
-      } catch (error) {
-        return error as RouterError
-      }
-      throw new Error('expected a failure')
-    })()
+    const { text, error: e } = await failedStream(s)
     expect(text.length).toBeGreaterThan(0)
     expect(e.code).toBe('STREAM_INTERRUPTED')
     expect(e.delivered).toBe(text.length)

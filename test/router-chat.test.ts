@@ -11,6 +11,7 @@ import {
   type RouterError,
 } from '../src/index.js'
 import type { MetricRecord, RouterEvents } from '../src/types.js'
+import { failedStream } from './helpers/chat.js'
 import { ManualClock } from './helpers/manual-clock.js'
 import { setupMockNetwork } from './helpers/msw.js'
 
@@ -660,15 +661,7 @@ describe('router.streamChat()', () => {
       messages: [{ role: 'user', content: 'x' }],
       tools: [{ name: 'f' }],
     })
-    let text = ''
-    const e = await (async () => {
-      try {
-        for await (const c of s) text += c.text
-      } catch (error) {
-        return error as RouterError
-      }
-      throw new Error('expected a failure')
-    })()
+    const { text, error: e } = await failedStream(s)
     expect(text).toBe('Calling')
     expect(e.code).toBe(ErrorCode.INVALID_TOOL_ARGUMENTS)
   })
@@ -735,15 +728,7 @@ describe('chat against real sockets', () => {
     expect(early.attempts[0]).toMatchObject({ endpoint: url, ok: false })
     mode = 'late'
     const s = router.streamChat({ model: 'm', messages: [{ role: 'user', content: 'x' }] })
-    let text = ''
-    const e = await (async () => {
-      try {
-        for await (const c of s) text += c.text
-      } catch (error) {
-        return error as RouterError
-      }
-      throw new Error('expected a failure')
-    })()
+    const { text, error: e } = await failedStream(s)
     expect(text).toBe('partial ')
     expect(e).toMatchObject({ code: 'STREAM_INTERRUPTED', delivered: 8 })
   })

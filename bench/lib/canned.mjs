@@ -197,6 +197,16 @@ export function adminRecords(ports) {
 
 // --- chat (issue 12) ----------------------------------------------------------------------------
 
+/** The counters of Ollama's final line, as the generation answers above carry them. */
+const OLLAMA_METRICS = {
+  total_duration: 1_162_761_250,
+  load_duration: 6_683_708,
+  prompt_eval_count: PROMPT_TOKENS,
+  prompt_eval_duration: 201_222_000,
+  eval_count: COMPLETION_TOKENS,
+  eval_duration: 953_997_000,
+}
+
 /** The conversation the chat scenarios send (the router and the raw client send the same messages). */
 export const CHAT_MESSAGES = [
   { role: 'system', content: 'You are a concise assistant.' },
@@ -211,12 +221,7 @@ export function ollamaChatJson() {
     message: { role: 'assistant', content: TEXT },
     done_reason: 'stop',
     done: true,
-    total_duration: 1_162_761_250,
-    load_duration: 6_683_708,
-    prompt_eval_count: PROMPT_TOKENS,
-    prompt_eval_duration: 201_222_000,
-    eval_count: COMPLETION_TOKENS,
-    eval_duration: 953_997_000,
+    ...OLLAMA_METRICS,
   })
 }
 
@@ -233,12 +238,7 @@ export function ollamaChatStreamLines() {
       message: { role: 'assistant', content: '' },
       done_reason: 'stop',
       done: true,
-      total_duration: 1_162_761_250,
-      load_duration: 6_683_708,
-      prompt_eval_count: PROMPT_TOKENS,
-      prompt_eval_duration: 201_222_000,
-      eval_count: COMPLETION_TOKENS,
-      eval_duration: 953_997_000,
+      ...OLLAMA_METRICS,
     })}\n`,
   )
   return lines
