@@ -11,12 +11,14 @@ import {
   startOpenAIServer,
 } from '../src/testing/index.js'
 import type { MetricRecord } from '../src/types.js'
+import { failedStream } from './helpers/chat.js'
 import { ManualClock } from './helpers/manual-clock.js'
 
 let ollama: OllamaServer
 let ollamaIds: OllamaServer
 let mlx: OpenAIServer
 let llama: OpenAIServer
+let vllm: OpenAIServer
 
 const WEATHER_TOOL = {
   name: 'get_weather',
@@ -24,15 +26,9 @@ const WEATHER_TOOL = {
   parameters: { type: 'object', properties: { city: { type: 'string' } }, required: ['city'] },
 }
 
-/** Turn 0 calls the tool; later turns answer from the tool result the router sent back. */
-const toolThenAnswer = ({
-  turn,
-  messages,
-}: {
-  turn: number
-  messages: { role?: unknown; content?: unknown }[]
-}) =>
-  turn % 2 === 0
+/** A question gets a tool call; a tool result gets an answer quoting it (stateless: servers share it). */
+const toolThenAnswer = ({ messages }: { messages: { role?: unknown; content?: unknown }[] }) =>
+  messages.at(-1)?.role !== 'tool'
     ? {
         reasoning: 'The user wants the weather.',
         toolCalls: [{ name: 'get_weather', arguments: { city: 'Paris' } }],
@@ -44,9 +40,10 @@ beforeAll(async () => {
   ollamaIds = await startOllamaServer({ thinking: ['qwen3'], chat: toolThenAnswer, toolCallIds: 'generated' })
   mlx = await startOpenAIServer({ flavor: 'mlx', chat: toolThenAnswer })
   llama = await startOpenAIServer({ flavor: 'llamacpp', chat: toolThenAnswer })
+  vllm = await startOpenAIServer({ flavor: 'vllm', chat: toolThenAnswer })
 })
 afterAll(async () => {
-  await Promise.all([ollama.stop(), ollamaIds.stop(), mlx.stop(), llama.stop()])
+  await Promise.all([ollama.stop(), ollamaIds.stop(), mlx.stop(), llama.stop(), vllm.stop()])
 })
 
 let routers: LLMRouter[] = []
@@ -64,10 +61,13 @@ function makeRouter(records: Record<string, unknown>[]) {
   routers.push(r)
   return r
 }
+/** Stand-ins a test started for itself, stopped after it. */
+const afterEachStop: OllamaServer[] = []
 afterEach(async () => {
   await Promise.all(routers.map((r) => r.close()))
   routers = []
-  for (const s of [ollama, ollamaIds, mlx, llama]) await s.clearFault()
+  await Promise.all(afterEachStop.splice(0).map((s) => s.stop()))
+  for (const s of [ollama, ollamaIds, mlx, llama, vllm]) await s.clearFault()
 })
 
 async function twoTurns(router: LLMRouter, stream: boolean) {
@@ -89,6 +89,7 @@ describe.each([
   ],
   ['mlx_lm.server', () => ({ backend_type: 'mlx', endpoint_url: mlx.url, model_name: 'm' })],
   ['llama-server', () => ({ backend_type: 'mlx', endpoint_url: llama.url, model_name: 'm' })],
+  ['vLLM', () => ({ backend_type: 'mlx', endpoint_url: vllm.url, model_name: 'm' })],
 ])('a tool-calling conversation on %s', (name, record) => {
   it.each([false, true])('streamed: %s', async (stream) => {
     const router = makeRouter([record()])
@@ -142,6 +143,37 @@ describe('ids and dialect details', () => {
     expect(e.code).toBe('BAD_REQUEST')
     expect(e.message).toContain('does not support thinking')
     expect(mlx.requestCount).toBe(0)
+  })
+
+  it('Ollama refuses tools for a model without tool support (400); declared capabilities route around it', async () => {
+    const strict = await startOllamaServer({ toolModels: ['qwen3'], chat: toolThenAnswer })
+    try {
+      const plain = {
+        backend_type: 'ollama',
+        endpoint_url: strict.url,
+        model_name: 'm',
+        backend_model: 'llama3.2',
+      }
+      const req: ChatRequest = {
+        model: 'm',
+        messages: [{ role: 'user', content: 'x' }],
+        tools: [WEATHER_TOOL],
+      }
+      const e = (await makeRouter([plain])
+        .chat(req)
+        .catch((x) => x)) as RouterError
+      expect(e.code).toBe('BAD_REQUEST')
+      expect(e.message).toContain('does not support tools')
+      const router = makeRouter([
+        { ...plain, priority: 1, capabilities: [] },
+        { ...plain, priority: 2, backend_model: 'qwen3', capabilities: ['tools', 'thinking'] },
+      ])
+      const r = await router.chat(req)
+      expect(r.message.toolCalls?.[0]?.name).toBe('get_weather')
+      expect(r.attempts.map((a) => a.code ?? 'ok')).toEqual(['NO_CAPABLE_BACKEND', 'ok'])
+    } finally {
+      await strict.stop()
+    }
   })
 
   it('structured output: llama-server honours a JSON schema; the content parses', async () => {
@@ -214,21 +246,18 @@ describe('faults on the chat routes', () => {
   })
 
   it('an Ollama error line after text is STREAM_INTERRUPTED with what was delivered', async () => {
-    await ollama.setFault({ type: 'error-mid-stream', afterChunks: 2 })
-    const router = makeRouter([{ backend_type: 'ollama', endpoint_url: ollama.url, model_name: 'llama3.2' }])
+    // Its own stand-in: the shared ones answer turn by turn (a tool call on even turns carries no text).
+    const talker = await startOllamaServer({
+      chat: 'Once upon a time there was a router that never dropped a call.',
+    })
+    afterEachStop.push(talker)
+    await talker.setFault({ type: 'error-mid-stream', afterChunks: 2 })
+    const router = makeRouter([{ backend_type: 'ollama', endpoint_url: talker.url, model_name: 'llama3.2' }])
     const s = router.streamChat({
       model: 'llama3.2',
       messages: [{ role: 'user', content: 'Tell me a story' }],
     })
-    let text = ''
-    const e = await (async () => {
-      try {
-        for await (const c of s) text += c.text
-      } catch (error) {
-        return error as RouterError
-      }
-      throw new Error('expected a failure')
-    })()
+    const { text, error: e } = await failedStream(s)
     expect(text.length).toBeGreaterThan(0)
     expect(e.code).toBe('STREAM_INTERRUPTED')
     expect(e.delivered).toBe(text.length)

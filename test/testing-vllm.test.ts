@@ -1,5 +1,6 @@
-import { describe, expect, it } from 'vitest'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { FAULT_TYPES, type FaultType, parseSse, type StandInServer } from '../src/testing/index.js'
+import { createMockNetwork, openAIHandlers } from '../src/testing/msw/index.js'
 import { post, type Res, standIns } from './helpers/stand-ins.js'
 
 const { openai } = standIns()
@@ -217,5 +218,22 @@ describe('OpenAI-compatible stand-in (vLLM): completions and embeddings', () => 
       if (type === 'down') await s.clearFault()
       expect([type, complete(await call())]).toEqual([type, true])
     }
+  })
+})
+
+describe('the vLLM flavor as msw handlers', () => {
+  const VLLM = 'http://vllm.test:8000'
+  const handlers = openAIHandlers({ baseUrl: VLLM, flavor: 'vllm', modelId: MODEL, chat: 'Hi there' })
+  const network = createMockNetwork(...handlers)
+  beforeAll(() => network.enable())
+  afterAll(() => network.disable())
+
+  it('answers like the server, faults included', async () => {
+    const b = obj(await post(`${VLLM}/v1/chat/completions`, { model: MODEL, messages: USER }))
+    expect(choice0(b).message).toMatchObject({ content: 'Hi there', reasoning: null })
+    await handlers.setFault({ type: '404-model', times: 1 })
+    const r = await post(`${VLLM}/v1/chat/completions`, { model: MODEL, messages: USER })
+    expect(r.status).toBe(404)
+    expect((obj(r).error as Obj).type).toBe('NotFoundError')
   })
 })
