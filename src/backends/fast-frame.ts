@@ -15,6 +15,26 @@
 
 const QUOTE = '"'
 const BACKSLASH = '\\'
+const QUOTE_BYTE = 0x22
+const BACKSLASH_BYTE = 0x5c
+/** ASCII values up to this length are built in JS; a native decode call costs more than the loop. */
+const SHORT_ASCII = 16
+
+/** `buf[start, end)` equals `pattern`. */
+function bytesAt(buf: Buffer, at: number, pattern: Buffer): boolean {
+  const n = pattern.length
+  for (let i = 0; i < n; i++) if (buf[at + i] !== pattern[i]) return false
+  return true
+}
+
+/** UTF-8 text of `buf[start, end)`; `ascii`: every byte is below 0x80. */
+function textOf(buf: Buffer, start: number, end: number, ascii: boolean): string {
+  if (!ascii) return buf.toString('utf8', start, end)
+  if (end - start > SHORT_ASCII) return buf.toString('latin1', start, end)
+  let text = ''
+  for (let i = start; i < end; i++) text += String.fromCharCode(buf[i]!)
+  return text
+}
 
 /**
  * `frame.startsWith(pattern, at)`, as an O(1) slice compared with `===`. Measured on 60-frame streams,
@@ -34,6 +54,10 @@ export class FrameShape {
   /** Exact frame suffix after the text value (starts with its closing quote). */
   private tail = ''
   private ready = false
+  /** The same three as UTF-8 bytes, for matching lines before they are decoded. */
+  private headBytes: Buffer = Buffer.alloc(0)
+  private midBytes: Buffer | null = null
+  private tailBytes: Buffer = Buffer.alloc(0)
 
   /**
    * @param marker the text field as it appears before its value, e.g. `"text":"`
@@ -61,6 +85,40 @@ export class FrameShape {
     return value.includes(QUOTE) ? undefined : value
   }
 
+  /**
+   * `match` on the undecoded bytes `buf[start, end)` of one frame. It also declines any byte below 0x20
+   * (JSON forbids them unescaped in strings, and it proves to the line splitter that the range holds no
+   * `\n`: lines.ts), so a range it accepts is one frame whatever the chunking; only the text is decoded.
+   */
+  matchBytes(buf: Buffer, start: number, end: number): string | undefined {
+    if (!this.ready) return undefined
+    const head = this.headBytes
+    const tail = this.tailBytes
+    const mid = this.midBytes
+    if (end - start < head.length + tail.length || !bytesAt(buf, start, head)) return undefined
+    let i = start + head.length
+    if (mid !== null) {
+      // The varying value (a timestamp): up to its closing quote, which starts `mid`.
+      for (; ; i++) {
+        if (i >= end) return undefined
+        const b = buf[i]!
+        if (b === QUOTE_BYTE) break
+        if (b === BACKSLASH_BYTE || b < 0x20) return undefined
+      }
+      if (i + mid.length > end || !bytesAt(buf, i, mid)) return undefined
+      i += mid.length
+    }
+    const valueEnd = end - tail.length
+    if (valueEnd < i || !bytesAt(buf, valueEnd, tail)) return undefined
+    let ascii = true
+    for (let k = i; k < valueEnd; k++) {
+      const b = buf[k]!
+      if (b < 0x20 || b === QUOTE_BYTE || b === BACKSLASH_BYTE) return undefined
+      if (b >= 0x80) ascii = false
+    }
+    return textOf(buf, i, valueEnd, ascii)
+  }
+
   /** Call after a full parse found `frame` to be a plain delta frame whose text is `value`. */
   learn(frame: string, value: string): void {
     this.ready = false
@@ -84,6 +142,9 @@ export class FrameShape {
     this.head = head
     this.mid = mid
     this.tail = frame.slice(valueStart + value.length)
+    this.headBytes = Buffer.from(head)
+    this.midBytes = mid === null ? null : Buffer.from(mid)
+    this.tailBytes = Buffer.from(this.tail)
     this.ready = true
   }
 }

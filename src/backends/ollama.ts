@@ -151,18 +151,22 @@ class OllamaStreamDecoder extends LineDecoder {
     this.shape = fastFrames ? new FrameShape('"response":"', 'created_at') : null
   }
 
+  /**
+   * Plain delta lines shaped like the last parsed one are read from their bytes (fast-frame.ts): no
+   * UTF-8 decoding of the line and no JSON.parse, the top items of a stream's client CPU profile.
+   */
+  protected override lineFrame(buf: Buffer, start: number, end: number, onText: OnText): boolean {
+    const fast = this.shape?.matchBytes(buf, start, end)
+    if (fast === undefined) return false
+    if (fast.length > 0) {
+      this.text += fast
+      onText(fast)
+    }
+    return true
+  }
+
   protected onLine(line: string, onText: OnText): void {
     if (line.length === 0) return
-    // Plain delta lines shaped like the last parsed one skip JSON.parse (fast-frame.ts), which was
-    // the top item of a stream's client CPU profile.
-    const fast = this.shape?.match(line)
-    if (fast !== undefined) {
-      if (fast.length > 0) {
-        this.text += fast
-        onText(fast)
-      }
-      return
-    }
     let parsed: unknown
     try {
       parsed = JSON.parse(withoutContext(line))
