@@ -1,6 +1,6 @@
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
-import { FrameShape } from '../src/backends/fast-frame.js'
+import { FrameShape, ShapeMemo } from '../src/backends/fast-frame.js'
 import { ollamaAdapter } from '../src/backends/ollama.js'
 import { ErrorCode, isRouterError } from '../src/errors.js'
 
@@ -110,6 +110,23 @@ describe('FrameShape', () => {
       }),
       { numRuns: 1000 },
     )
+  })
+})
+
+describe('ShapeMemo (a shape learned by one stream starts the next)', () => {
+  it('lets a new stream read its first line without a parse, and relearns for another model', () => {
+    const memo = new ShapeMemo()
+    const first = new FrameShape('"response":"', 'created_at', memo)
+    expect(run(first, ollamaLine('a'), ollamaText).fast).toBe(false)
+    const second = new FrameShape('"response":"', 'created_at', memo)
+    expect(run(second, ollamaLine('b', 'other-ts'), ollamaText)).toEqual({ text: 'b', fast: true })
+    const other = (text: string) =>
+      JSON.stringify({ model: 'qwen3', created_at: 't', response: text, done: false })
+    const third = new FrameShape('"response":"', 'created_at', memo)
+    expect(run(third, other('c'), ollamaText)).toEqual({ text: 'c', fast: false })
+    expect(run(new FrameShape('"response":"', 'created_at', memo), other('d'), ollamaText).fast).toBe(true)
+    // Without a memo a shape starts unlearned, whatever other shapes learned.
+    expect(run(new FrameShape('"response":"', 'created_at'), other('e'), ollamaText).fast).toBe(false)
   })
 })
 

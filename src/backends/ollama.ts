@@ -28,7 +28,7 @@ import {
   preview,
   streamError,
 } from './common.js'
-import { FrameShape } from './fast-frame.js'
+import { FrameShape, ShapeMemo } from './fast-frame.js'
 import { LineDecoder } from './lines.js'
 import type { BackendAdapter, BackendOutput, StreamDecoder, WireRequest } from './types.js'
 
@@ -140,6 +140,9 @@ export function withoutContext(json: string): string {
   return json
 }
 
+/** The delta-line shape last learned by any Ollama stream: the next stream's first line needs no parse. */
+const LEARNED = new ShapeMemo()
+
 class OllamaStreamDecoder extends LineDecoder {
   private text = ''
   private final: JsonObject | undefined = undefined
@@ -148,7 +151,7 @@ class OllamaStreamDecoder extends LineDecoder {
 
   constructor(fastFrames = true) {
     super()
-    this.shape = fastFrames ? new FrameShape('"response":"', 'created_at') : null
+    this.shape = fastFrames ? new FrameShape('"response":"', 'created_at', LEARNED) : null
   }
 
   /**
