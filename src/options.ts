@@ -62,6 +62,17 @@ const sinkSchema = z.custom<MetricsSink>(
   'must be a sink object with write(), flush() and close()',
 )
 
+const redisUrl = z.url({ protocol: /^rediss?$/, error: 'must be a redis:// or rediss:// URL' })
+const redisSchema = z
+  .object({
+    url: redisUrl,
+    /** Prefix of every key and channel, so several apps can share one Redis. @default 'llm-router:' */
+    prefix: z.string().optional(),
+    /** Time budget of one store call on a request's path; slower answers fall back to local state. @default 100 */
+    timeoutMs: posInt.optional(),
+  })
+  .strict()
+
 export const routerOptionsSchema = z
   .object({
     /** Admin API base URL. Default: env LLM_ROUTER_ADMIN_URL, else ADMIN_API_URL. */
@@ -123,6 +134,18 @@ export const routerOptionsSchema = z
     statsWindow: posInt.optional(),
     /** How long `close()` lets in-flight requests finish before stopping them with CLOSED. @default 10000 */
     closeTimeoutMs: nonNegInt.optional(),
+    /** Shared state for a fleet of instances (limits, circuits, config). Default: env LLM_ROUTER_REDIS_URL, else in-memory. */
+    redis: redisSchema.optional(),
+    /** Waiting when every candidate is at a limit (rpm, tpm, token_budget, max_concurrency). */
+    limits: z
+      .object({
+        /** Longest a request waits in total for a limit to lift, within its deadline. @default 30000 */
+        maxWaitMs: nonNegInt.optional(),
+        /** Requests that may wait at once; more fail at once with RATE_LIMITED. @default 1000 */
+        maxQueue: nonNegInt.optional(),
+      })
+      .strict()
+      .optional(),
   })
   .strict()
 
@@ -161,6 +184,9 @@ export interface ResolvedOptions {
   metrics: false | MetricsSink | ResolvedHttpSinkOptions
   statsWindow: number
   closeTimeoutMs: number
+  /** null: the in-memory store. */
+  redis: { url: string; prefix: string; timeoutMs: number } | null
+  limits: { maxWaitMs: number; maxQueue: number }
 }
 
 function stripTrailingSlash(url: string): string {
@@ -261,5 +287,24 @@ export function resolveOptions(input: unknown): ResolvedOptions {
     metrics,
     statsWindow: o.statsWindow ?? 1000,
     closeTimeoutMs: o.closeTimeoutMs ?? 10_000,
+    redis: resolveRedis(o.redis, env),
+    limits: { maxWaitMs: o.limits?.maxWaitMs ?? 30_000, maxQueue: o.limits?.maxQueue ?? 1000 },
   }
+}
+
+function resolveRedis(o: z.output<typeof redisSchema> | undefined, env: Env): ResolvedOptions['redis'] {
+  let url = o?.url
+  if (url === undefined) {
+    const fromEnv = readEnv(env, 'LLM_ROUTER_REDIS_URL')
+    if (fromEnv === undefined) return null
+    if (!redisUrl.safeParse(fromEnv).success) {
+      throw new RouterError(
+        ErrorCode.INVALID_OPTIONS,
+        'Invalid environment variable LLM_ROUTER_REDIS_URL: must be a redis:// or rediss:// URL (or pass options.redis.url)',
+        { issues: [{ path: 'LLM_ROUTER_REDIS_URL', message: 'must be a redis:// or rediss:// URL' }] },
+      )
+    }
+    url = fromEnv
+  }
+  return { url, prefix: o?.prefix ?? 'llm-router:', timeoutMs: o?.timeoutMs ?? 100 }
 }

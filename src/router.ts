@@ -18,6 +18,7 @@ import { type Clock, systemClock } from './internal/clock.js'
 import { createHttpSink } from './metrics/http-sink.js'
 import { createStatsCollector, type StatsEntry } from './metrics/stats.js'
 import { type ResolvedOptions, type RouterOptions, resolveOptions } from './options.js'
+import { createFleet, type FleetInternals } from './store/fleet.js'
 import { createAgent, dispatchTransport, requestTransport } from './transport/http.js'
 import type {
   BackendKind,
@@ -105,6 +106,8 @@ export interface RouterInternals {
   transport?: 'dispatch' | 'request'
   /** false: decoders never take the learned frame-shape fast path (bench comparison). */
   fastFrames?: boolean
+  /** Shared-state seams (limit window, lease TTL). */
+  fleet?: FleetInternals
 }
 
 export function createLLMRouter(options?: RouterOptions, internals: RouterInternals = {}): LLMRouter {
@@ -182,8 +185,11 @@ export function createLLMRouter(options?: RouterOptions, internals: RouterIntern
     transport: internals.transport === 'request' ? requestTransport : dispatchTransport,
   }
 
+  const fleet = createFleet(opts, clock, emit, internals.fleet)
+
   const core: DispatchCore = {
     options: opts,
+    limiter: fleet.limiter,
     env: opts.env,
     clock,
     circuits,
@@ -379,6 +385,7 @@ export function createLLMRouter(options?: RouterOptions, internals: RouterIntern
         // close(): close() waits for requests undici still holds, such as an aborted one whose TCP
         // connect hangs (a full listen backlog), for up to connectTimeoutMs.
         await agent.destroy().catch(() => {})
+        await fleet.close().catch(() => {})
         emitter.removeAllListeners()
       })()
       return closing

@@ -29,6 +29,14 @@ export interface BackendRecord {
   /** Ollama server an `auto` record falls back to. */
   fallback_url?: string
   auth?: BackendAuth
+  /** Requests per minute this endpoint accepts (fleet-wide with a Redis store). */
+  rpm?: number
+  /** Tokens per minute (prompt + completion), reserved from an estimate and reconciled with real usage. */
+  tpm?: number
+  /** Tokens this endpoint may spend per `budget_period_seconds`; past it the endpoint is skipped until the period rolls over. */
+  token_budget?: number
+  /** @default 86400 (a day) */
+  budget_period_seconds?: number
 }
 
 /**
@@ -207,4 +215,21 @@ export interface RouterEvents {
   /** A metrics POST failed after its retries; `requeued`: its records stay queued for the next flush (else dropped). */
   'metrics:flush-failed': { error: unknown; records: number; requeued: boolean }
   'sink:error': { error: unknown }
+  /** An endpoint's limit (a record field) refused an attempt; the request takes the next candidate or waits. */
+  'limit:refused': {
+    model: string
+    backend: BackendKind
+    endpoint: string
+    limit: LimitField
+    retryAfterMs: number
+  }
+  /** Every candidate was at a limit: the request waits `waitMs` (within its deadline) and tries them again. */
+  'limit:wait': { model: string; waitMs: number; waiting: number }
+  /** The shared store (Redis) failed or ran over its time budget: local state is used until it answers again. */
+  'store:fallback': { error: unknown; operation: string }
+  /** The shared store answers again after a fallback. */
+  'store:rejoined': { kind: 'redis' }
 }
+
+/** The record field of a limit. */
+export type LimitField = 'rpm' | 'tpm' | 'token_budget' | 'max_concurrency'

@@ -134,6 +134,11 @@ const authSchema = z.unknown().transform((value, ctx): BackendAuth => {
     : { header: data.header, value_env: data.value_env }
 })
 
+const positiveInt = z
+  .number({ error: 'must be a positive integer' })
+  .int('must be a positive integer')
+  .positive('must be a positive integer')
+
 const recordShape = z.object({
   id: z.union([z.number(), z.string()], { error: 'id must be a number or a string' }).optional(),
   model_name: z.string({ error: 'must be a string' }).trim().min(1, 'must not be empty'),
@@ -161,6 +166,11 @@ const recordShape = z.object({
   backend_model: nonEmpty.optional(),
   fallback_url: baseUrl.optional(),
   auth: authSchema.optional(),
+  // Limits (issue 14): per endpoint, enforced through the store, fleet-wide when it is Redis.
+  rpm: positiveInt.optional(),
+  tpm: positiveInt.optional(),
+  token_budget: positiveInt.optional(),
+  budget_period_seconds: positiveInt.optional(),
 })
 
 /** Default priority when a record has none (lower is tried first). */
@@ -193,6 +203,10 @@ export const backendRecordSchema = z.preprocess(
     if (r.backend_model !== undefined) out.backend_model = r.backend_model
     if (r.fallback_url !== undefined) out.fallback_url = r.fallback_url
     if (r.auth !== undefined) out.auth = r.auth
+    if (r.rpm !== undefined) out.rpm = r.rpm
+    if (r.tpm !== undefined) out.tpm = r.tpm
+    if (r.token_budget !== undefined) out.token_budget = r.token_budget
+    if (r.budget_period_seconds !== undefined) out.budget_period_seconds = r.budget_period_seconds
     return out
   }),
 )

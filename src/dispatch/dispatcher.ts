@@ -8,6 +8,8 @@ import type { ConfigSnapshot } from '../config/contract.js'
 import { type AttemptInfo, ErrorCode, isRouterError, RouterError } from '../errors.js'
 import type { Clock } from '../internal/clock.js'
 import type { Env } from '../internal/env.js'
+import { gateHost, LimitGate } from '../limits/gate.js'
+import type { Limiter } from '../limits/limiter.js'
 import type { ResolvedOptions } from '../options.js'
 import type { MetricRecord, RouterEvents } from '../types.js'
 import {
@@ -25,6 +27,8 @@ import { type Candidate, defaultCandidates, type RouteTable, type Target } from 
 
 export interface DispatchCore {
   options: ResolvedOptions
+  /** Endpoint limits through the store; null when no router-level limiter exists (tests of the bare core). */
+  limiter?: Limiter | null
   env: Env
   clock: Clock
   circuits: CircuitRegistry
@@ -138,6 +142,10 @@ class RequestRun<Req extends DispatchRequest, Out, Res extends DispatchResult, D
   last: RouterError | null = null
   previous: AttemptWhere | null = null
   fallback = false
+  /** Endpoint limits of this request (null: no limiter). */
+  readonly gate: LimitGate | null
+  /** Whether the current pass sent anything (false: every target was skipped by a limit or circuit). */
+  private sent = false
 
   constructor(
     readonly core: DispatchCore,
@@ -146,7 +154,9 @@ class RequestRun<Req extends DispatchRequest, Out, Res extends DispatchResult, D
     readonly stream: StreamHooks<Out, Delta> | null,
     readonly control: RequestControl,
     readonly t0: number,
-  ) {}
+  ) {
+    this.gate = core.limiter ? new LimitGate(core.limiter, req, gateHost(core, control)) : null
+  }
 
   delivered(): number {
     return this.stream?.delivered() ?? 0
@@ -178,8 +188,29 @@ class RequestRun<Req extends DispatchRequest, Out, Res extends DispatchResult, D
     return new CircuitGuard(target.circuit, core.circuits.options, core.clock, core.circuitEvents)
   }
 
-  /** Walks the candidates; resolves with the first success, throws the request's one error. */
+  /**
+   * Walks the candidates; resolves with the first success, throws the request's one error. When
+   * targets were refused by their limits, waits (within the deadline and the wait bound) and walks
+   * those again.
+   */
   async walk(candidates: Candidate[]): Promise<Res> {
+    for (;;) {
+      this.sent = false
+      const out = await this.walkOnce(candidates)
+      if (out !== null) return out
+      const wait = this.gate?.nextWait(this.req.model, this.attempts, !this.sent) ?? null
+      if (wait === null)
+        throw allFailed(this.req.model, this.attempts, this.last, candidates[0]?.defaultReason)
+      await (this.gate as LimitGate)
+        .sleep((ms) => this.control.sleep(ms), wait)
+        .catch(() => {
+          throw this.stoppedError(this.previous ?? (this.attempts.at(-1) as AttemptWhere))
+        })
+    }
+  }
+
+  private async walkOnce(candidates: Candidate[]): Promise<Res | null> {
+    const gate = this.gate
     for (const candidate of candidates) {
       const unable = this.op.unable(this.req, candidate)
       if (unable !== null) {
@@ -199,6 +230,7 @@ class RequestRun<Req extends DispatchRequest, Out, Res extends DispatchResult, D
           endpoint: target.endpoint,
         }
         if (this.control.stopped) throw this.stoppedError(this.previous ?? where)
+        if (gate !== null && !gate.includes(target)) continue
         const guard = this.guard(target)
         if (!guard.allow()) {
           this.last = new RouterError(
@@ -209,13 +241,26 @@ class RequestRun<Req extends DispatchRequest, Out, Res extends DispatchResult, D
           this.attempts.push(attemptInfo(where, 0, performance.now(), this.last))
           continue
         }
+        const held = gate === null ? null : await gate.admit(candidate, target, where)
+        if (held instanceof RouterError) {
+          guard.release()
+          this.last = held
+          this.attempts.push(attemptInfo(where, 0, performance.now(), held))
+          continue
+        }
         if (this.previous !== null && this.last !== null) this.announceFallback(where, this.last)
-        const out = await this.tryTarget(candidate, target, where, guard, limits)
+        this.sent = true
+        let out: Res | null = null
+        try {
+          out = await this.tryTarget(candidate, target, where, guard, limits)
+        } finally {
+          held?.done(out)
+        }
         if (out !== null) return out
         this.previous = where
       }
     }
-    throw allFailed(this.req.model, this.attempts, this.last, candidates[0]?.defaultReason)
+    return null
   }
 
   /** Attempts one target until it answers (result), the policy moves on (null) or fails (throws). */

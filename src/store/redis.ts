@@ -25,6 +25,7 @@ interface Client {
   del(key: string): Promise<unknown>
   zCount(key: string, min: string, max: string): Promise<number>
   publish(channel: string, message: string): Promise<unknown>
+  scriptLoad(script: string): Promise<string>
   subscribe(channel: string, listener: (message: string) => void): Promise<unknown>
 }
 
@@ -68,6 +69,14 @@ export class RedisStore implements Store {
   private readonly budgetKeys = new Map<string, string>()
   private closed = false
   private readonly channel: string
+  /** Resolves on the first connection: calls made while the client first connects wait for it. */
+  private firstReady!: Promise<void>
+  private everReady = false
+
+  /** False until the first connection: the resilient store gives calls a longer budget meanwhile. */
+  get warm(): boolean {
+    return this.everReady
+  }
 
   constructor(private readonly options: RedisStoreOptions) {
     this.channel = `${options.prefix}notices`
@@ -90,7 +99,17 @@ export class RedisStore implements Store {
       })
     const client = make()
     client.on('error', (error: unknown) => this.options.onConnection?.(false, error))
-    client.on('ready', () => this.options.onConnection?.(true))
+    client.on('ready', () => {
+      this.options.onConnection?.(true)
+      // Loaded on every (re)connect, so the first admission is one EVALSHA, not NOSCRIPT + EVAL.
+      for (const [script] of Object.values(SCRIPTS)) client.scriptLoad(script).catch(() => {})
+    })
+    this.firstReady = new Promise<void>((resolve) =>
+      client.on('ready', () => {
+        this.everReady = true
+        resolve()
+      }),
+    )
     const subscriber = client.duplicate()
     subscriber.on('error', () => {})
     this.client = client
@@ -130,8 +149,7 @@ export class RedisStore implements Store {
   }
 
   private async run(name: keyof typeof SCRIPTS, keys: string[], args: string[]): Promise<unknown> {
-    const client = await this.ready
-    if (!client.isReady) throw new Error('Redis is not connected')
+    const client = await this.connected()
     const [script, sha] = SCRIPTS[name]
     try {
       return await client.evalSha(sha, { keys, arguments: args })
@@ -139,6 +157,19 @@ export class RedisStore implements Store {
       if (!String((error as Error)?.message).includes('NOSCRIPT')) throw error
       return client.eval(script, { keys, arguments: args })
     }
+  }
+
+  /**
+   * The client once it is connected. While it first connects, calls wait for it (the resilient
+   * store's budget bounds the wait); after that, a disconnected client fails at once.
+   */
+  private async connected(): Promise<Client> {
+    const client = await this.ready
+    if (!client.isReady) {
+      if (this.everReady) throw new Error('Redis is not connected')
+      await this.firstReady
+    }
+    return client
   }
 
   async admit(input: AdmitInput): Promise<AdmitResult> {
@@ -183,12 +214,12 @@ export class RedisStore implements Store {
   }
 
   async inFlight(key: string, now: number): Promise<number> {
-    const client = await this.ready
+    const client = await this.connected()
     return client.zCount(`${this.options.prefix}{${key}}:leases`, `(${now}`, '+inf')
   }
 
   async set(key: string, value: string, ttlMs: number | null, ifAbsent = false): Promise<boolean> {
-    const client = await this.ready
+    const client = await this.connected()
     const options: Record<string, unknown> = {}
     if (ttlMs !== null) options.PX = ttlMs
     if (ifAbsent) options.NX = true
@@ -197,17 +228,17 @@ export class RedisStore implements Store {
   }
 
   async get(key: string): Promise<string | null> {
-    const client = await this.ready
+    const client = await this.connected()
     return client.get(this.options.prefix + key)
   }
 
   async delete(key: string): Promise<void> {
-    const client = await this.ready
+    const client = await this.connected()
     await client.del(this.options.prefix + key)
   }
 
   async publish(message: StoreMessage): Promise<void> {
-    const client = await this.ready
+    const client = await this.connected()
     await client.publish(this.channel, JSON.stringify(message))
   }
 

@@ -37,9 +37,15 @@ export class ResilientStore implements Store {
     private readonly events: StoreStateEvents,
     local: MemoryStore = new MemoryStore(),
     private readonly retryMs = 500,
+    /** Budget while the client first loads and connects (a fleet restarting together should share limits from the start). */
+    private readonly startupMs = 1000,
   ) {
     this.kind = shared.kind
     this.local = local
+  }
+
+  get warm(): boolean | undefined {
+    return this.shared.warm
   }
 
   /** True while answers come from local state. */
@@ -58,9 +64,10 @@ export class ResilientStore implements Store {
   ): Promise<{ value: T } | undefined> {
     if (performance.now() < this.skipUntil) return undefined
     let timer: ReturnType<typeof setTimeout> | undefined
+    const budgetMs = this.shared.warm === false ? this.startupMs : this.timeoutMs
     const call = fn()
     const budget = new Promise<typeof TIMED_OUT>((resolve) => {
-      timer = setTimeout(() => resolve(TIMED_OUT), this.timeoutMs)
+      timer = setTimeout(() => resolve(TIMED_OUT), budgetMs)
       timer.unref?.()
     })
     try {
@@ -68,7 +75,7 @@ export class ResilientStore implements Store {
       if (value === TIMED_OUT) {
         if (late) call.then(late, () => {})
         else call.catch(() => {})
-        this.fail(new Error(`Redis did not answer ${operation} within ${this.timeoutMs} ms`), operation)
+        this.fail(new Error(`Redis did not answer ${operation} within ${budgetMs} ms`), operation)
         return undefined
       }
       if (this.degraded) {

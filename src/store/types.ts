@@ -75,6 +75,8 @@ export type StoreMessage =
 
 export interface Store {
   readonly kind: 'memory' | 'redis'
+  /** Redis: false until the first connection is up (the client is still loading or connecting). */
+  readonly warm?: boolean | undefined
   /**
    * Checks every limit of the endpoint and, when all have room, reserves a concurrency lease, a rate
    * window entry and the token estimate, atomically (one Lua script on Redis).
