@@ -41,6 +41,10 @@ const adminSchema = z
     retryBaseMs: posInt.optional(),
     /** @default 60000 */
     retryMaxMs: posInt.optional(),
+    /** File that keeps the last good config across restarts (used before env when the admin is down at start). */
+    snapshotFile: z.string().min(1).optional(),
+    /** Path of a server-sent-events change stream on the admin; any event means "refetch now". Off by default. */
+    watchPath: z.string().startsWith('/').optional(),
   })
   .strict()
 
@@ -166,6 +170,8 @@ export interface ResolvedOptions {
     mapPayload: ((payload: unknown) => unknown) | undefined
     retryBaseMs: number
     retryMaxMs: number
+    snapshotFile: string | null
+    watchPath: string | null
   }
   cacheTtlMs: number
   env: Env
@@ -259,6 +265,8 @@ export function resolveOptions(input: unknown): ResolvedOptions {
       mapPayload: o.admin?.mapPayload,
       retryBaseMs: o.admin?.retryBaseMs ?? 1000,
       retryMaxMs: o.admin?.retryMaxMs ?? 60_000,
+      snapshotFile: o.admin?.snapshotFile ?? null,
+      watchPath: o.admin?.watchPath ?? null,
     },
     cacheTtlMs: o.cacheTtlMs ?? 60_000,
     env,

@@ -153,14 +153,22 @@ export function createLLMRouter(options?: RouterOptions, internals: RouterIntern
     }
   }
 
+  const fleet = createFleet(opts, clock, emit, internals.fleet)
+
   const config = createConfigSource({
     admin: { ...opts.admin, url: opts.adminUrl },
     ttlMs: opts.cacheTtlMs,
     env: opts.env,
     clock,
     dispatcher: agent,
-    emit,
+    // Config events also tell the fleet (a changed config is announced to the other instances).
+    emit: (event, payload) => {
+      emit(event, payload)
+      fleet.configEvent(event, payload)
+    },
+    lastGood: fleet.lastGood,
   })
+  fleet.attach(config, circuits)
 
   const routeCache = new RouteCache(opts.env, circuits)
   const routes = (snapshot: ConfigSnapshot) => routeCache.get(snapshot)
@@ -185,8 +193,6 @@ export function createLLMRouter(options?: RouterOptions, internals: RouterIntern
     transport: internals.transport === 'request' ? requestTransport : dispatchTransport,
   }
 
-  const fleet = createFleet(opts, clock, emit, internals.fleet)
-
   const core: DispatchCore = {
     options: opts,
     limiter: fleet.limiter,
@@ -200,9 +206,11 @@ export function createLLMRouter(options?: RouterOptions, internals: RouterIntern
     recordMetric,
     circuitEvents: {
       opened: (info) => {
+        fleet.circuitChanged(info)
         if (listens('circuit:open')) emit('circuit:open', info)
       },
       closed: (info) => {
+        fleet.circuitChanged(info)
         if (listens('circuit:close')) emit('circuit:close', info)
       },
     },

@@ -187,6 +187,8 @@ export interface RouterEvents {
   }
   'config:fallback': { origin: 'env' | 'default'; reason: string }
   'config:invalid-record': { index: number; modelName: string | null; field: string; message: string }
+  /** The admin was down at start: the last good config (kept in Redis or admin.snapshotFile) is served as `stale`. */
+  'config:restored': { from: 'redis' | 'file'; records: number; fetchedAt: number | null }
   'request:start': { requestId: string | null; model: string | undefined; stream: boolean }
   'request:end': {
     requestId: string | null
