@@ -123,6 +123,18 @@ export const routerOptionsSchema = z
     statsWindow: posInt.optional(),
     /** How long `close()` lets in-flight requests finish before stopping them with CLOSED. @default 10000 */
     closeTimeoutMs: nonNegInt.optional(),
+    /** Pools (records of one model and priority; README "Pools"). */
+    pool: z
+      .object({
+        /** Requests that may wait for a slot on one member at its max_concurrency; beyond it POOL_BUSY. @default 1000 */
+        maxQueued: nonNegInt.optional(),
+        /** A session (metadata.sessionId) unused this long is placed afresh by its hash. @default 3600000 */
+        sessionTtlMs: posInt.optional(),
+        /** Sessions remembered per router (least recently used go first). @default 10000 */
+        maxSessions: posInt.optional(),
+      })
+      .strict()
+      .optional(),
   })
   .strict()
 
@@ -161,6 +173,7 @@ export interface ResolvedOptions {
   metrics: false | MetricsSink | ResolvedHttpSinkOptions
   statsWindow: number
   closeTimeoutMs: number
+  pool: { maxQueued: number; sessionTtlMs: number; maxSessions: number }
 }
 
 function stripTrailingSlash(url: string): string {
@@ -261,5 +274,10 @@ export function resolveOptions(input: unknown): ResolvedOptions {
     metrics,
     statsWindow: o.statsWindow ?? 1000,
     closeTimeoutMs: o.closeTimeoutMs ?? 10_000,
+    pool: {
+      maxQueued: o.pool?.maxQueued ?? 1000,
+      sessionTtlMs: o.pool?.sessionTtlMs ?? 3_600_000,
+      maxSessions: o.pool?.maxSessions ?? 10_000,
+    },
   }
 }
