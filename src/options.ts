@@ -150,6 +150,18 @@ export const routerOptionsSchema = z
       })
       .strict()
       .optional(),
+    /** Pools (records of one model and priority; README "Pools"). */
+    pool: z
+      .object({
+        /** Requests that may wait for a slot on one member at its max_concurrency; beyond it POOL_BUSY. @default 1000 */
+        maxQueued: nonNegInt.optional(),
+        /** A session (metadata.sessionId) unused this long is placed afresh by its hash. @default 3600000 */
+        sessionTtlMs: posInt.optional(),
+        /** Sessions remembered per router (least recently used go first). @default 10000 */
+        maxSessions: posInt.optional(),
+      })
+      .strict()
+      .optional(),
   })
   .strict()
 
@@ -193,6 +205,7 @@ export interface ResolvedOptions {
   /** null: the in-memory store. */
   redis: { url: string; prefix: string; timeoutMs: number } | null
   limits: { maxWaitMs: number; maxQueue: number }
+  pool: { maxQueued: number; sessionTtlMs: number; maxSessions: number }
 }
 
 function stripTrailingSlash(url: string): string {
@@ -297,6 +310,11 @@ export function resolveOptions(input: unknown): ResolvedOptions {
     closeTimeoutMs: o.closeTimeoutMs ?? 10_000,
     redis: resolveRedis(o.redis, env),
     limits: { maxWaitMs: o.limits?.maxWaitMs ?? 30_000, maxQueue: o.limits?.maxQueue ?? 1000 },
+    pool: {
+      maxQueued: o.pool?.maxQueued ?? 1000,
+      sessionTtlMs: o.pool?.sessionTtlMs ?? 3_600_000,
+      maxSessions: o.pool?.maxSessions ?? 10_000,
+    },
   }
 }
 

@@ -18,6 +18,9 @@ import { type Clock, systemClock } from './internal/clock.js'
 import { createHttpSink } from './metrics/http-sink.js'
 import { createStatsCollector, type StatsEntry } from './metrics/stats.js'
 import { type ResolvedOptions, type RouterOptions, resolveOptions } from './options.js'
+import { SessionPins } from './pool/affinity.js'
+import { LoadRegistry } from './pool/load.js'
+import { type MemberSignals, NO_MEMBER_SIGNALS } from './pool/signals.js'
 import { createFleet, type FleetInternals } from './store/fleet.js'
 import { createAgent, dispatchTransport, requestTransport } from './transport/http.js'
 import type {
@@ -108,6 +111,8 @@ export interface RouterInternals {
   fastFrames?: boolean
   /** Shared-state seams (limit window, lease TTL). */
   fleet?: FleetInternals
+  /** Member health and warmth for pools (tests: a stand-in for the health checks). */
+  signals?: MemberSignals
 }
 
 export function createLLMRouter(options?: RouterOptions, internals: RouterInternals = {}): LLMRouter {
@@ -216,6 +221,9 @@ export function createLLMRouter(options?: RouterOptions, internals: RouterIntern
     },
     fastFrames: internals.fastFrames !== false,
     active: new Set(),
+    load: new LoadRegistry(),
+    signals: internals.signals ?? NO_MEMBER_SIGNALS,
+    pins: new SessionPins(clock, opts.pool.sessionTtlMs, opts.pool.maxSessions),
   }
 
   let closed = false

@@ -94,6 +94,19 @@ const envName = z
   .string({ error: 'must be an environment variable name' })
   .regex(ENV_NAME, 'must be an environment variable name (letters, digits, _), never a secret value')
 
+/** Go duration syntax, as Ollama parses a string `keep_alive` (time.ParseDuration): `5m`, `1h30m`, `-1s`, `0`. */
+const GO_DURATION = /^[-+]?(0|((\d+(\.\d*)?|\.\d+)(ns|us|µs|μs|ms|s|m|h))+)$/
+/** Ollama's `keep_alive`: seconds as a number (negative: keep loaded), or a Go duration string. */
+const KEEP_ALIVE_MESSAGE =
+  'must be seconds (a number; negative keeps the model loaded) or a duration such as "5m" or "1h"'
+const keepAlive = z.union(
+  [
+    z.number({ error: KEEP_ALIVE_MESSAGE }).finite(KEEP_ALIVE_MESSAGE),
+    z.string({ error: KEEP_ALIVE_MESSAGE }).regex(GO_DURATION, KEEP_ALIVE_MESSAGE),
+  ],
+  { error: KEEP_ALIVE_MESSAGE },
+)
+
 const bearerAuth = z.strictObject({ bearer_env: envName })
 const headerAuth = z.strictObject({
   header: z
@@ -171,6 +184,23 @@ const recordShape = z.object({
   tpm: positiveInt.optional(),
   token_budget: positiveInt.optional(),
   budget_period_seconds: positiveInt.optional(),
+  // Pools (src/pool/): records of one model_name and priority share its traffic.
+  weight: z
+    .number({ error: 'must be a positive number' })
+    .finite('must be a positive number')
+    .positive('must be a positive number (share of the pool; disable a record with enabled: false)')
+    .optional(),
+  max_concurrency: z
+    .number({ error: 'must be a positive integer' })
+    .int('must be a positive integer')
+    .positive('must be a positive integer')
+    .optional(),
+  keep_alive: keepAlive.optional(),
+  context_length: z
+    .number({ error: 'must be a positive integer (tokens)' })
+    .int('must be a positive integer (tokens)')
+    .positive('must be a positive integer (tokens)')
+    .optional(),
 })
 
 /** Default priority when a record has none (lower is tried first). */
@@ -207,6 +237,10 @@ export const backendRecordSchema = z.preprocess(
     if (r.tpm !== undefined) out.tpm = r.tpm
     if (r.token_budget !== undefined) out.token_budget = r.token_budget
     if (r.budget_period_seconds !== undefined) out.budget_period_seconds = r.budget_period_seconds
+    if (r.weight !== undefined) out.weight = r.weight
+    if (r.max_concurrency !== undefined) out.max_concurrency = r.max_concurrency
+    if (r.keep_alive !== undefined) out.keep_alive = r.keep_alive
+    if (r.context_length !== undefined) out.context_length = r.context_length
     return out
   }),
 )

@@ -46,6 +46,10 @@ const POLICIES: Record<ErrorCode, FailurePolicy> = {
   CLOSED: { retry: false, fallover: false, unhealthy: false },
   // Decided before sending (a record lacks a capability the request needs): never an attempt's failure.
   NO_CAPABLE_BACKEND: { retry: false, fallover: false, unhealthy: false },
+  // Pools: decided before sending (full, too long for the window, out of rotation): never an attempt's failure.
+  POOL_BUSY: { retry: false, fallover: false, unhealthy: false },
+  CONTEXT_TOO_LONG: { retry: false, fallover: false, unhealthy: false },
+  OUT_OF_ROTATION: { retry: false, fallover: false, unhealthy: false },
 }
 
 export function policyOf(code: ErrorCode): FailurePolicy {

@@ -79,7 +79,7 @@ export class LimitGate {
    * falls back to local state.
    */
   async admit(candidate: Candidate, target: Target, where: Where): Promise<Held | null | RouterError> {
-    const limits = recordLimits(candidate.record)
+    const limits = recordLimits(candidate.record, this.limiter.fleetConcurrency)
     if (limits === null) return null
     const estimate = estimateTokens(this.req, candidate.record)
     const admission = await this.limiter.admit(

@@ -24,19 +24,22 @@ export interface LimiterOptions {
 const DEFAULT_COMPLETION_ESTIMATE = 2048
 const DEFAULT_BUDGET_PERIOD_SECONDS = 86_400
 
-/** The limits a record sets, or null when it sets none (then no store call is made at all). */
-export function recordLimits(record: BackendRecord): Limits | null {
-  const r = record as BackendRecord & { max_concurrency?: number }
-  const requests = r.rpm ?? null
-  const tokens = r.tpm ?? null
-  const budget = r.token_budget ?? null
-  const concurrency = r.max_concurrency ?? null
+/**
+ * The limits a record sets, or null when it sets none (then no store call is made at all).
+ * `max_concurrency` is counted here only when the store is shared (fleet-wide leases); within one
+ * process the pool's own slots (src/pool/load.ts) already hold it.
+ */
+export function recordLimits(record: BackendRecord, fleetConcurrency: boolean): Limits | null {
+  const requests = record.rpm ?? null
+  const tokens = record.tpm ?? null
+  const budget = record.token_budget ?? null
+  const concurrency = fleetConcurrency ? (record.max_concurrency ?? null) : null
   if (requests === null && tokens === null && budget === null && concurrency === null) return null
   return {
     requests,
     tokens,
     budget,
-    budgetPeriodMs: (r.budget_period_seconds ?? DEFAULT_BUDGET_PERIOD_SECONDS) * 1000,
+    budgetPeriodMs: (record.budget_period_seconds ?? DEFAULT_BUDGET_PERIOD_SECONDS) * 1000,
     concurrency,
   }
 }
@@ -83,6 +86,11 @@ export class Limiter {
   private seq = 0
   /** Settlements on their way to the store, so close() can let them land before the store closes. */
   private readonly pending = new Set<Promise<void>>()
+
+  /** Leases for max_concurrency are taken only when the store is shared (Redis). */
+  get fleetConcurrency(): boolean {
+    return this.store.kind === 'redis'
+  }
 
   constructor(
     readonly store: Store,
