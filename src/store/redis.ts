@@ -94,7 +94,7 @@ export class RedisStore implements Store {
         socket: {
           connectTimeout: 1000,
           // Reconnect forever, quickly at first: the router keeps serving from local state meanwhile.
-          reconnectStrategy: (retries: number) => Math.min(50 * 2 ** retries, 1000),
+          reconnectStrategy: (retries: number) => Math.min(50 * 2 ** retries, 500),
         },
       })
     const client = make()
