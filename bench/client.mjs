@@ -6,6 +6,7 @@
 import { performance } from 'node:perf_hooks'
 import { request } from 'undici'
 import {
+  adminRecords,
   COMPLETION_TOKENS,
   MLX_MODEL,
   OLLAMA_MODEL,
@@ -102,6 +103,22 @@ async function makeScenario(name) {
   }
   const { createLLMRouter } = await loadRouter()
   const metricsOff = name.includes('-nometrics')
+  // The store on a request's path (issue 14): the bench-ollama record with limits high enough never to
+  // refuse, so every request does one admission (and one settlement beside it), in memory or in Redis.
+  if (name.includes('-limits') || name.includes('-redis')) {
+    const [record] = adminRecords(ports)
+    let storeFallbacks = 0
+    const router = createLLMRouter({
+      env: { LLM_ROUTER_BACKENDS: JSON.stringify([{ ...record, rpm: 1e9, tpm: 1e12 }]) },
+      connectionsPerEndpoint: null,
+      metrics: false,
+      ...(name.includes('-redis')
+        ? { redis: { url: `redis://127.0.0.1:${ports.redis}`, prefix: `bench-${process.pid}:` } }
+        : {}),
+    })
+    router.on('store:fallback', () => storeFallbacks++)
+    return { router, storeFallbacks: () => storeFallbacks, ...routerOps(name, router, isOllama, flavour) }
+  }
   if (name.startsWith('service-')) {
     const router = createLLMRouter({
       adminUrl: name.includes('-single') ? adminSingle : admin,
@@ -247,6 +264,7 @@ async function runLoad() {
     totalOps: total,
     metricsRecords,
     errors: c1.errors + (c16?.errors ?? 0) + c64.errors,
+    ...(s.storeFallbacks ? { storeFallbacks: s.storeFallbacks() } : {}),
     firstError: c1.firstError ?? c16?.firstError ?? c64.firstError,
   }
 }

@@ -19,6 +19,7 @@ import os from 'node:os'
 import { join, resolve } from 'node:path'
 import { pathToFileURL } from 'node:url'
 import { gzipSync } from 'node:zlib'
+import { startBenchRedis } from '../bench/lib/redis.mjs'
 import { buildDist, distIsFresh } from './lib/build.mjs'
 
 const root = resolve(import.meta.dirname, '..')
@@ -277,6 +278,25 @@ const SERVICE = [
   },
 ]
 SCENARIOS.push(...SERVICE)
+
+// The store on a request's path (issue 14): the same generate with never-refusing rpm/tpm limits, admitted in
+// the in-memory store and in Redis (a redis-server started here; skipped when none is installed). Metrics off,
+// so the store is the only difference from router-ollama-nometrics.
+const benchRedis = await startBenchRedis()
+SCENARIOS.push({
+  name: 'router-ollama-limits-nometrics',
+  label: 'router.generate, ollama, rpm/tpm, in-memory store',
+  base: 'raw-ollama',
+  stream: false,
+})
+if (benchRedis !== null) {
+  SCENARIOS.push({
+    name: 'router-ollama-redis-nometrics',
+    label: 'router.generate, ollama, rpm/tpm, Redis store',
+    base: 'raw-ollama',
+    stream: false,
+  })
+}
 const isService = (name) => name.startsWith('service-')
 
 const SIZES = smoke
@@ -345,8 +365,10 @@ cpSync(join(root, 'dist'), pkgDir, { recursive: true })
 const benchEntry = join(pkgDir, 'index.js')
 const dist = pathToFileURL(benchEntry).href
 const { child: server, ports } = await startServer()
+if (benchRedis !== null) ports.redis = benchRedis.port
 const stopServer = () => {
   if (server.exitCode === null) server.kill('SIGTERM')
+  benchRedis?.stop()
 }
 process.on('exit', stopServer)
 
@@ -449,8 +471,19 @@ for (let run = 0; run < RUNS; run++) {
   const order = SCENARIOS.map((_, i) => SCENARIOS[(i + run * 2) % SCENARIOS.length])
   for (const s of order) {
     const withC16 = isService(s.name) || SERVICE_BASES.has(s.name)
+    const redisBefore = s.name.includes('-redis') ? await benchRedis.commandCalls() : null
     const r = await runJob({ mode: 'load', scenario: s.name, ports, dist, ...sizeFor(s.name, withC16) })
     noteFailure(`${s.name} (run ${run + 1})`, r)
+    if (redisBefore !== null) {
+      // Round trips per request: EVALSHA calls (admission on the request's path, settlement beside it).
+      const after = await benchRedis.commandCalls()
+      const per = (cmd) => ((after[cmd] ?? 0) - (redisBefore[cmd] ?? 0)) / r.totalOps
+      log(
+        `  run ${run + 1} ${s.name}: Redis calls per request evalsha ${per('evalsha').toFixed(2)} (1 admission on the path + 1 settlement beside it), eval ${per('eval').toFixed(3)}, other ${(Object.keys(after).reduce((n, k) => n + (k === 'evalsha' || k === 'eval' || k === 'info' ? 0 : per(k)), 0)).toFixed(3)}; store fallbacks ${r.storeFallbacks ?? 'n/a'}`,
+      )
+      if (r.storeFallbacks > 0)
+        log(`  note: ${r.storeFallbacks} store fallback(s) during the run (Redis over its 100 ms budget)`)
+    }
     // Every request's metric record must have reached the admin by close(), in either wire format.
     if (
       (s.name.startsWith('router-') || isService(s.name)) &&

@@ -16,6 +16,7 @@ import {
   startOllamaServer,
 } from '../src/testing/index.js'
 import { ensureBuilt, root } from './helpers/build.js'
+import { redisAvailable, startRedis } from './helpers/redis-server.js'
 import { run, start } from './helpers/run.js'
 
 let ollama: OllamaServer
@@ -72,6 +73,7 @@ it('covers every file in examples/ (a new example needs a test here)', () => {
       'basic-generate.ts',
       'custom-sink.ts',
       'env-only.ts',
+      'fleet-limits.ts',
       'http-service.ts',
       'opentelemetry.ts',
       'pool-canary.ts',
@@ -194,6 +196,32 @@ describe.concurrent('examples', () => {
     const r = await run([example('pool-canary')])
     expect(r.code, r.stderr).toBe(0)
     expect(r.stdout).toMatch(/canary share: [\d.]+% of 200 sessions/)
+  })
+
+  it.skipIf(!redisAvailable())(
+    'fleet-limits: two processes share rpm 8 through Redis: 8 of 20 answered, the server saw 8',
+    async () => {
+      const redis = await startRedis()
+      const server = await startOllamaServer({ respond: 'Hi!' })
+      try {
+        const r = await run([example('fleet-limits')], {
+          LLM_ROUTER_REDIS_URL: redis.url,
+          OLLAMA_URL: server.url,
+        })
+        expect(r.code, r.stderr).toBe(0)
+        expect(r.stdout).toContain('fleet: 8 of 20 answered (rpm 8 shared through Redis)')
+        expect(r.stdout).toMatch(/instance A: .*RATE_LIMITED \(retry after \d+ s\)/)
+        expect(generateCalls(server)).toBe(8)
+      } finally {
+        await Promise.all([server.stop(), redis.stop()])
+      }
+    },
+  )
+
+  it('fleet-limits: says what it needs when LLM_ROUTER_REDIS_URL is not set', async () => {
+    const r = await run([example('fleet-limits')])
+    expect(r.code).toBe(1)
+    expect(r.stderr).toContain('Set LLM_ROUTER_REDIS_URL')
   })
 
   it('testing-with-msw: its node:test suite passes without any server', async () => {

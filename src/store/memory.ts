@@ -13,8 +13,11 @@ interface WindowEntry {
 interface EndpointState {
   /** Lease id -> expiry (epoch ms). */
   leases: Map<string, number>
-  /** Rate window entries, oldest first. */
+  /** Rate window entries, oldest first, from index `head` (dropping from the front is O(1)). */
   window: WindowEntry[]
+  head: number
+  /** The same entries by id (settlement finds its entry without a scan: windows hold thousands). */
+  byId: Map<string, WindowEntry>
   windowTokens: number
   /** Budget use per period index (only the current and previous period are kept). */
   budget: Map<number, number>
@@ -38,7 +41,15 @@ export class MemoryStore implements Store {
   private state(key: string): EndpointState {
     let s = this.endpoints.get(key)
     if (s === undefined) {
-      s = { leases: new Map(), window: [], windowTokens: 0, budget: new Map(), budgetOf: new Map() }
+      s = {
+        leases: new Map(),
+        window: [],
+        head: 0,
+        byId: new Map(),
+        windowTokens: 0,
+        budget: new Map(),
+        budgetOf: new Map(),
+      }
       this.endpoints.set(key, s)
     }
     return s
@@ -46,12 +57,17 @@ export class MemoryStore implements Store {
 
   private trim(s: EndpointState, now: number, windowMs: number): void {
     for (const [id, expiresAt] of s.leases) if (expiresAt <= now) s.leases.delete(id)
-    let drop = 0
-    while (drop < s.window.length && (s.window[drop] as WindowEntry).at <= now - windowMs) {
-      s.windowTokens -= (s.window[drop] as WindowEntry).tokens
-      drop++
+    while (s.head < s.window.length && (s.window[s.head] as WindowEntry).at <= now - windowMs) {
+      const old = s.window[s.head] as WindowEntry
+      s.windowTokens -= old.tokens
+      s.byId.delete(old.id)
+      s.head++
     }
-    if (drop > 0) s.window.splice(0, drop)
+    // Compact now and then, not on every drop (a minute's window at high rates holds many entries).
+    if (s.head > 1024 && s.head * 2 > s.window.length) {
+      s.window = s.window.slice(s.head)
+      s.head = 0
+    }
   }
 
   async admit(input: AdmitInput): Promise<AdmitResult> {
@@ -68,7 +84,7 @@ export class MemoryStore implements Store {
       for (const at of s.leases.values()) first = Math.min(first, at)
       return { ok: false, limit: 'concurrency', retryAfterMs: Math.max(1, first - now) }
     }
-    if (limits.requests !== null && s.window.length >= limits.requests) {
+    if (limits.requests !== null && s.window.length - s.head >= limits.requests) {
       const oldest = s.window[s.window.length - limits.requests] as WindowEntry
       return { ok: false, limit: 'requests', retryAfterMs: Math.max(1, oldest.at + windowMs - now) }
     }
@@ -76,7 +92,8 @@ export class MemoryStore implements Store {
     if (limits.tokens !== null && s.windowTokens > 0 && s.windowTokens + tokens > limits.tokens) {
       let freed = 0
       let retry = windowMs
-      for (const e of s.window) {
+      for (let i = s.head; i < s.window.length; i++) {
+        const e = s.window[i] as WindowEntry
         freed += e.tokens
         if (s.windowTokens - freed + tokens <= limits.tokens) {
           retry = e.at + windowMs - now
@@ -100,7 +117,9 @@ export class MemoryStore implements Store {
     // Every limit has room: reserve all of them.
     if (limits.concurrency !== null) s.leases.set(input.id, now + input.leaseTtlMs)
     if (limits.requests !== null || limits.tokens !== null) {
-      s.window.push({ id: input.id, at: now, tokens })
+      const entry = { id: input.id, at: now, tokens }
+      s.window.push(entry)
+      s.byId.set(input.id, entry)
       s.windowTokens += tokens
     }
     if (limits.budget !== null) {
@@ -118,7 +137,7 @@ export class MemoryStore implements Store {
     const s = this.endpoints.get(input.key)
     if (s === undefined) return
     s.leases.delete(input.id)
-    const entry = s.window.find((e) => e.id === input.id)
+    const entry = s.byId.get(input.id)
     if (entry !== undefined) {
       const used = input.limits.tokens === null ? input.used : Math.min(input.used, input.limits.tokens)
       s.windowTokens += used - entry.tokens
