@@ -156,3 +156,70 @@ describe.skipIf(!hasRedis)('routers sharing Redis', () => {
     expect(after.filter((r) => r.endpoint === A)).toHaveLength(3)
   }, 30_000)
 })
+
+/** Calls per command since the server started (INFO commandstats over a raw socket). */
+async function commandCalls(port: number): Promise<Record<string, number>> {
+  const { connect } = await import('node:net')
+  const reply = await new Promise<string>((resolve, reject) => {
+    const socket = connect(port, '127.0.0.1')
+    let data = ''
+    socket.setEncoding('utf8')
+    socket.once('error', reject)
+    socket.once('connect', () => socket.write('INFO commandstats\r\n'))
+    socket.on('data', (d: string) => {
+      data += d
+      const m = /^\$(\d+)\r\n/.exec(data)
+      if (m && Buffer.byteLength(data) >= m[0].length + Number(m[1]) + 2) {
+        socket.destroy()
+        resolve(data)
+      }
+    })
+  })
+  const calls: Record<string, number> = {}
+  for (const m of reply.matchAll(/cmdstat_([a-z|]+):calls=(\d+)/g)) calls[m[1] as string] = Number(m[2])
+  return calls
+}
+
+describe.skipIf(!hasRedis)('Redis round trips', () => {
+  it('a limited request costs one script call to admit and one to settle, nothing else', async () => {
+    counting(A)
+    const clock = new ManualClock()
+    const f = fleet(1, [{ endpoint_url: A, rpm: 1000, tpm: 1_000_000 }], clock)
+    const [router] = f.routers as [LLMRouter]
+    await f.warm()
+    // The first request after connecting; then measure 20 more.
+    await router.generate({ model: 'm', prompt: 'hi' })
+    await new Promise((r) => setTimeout(r, 50))
+    const port = (redis as RedisServer).port
+    const before = await commandCalls(port)
+    for (let i = 0; i < 20; i++) await router.generate({ model: 'm', prompt: 'hi' })
+    await new Promise((r) => setTimeout(r, 50))
+    const after = await commandCalls(port)
+    const delta = Object.fromEntries(
+      Object.keys(after)
+        .map((k) => [k, (after[k] ?? 0) - (before[k] ?? 0)] as const)
+        .filter(([k, n]) => n > 0 && k !== 'info'),
+    )
+    // INFO counts the commands a script runs too: every other command here is one the scripts call.
+    const scriptCommands = new Set([
+      'zremrangebyscore',
+      'zrangebyscore',
+      'zcard',
+      'zrange',
+      'zadd',
+      'zrem',
+      'hget',
+      'hmget',
+      'hset',
+      'hdel',
+      'hincrby',
+      'pexpire',
+      'get',
+      'set',
+      'incrby',
+    ])
+    const { evalsha, ...inner } = delta
+    expect(evalsha).toBe(40)
+    expect(Object.keys(inner).filter((k) => !scriptCommands.has(k))).toEqual([])
+  })
+})
