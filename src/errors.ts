@@ -46,6 +46,11 @@ export const ErrorCode = {
   STREAM_INTERRUPTED: 'STREAM_INTERRUPTED',
   /** The endpoint's circuit is open (cooling down after repeated failures); no connection was attempted. */
   CIRCUIT_OPEN: 'CIRCUIT_OPEN',
+  // Pool member health (src/pool/health.ts): skipped without connecting; seen in attempts.
+  /** The endpoint was drained with `router.drain()`; no connection was attempted. */
+  MEMBER_DRAINED: 'MEMBER_DRAINED',
+  /** Active health probes (`healthCheck`) took the endpoint out of rotation; no connection was attempted. */
+  MEMBER_DOWN: 'MEMBER_DOWN',
   /** The caller's AbortSignal fired. */
   ABORTED: 'ABORTED',
   /** Every candidate failed; `attempts` lists what was tried. */

@@ -8,6 +8,14 @@ import { joinUrl } from './http/url.js'
 import { type Env, readEnv } from './internal/env.js'
 import { invalidOptions } from './internal/options-error.js'
 import { type HttpSinkOptions, httpSinkOptionsSchema } from './metrics/options.js'
+import {
+  type HealthCheckSettings,
+  healthCheckSchema,
+  resolveHealthCheck,
+  resolveWarmth,
+  type WarmthSettings,
+  warmthSchema,
+} from './pool/health-options.js'
 import type { MetricsSink } from './types.js'
 
 const httpUrl = z.url({ protocol: /^https?$/, error: 'must be an http(s) URL' })
@@ -123,6 +131,10 @@ export const routerOptionsSchema = z
     statsWindow: posInt.optional(),
     /** How long `close()` lets in-flight requests finish before stopping them with CLOSED. @default 10000 */
     closeTimeoutMs: nonNegInt.optional(),
+    /** Active probes of every endpoint (never a generation); false/absent = off. */
+    healthCheck: healthCheckSchema.optional(),
+    /** Ollama `/api/ps` for members of pools, so warm members are preferred; false = off. */
+    warmth: warmthSchema.optional(),
   })
   .strict()
 
@@ -161,6 +173,8 @@ export interface ResolvedOptions {
   metrics: false | MetricsSink | ResolvedHttpSinkOptions
   statsWindow: number
   closeTimeoutMs: number
+  healthCheck: HealthCheckSettings | null
+  warmth: WarmthSettings | null
 }
 
 function stripTrailingSlash(url: string): string {
@@ -261,5 +275,7 @@ export function resolveOptions(input: unknown): ResolvedOptions {
     metrics,
     statsWindow: o.statsWindow ?? 1000,
     closeTimeoutMs: o.closeTimeoutMs ?? 10_000,
+    healthCheck: resolveHealthCheck(o.healthCheck),
+    warmth: resolveWarmth(o.warmth),
   }
 }

@@ -27,6 +27,8 @@ const POLICIES: Record<ErrorCode, FailurePolicy> = {
   RESPONSE_TOO_LARGE: { retry: false, fallover: true, unhealthy: false },
   STREAM_ERROR: { retry: false, fallover: true, unhealthy: true },
   CIRCUIT_OPEN: { retry: false, fallover: true, unhealthy: false },
+  MEMBER_DRAINED: { retry: false, fallover: true, unhealthy: false },
+  MEMBER_DOWN: { retry: false, fallover: true, unhealthy: false },
   MISSING_CREDENTIAL: { retry: false, fallover: true, unhealthy: false },
   // A per-attempt limit (the record's timeout_seconds, first token, headers, idle) fired: this
   // backend is stuck, another may answer. The request's own deadline never gets here: a stopped

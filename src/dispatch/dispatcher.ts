@@ -9,6 +9,7 @@ import { type AttemptInfo, ErrorCode, isRouterError, RouterError } from '../erro
 import type { Clock } from '../internal/clock.js'
 import type { Env } from '../internal/env.js'
 import type { ResolvedOptions } from '../options.js'
+import type { MemberHooks } from '../pool/health.js'
 import type { GenerateRequest, GenerateResult, MetricRecord, RouterEvents } from '../types.js'
 import {
   type AttemptContext,
@@ -46,6 +47,8 @@ export interface DispatchCore {
   fastFrames: boolean
   /** Requests in flight, so `close()` can stop the ones that outlive its grace period. */
   active: Set<RequestControl>
+  /** Member health (drain, probes): skips endpoints out of rotation, counts attempts, hears outcomes. */
+  members?: MemberHooks
 }
 
 /** Hooks a streaming run passes in; a plain generate passes none. */
@@ -213,6 +216,12 @@ class RequestRun {
           endpoint: target.endpoint,
         }
         if (this.control.stopped) throw this.stoppedError(this.previous ?? where)
+        const skipped = this.core.members?.skip(where) ?? null
+        if (skipped !== null) {
+          this.last = skipped
+          this.attempts.push(attemptInfo(where, 0, performance.now(), skipped))
+          continue
+        }
         const guard = this.guard(target)
         if (!guard.allow()) {
           this.last = new RouterError(
@@ -246,6 +255,7 @@ class RequestRun {
       const startedAt = performance.now()
       stream?.onAttempt(candidate, target)
       const decoder = stream === null ? null : stream.createDecoder(target)
+      core.members?.started(target.endpoint)
       try {
         const out = await sendAttempt(
           core.attemptContext,
@@ -257,6 +267,7 @@ class RequestRun {
           stream?.onText ?? null,
           limits,
         )
+        core.members?.ended(target.endpoint, true)
         guard.success()
         this.attempts.push(attemptInfo(where, n, startedAt, null))
         return buildResult(out, where, this.attempts, this.timings())
@@ -265,7 +276,9 @@ class RequestRun {
         this.attempts.push(attemptInfo(where, n, startedAt, error))
         // Wall time, not the injected clock: "fast" is a round trip on the wire (policy.ts).
         const failure = classifyFailure(error, control.stopped, n, performance.now() - startedAt)
-        if (chargesCircuit(failure)) guard.failure(error.code)
+        const charged = chargesCircuit(failure)
+        core.members?.ended(target.endpoint, charged ? false : null)
+        if (charged) guard.failure(error.code)
         else guard.release()
         const decision = this.decide(failure, n, where)
         if (decision.action === 'fail') throw decision.error.withDetails({ attempts: this.attempts })
