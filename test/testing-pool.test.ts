@@ -1,13 +1,20 @@
 /**
- * The Ollama stand-in's pool features, over real HTTP: models loaded at start, cold loads that
- * show in /api/ps only once done (and that a second request waits for), the NUM_PARALLEL/MAX_QUEUE
- * limit, and faults on the probe routes.
+ * The stand-ins' pool and probe features, over real HTTP: Ollama models loaded at start, cold loads
+ * that show in /api/ps only once done (and that a second request waits for), the
+ * NUM_PARALLEL/MAX_QUEUE limit, faults on the probe routes; llama.cpp's startup load (503 on
+ * /health, /v1/models answered) and each flavour's /health body.
  */
 import { Agent, request } from 'undici'
 import { afterAll, afterEach, describe, expect, it } from 'vitest'
-import { OLLAMA_BUSY_MESSAGE, type OllamaServer, startOllamaServer } from '../src/testing/index.js'
+import {
+  OLLAMA_BUSY_MESSAGE,
+  type OllamaServer,
+  type StandInServer,
+  startMlxServer,
+  startOllamaServer,
+} from '../src/testing/index.js'
 
-const servers: OllamaServer[] = []
+const servers: StandInServer[] = []
 // Enough sockets for the concurrency tests.
 const agent = new Agent({ connections: 16 })
 
@@ -126,5 +133,36 @@ describe('Ollama stand-in: faults on probe routes', () => {
     expect(text.startsWith('{"models":[')).toBe(true)
     expect(() => JSON.parse(text)).toThrow()
     expect(await psNames(s.url)).toEqual(['llama3.2:latest'])
+  })
+})
+
+describe('OpenAI-compatible stand-in: probe routes per flavour', () => {
+  it('llama.cpp while loadingMs runs: 503 Loading model on /health and completions, /v1/models answered', async () => {
+    const s = await startMlxServer({ flavor: 'llamacpp', loadingMs: 300 })
+    servers.push(s)
+    const loading = { error: { code: 503, message: 'Loading model', type: 'unavailable_error' } }
+    expect(await get(`${s.url}/health`)).toEqual({ status: 503, body: loading })
+    expect(await get(`${s.url}/v1/health`)).toEqual({ status: 503, body: loading })
+    expect((await get(`${s.url}/v1/models`)).status).toBe(200)
+    const res = await request(`${s.url}/v1/completions`, {
+      dispatcher: agent,
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ prompt: 'hi', max_tokens: 2 }),
+    })
+    expect(res.statusCode).toBe(503)
+    expect(await res.body.json()).toEqual(loading)
+    await new Promise((resolve) => setTimeout(resolve, 320))
+    const ok = await request(`${s.url}/health`, { dispatcher: agent })
+    expect(ok.statusCode).toBe(200)
+    expect(await ok.body.text()).toBe('{"status":"ok"}')
+  })
+
+  it('mlx_lm.server: /health is always 200 {"status": "ok"} (json.dumps spacing)', async () => {
+    const s = await startMlxServer({ loadingMs: 1000 })
+    servers.push(s)
+    const res = await request(`${s.url}/health`, { dispatcher: agent })
+    expect(res.statusCode).toBe(200)
+    expect(await res.body.text()).toBe('{"status": "ok"}')
   })
 })
