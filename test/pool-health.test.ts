@@ -11,6 +11,7 @@ import { createLLMRouter, ErrorCode, isRouterError, type LLMRouter } from '../sr
 import {
   type OllamaServer,
   type OpenAIServer,
+  startAdminServer,
   startMlxServer,
   startOllamaServer,
 } from '../src/testing/index.js'
@@ -329,6 +330,34 @@ describe('drain / undrain', () => {
       }
       expect(isRouterError(error) && error.code).toBe(ErrorCode.INVALID_REQUEST)
     }
+  })
+
+  it('a drain mark on an endpoint not in the config applies once an admin change adds it', async () => {
+    const [a, b] = [await ollama(), await ollama()]
+    const rec = (url: string, priority: number) => ({
+      model_name: 'llama3.2',
+      backend_type: 'ollama',
+      endpoint_url: url,
+      enabled: true,
+      priority,
+    })
+    const admin = await startAdminServer({ records: [rec(a.url, 2)] })
+    servers.push(admin)
+    const r = createLLMRouter({ adminUrl: admin.url, metrics: false }, { clock })
+    routers.push(r)
+    await r.refresh()
+    expect(r.drain(b.url)).toBe(false)
+    admin.setRecords([rec(b.url, 1), rec(a.url, 2)])
+    await r.refresh()
+    const res = await r.generate({ model: 'llama3.2', prompt: 'x' })
+    expect(res.endpoint).toBe(a.url)
+    expect(res.attempts[0]).toMatchObject({ endpoint: b.url, code: ErrorCode.MEMBER_DRAINED })
+    expect(member(r, b.url)).toMatchObject({ state: 'draining', inRotation: false })
+    expect(b.requestCount).toBe(0)
+    // A member that leaves the config is no longer reported.
+    admin.setRecords([rec(b.url, 1)])
+    await r.refresh()
+    expect(r.health().map((m) => m.endpoint)).toEqual([b.url])
   })
 
   it('draining the only member fails the request without connecting', async () => {
