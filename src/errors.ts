@@ -57,6 +57,8 @@ export const ErrorCode = {
   ALL_BACKENDS_FAILED: 'ALL_BACKENDS_FAILED',
   /** The router was closed. */
   CLOSED: 'CLOSED',
+  /** No candidate record declares a capability the request needs (tools, vision, json_schema, thinking, embeddings); nothing was sent. Also the code of a skipped record in `attempts`. */
+  NO_CAPABLE_BACKEND: 'NO_CAPABLE_BACKEND',
 } as const
 
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode]

@@ -9,9 +9,10 @@ import { createConfigSource } from './config/source.js'
 import { type AttemptContext, requestHeaders } from './dispatch/attempt.js'
 import { CircuitRegistry } from './dispatch/circuit.js'
 import { type DispatchCore, primaryCandidates, runRequest } from './dispatch/dispatcher.js'
+import { generateOperation } from './dispatch/generate.js'
 import { validateRequest } from './dispatch/request.js'
 import { RouteCache } from './dispatch/routes.js'
-import { StreamRun } from './dispatch/stream.js'
+import { StreamRun, textChunks } from './dispatch/stream.js'
 import { ErrorCode, isRouterError, RouterError } from './errors.js'
 import { createAdminAgent } from './http/agent.js'
 import { type Clock, systemClock } from './internal/clock.js'
@@ -277,7 +278,14 @@ export function createLLMRouter(options?: RouterOptions, internals: RouterIntern
       }
       const t0 = performance.now()
       requestStart(request, false)
-      const p = runRequest(core, request, config.get(request.model, request.fallbackModels), null, t0)
+      const p = runRequest(
+        core,
+        generateOperation,
+        request,
+        config.get(request.model, request.fallbackModels),
+        null,
+        t0,
+      )
       inflight.add(p)
       return p.then(
         (result) => {
@@ -307,6 +315,8 @@ export function createLLMRouter(options?: RouterOptions, internals: RouterIntern
       let tracked: Promise<unknown> | null = null
       return new StreamRun(
         core,
+        generateOperation,
+        textChunks,
         request,
         {
           snapshot: () => {

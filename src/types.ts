@@ -145,6 +145,8 @@ export interface MetricRecord {
   load_seconds: number | null
   /** Where the config in use came from; null when the request was stopped before the first config load finished. */
   config_origin: ConfigOrigin | null
+  /** Which call made the record: `generate` (generate()/stream()), `chat` (chat()/streamChat()), `embed`. */
+  operation: 'generate' | 'chat' | 'embed'
 }
 
 /** A destination for metric records. `write` must not throw or block; the router guards it anyway. */

@@ -721,6 +721,7 @@ describe('metrics and secrets', () => {
       streamed: false,
       load_seconds: 0.003,
       config_origin: 'env',
+      operation: 'generate',
     })
     expect(metrics[0]!.tokens_per_second).toBeCloseTo(40)
     expect(metrics[0]!.timestamp).toBeGreaterThanOrEqual(before - 1)

@@ -5,13 +5,15 @@
  * by string concatenation (a V8 rope) and is flattened once, when its newline arrives: linear overall.
  */
 
-import type { OnText } from './common.js'
 import type { BackendOutput, StreamDecoder } from './types.js'
+
+type OnText<Delta> = (delta: Delta) => void
 
 const STREAM = { stream: true } as const
 const CR = 0x0d
 
-export abstract class LineDecoder implements StreamDecoder {
+/** `Delta` and `Out`: see StreamDecoder (generate decoders use the defaults: text strings, BackendOutput). */
+export abstract class LineDecoder<Out = BackendOutput, Delta = string> implements StreamDecoder<Out, Delta> {
   private readonly decoder = new TextDecoder()
   private tail = ''
   /** The first error thrown; later calls rethrow it rather than parse from a broken state. */
@@ -30,14 +32,14 @@ export abstract class LineDecoder implements StreamDecoder {
   }
 
   /** One line, without its `\n` or a trailing `\r`. */
-  protected abstract onLine(line: string, onText: OnText): void
+  protected abstract onLine(line: string, onText: OnText<Delta>): void
   /** The body ended; flush any frame still pending (the unterminated last line was already passed to onLine). */
-  protected abstract onEof(onText: OnText): void
+  protected abstract onEof(onText: OnText<Delta>): void
   /** The error for a body that ended before the final frame. */
   protected abstract truncated(): Error
-  protected abstract output(): BackendOutput
+  protected abstract output(): Out
 
-  push(chunk: Uint8Array, onText: OnText): void {
+  push(chunk: Uint8Array, onText: OnText<Delta>): void {
     if (this.failed) throw this.failure
     if (this.finished) return
     try {
@@ -49,7 +51,7 @@ export abstract class LineDecoder implements StreamDecoder {
     }
   }
 
-  end(onText: OnText): BackendOutput {
+  end(onText: OnText<Delta>): Out {
     if (this.failed) throw this.failure
     try {
       if (!this.finished) {
@@ -68,7 +70,7 @@ export abstract class LineDecoder implements StreamDecoder {
     }
   }
 
-  private scan(text: string, onText: OnText): void {
+  private scan(text: string, onText: OnText<Delta>): void {
     let nl = text.indexOf('\n')
     if (nl === -1) {
       if (text.length > 0) this.tail = this.tail.length === 0 ? text : this.tail + text
@@ -92,7 +94,7 @@ export abstract class LineDecoder implements StreamDecoder {
     }
   }
 
-  private emit(line: string, onText: OnText): void {
+  private emit(line: string, onText: OnText<Delta>): void {
     const last = line.length - 1
     this.onLine(last >= 0 && line.charCodeAt(last) === CR ? line.slice(0, last) : line, onText)
   }

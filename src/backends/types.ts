@@ -35,33 +35,45 @@ export interface BackendOutput {
   loadDurationNs?: number
 }
 
-/** Incremental stream decoder. Correct at any chunk boundary, including split UTF-8 sequences. */
-export interface StreamDecoder {
+/**
+ * Incremental stream decoder. Correct at any chunk boundary, including split UTF-8 sequences.
+ * `Out` is what the operation reads from a finished stream; `Delta` what it hands out as it goes
+ * (generate: text strings; chat: text, reasoning and tool-call parts).
+ */
+export interface StreamDecoder<Out = BackendOutput, Delta = string> {
   /**
-   * Feed raw bytes. Calls `onText` for every non-empty text delta, in order.
+   * Feed raw bytes. Calls `onText` for every non-empty delta, in order.
    * Throws RouterError(STREAM_ERROR) on an error frame, RouterError(MALFORMED_RESPONSE) on an unparseable frame.
    */
-  push(chunk: Uint8Array, onText: (text: string) => void): void
+  push(chunk: Uint8Array, onText: (delta: Delta) => void): void
   /**
    * The body ended. Returns the final output (text = everything delivered, concatenated).
    * Throws RouterError(STREAM_ERROR) if the stream ended without its final frame (Ollama `done:true`,
    * OpenAI `[DONE]` after a chunk with `finish_reason`).
    */
-  end(onText: (text: string) => void): BackendOutput
+  end(onText: (delta: Delta) => void): Out
   /** True once the final frame was seen (further bytes are ignored). */
   readonly done: boolean
 }
 
-export interface BackendAdapter {
+/**
+ * What the dispatcher needs from a protocol adapter to run one attempt of an operation: where to
+ * send it and how to read the answer. Encoding is the operation's (it knows the request type).
+ */
+export interface ProtocolAdapter<Out = BackendOutput, Delta = string> {
   readonly kind: BackendKind
   /** Path appended to the endpoint base URL, e.g. `/api/generate`. */
   readonly path: string
-  /** JSON request body. */
-  encode(request: WireRequest): string
   /** Parse a complete 2xx non-streaming body. Throws RouterError(MALFORMED_RESPONSE). */
-  decode(body: string): BackendOutput
+  decode(body: string): Out
   /** Human-readable message from a non-2xx body (both `{"error":"..."}` and `{"error":{"message":...}}` shapes, or text). */
   errorMessage(status: number, body: string): string
   /** `fastFrames` false turns off the learned frame-shape fast path (bench comparison); default on. */
-  createStreamDecoder(fastFrames?: boolean): StreamDecoder
+  createStreamDecoder(fastFrames?: boolean): StreamDecoder<Out, Delta>
+}
+
+/** A generation (`/api/generate`, `/v1/completions`) adapter. */
+export interface BackendAdapter extends ProtocolAdapter<BackendOutput, string> {
+  /** JSON request body. */
+  encode(request: WireRequest): string
 }

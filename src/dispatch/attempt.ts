@@ -1,9 +1,9 @@
 /**
  * One HTTP attempt against one target: send, collect or stream the body under the size cap, and
- * turn every outcome into either a BackendOutput or a classified RouterError.
+ * turn every outcome into either the adapter's output or a classified RouterError.
  */
 import type { Dispatcher } from 'undici'
-import type { BackendOutput, StreamDecoder } from '../backends/types.js'
+import type { ProtocolAdapter, StreamDecoder } from '../backends/types.js'
 import { ErrorCode, isRouterError, RouterError } from '../errors.js'
 import { parseRetryAfter } from '../http/retry-after.js'
 import type { Clock } from '../internal/clock.js'
@@ -231,7 +231,7 @@ const LIMIT_TEXT: Record<LimitName, [string, string]> = {
  * Drives one exchange. Used both for whole bodies (decoder null) and streams (decoder set, text
  * deltas passed to `onText` as they arrive). Owns the attempt's own limits.
  */
-class Attempt implements ResponseHandler {
+class Attempt<Out, Delta> implements ResponseHandler {
   status = 0
   private headers: Record<string, string | string[] | undefined> | null = null
   private readonly chunks: Buffer[] = []
@@ -255,26 +255,27 @@ class Attempt implements ResponseHandler {
   private lastDataAt: number | null = null
   private sizeAtCheck = 0
   private done = false
-  private readonly emit: ((text: string) => void) | null
+  private readonly emit: ((delta: Delta) => void) | null
 
   constructor(
     private readonly ctx: AttemptContext,
     private readonly target: Target,
+    private readonly adapter: ProtocolAdapter<Out, Delta>,
     private readonly model: string,
     private readonly control: RequestControl,
-    private readonly decoder: StreamDecoder | null,
-    onText: ((text: string) => void) | null,
+    private readonly decoder: StreamDecoder<Out, Delta> | null,
+    onText: ((delta: Delta) => void) | null,
     private readonly limits: AttemptLimits,
-    private readonly resolve: (out: BackendOutput) => void,
+    private readonly resolve: (out: Out) => void,
     private readonly reject: (error: RouterError) => void,
     private readonly secret: string | undefined,
   ) {
     // Only a first-token limit needs to see the first text; otherwise deltas go straight through.
     this.emit =
       onText !== null && decoder !== null && limits.firstTokenMs !== null
-        ? (text) => {
+        ? (delta) => {
             this.firstAt = null
-            onText(text)
+            onText(delta)
           }
         : onText
   }
@@ -381,7 +382,7 @@ class Attempt implements ResponseHandler {
         this.resolve(
           this.decoder !== null
             ? this.decoder.end(this.emit!)
-            : this.target.adapter.decode(
+            : this.adapter.decode(
                 this.chunks.length === 1 ? this.chunks[0]!.toString() : Buffer.concat(this.chunks).toString(),
               ),
         )
@@ -396,7 +397,7 @@ class Attempt implements ResponseHandler {
       redact(
         statusError(
           status,
-          this.target.adapter.errorMessage(status, body),
+          this.adapter.errorMessage(status, body),
           { backend: this.target.kind, endpoint: this.target.endpoint, model: this.model },
           retryAfter,
         ),
@@ -458,18 +459,23 @@ class Attempt implements ResponseHandler {
   }
 }
 
-/** Sends one request; resolves with the parsed output or rejects with a classified RouterError. */
-export function sendAttempt(
+/**
+ * Sends one request to `path` on the target's origin (its base path plus the operation adapter's path);
+ * resolves with the adapter's parsed output or rejects with a classified RouterError.
+ */
+export function sendAttempt<Out, Delta>(
   ctx: AttemptContext,
   target: Target,
+  adapter: ProtocolAdapter<Out, Delta>,
+  path: string,
   model: string,
   body: string,
   control: RequestControl,
-  decoder: StreamDecoder | null,
-  onText: ((text: string) => void) | null,
+  decoder: StreamDecoder<Out, Delta> | null,
+  onText: ((delta: Delta) => void) | null,
   limits: AttemptLimits,
-): Promise<BackendOutput> {
-  return new Promise<BackendOutput>((resolve, reject) => {
+): Promise<Out> {
+  return new Promise<Out>((resolve, reject) => {
     if (control.stopped) {
       reject(control.stopped)
       return
@@ -482,10 +488,22 @@ export function sendAttempt(
       return
     }
     const { headers, secret } = prepared
-    const attempt = new Attempt(ctx, target, model, control, decoder, onText, limits, resolve, reject, secret)
+    const attempt = new Attempt(
+      ctx,
+      target,
+      adapter,
+      model,
+      control,
+      decoder,
+      onText,
+      limits,
+      resolve,
+      reject,
+      secret,
+    )
     const exchange = ctx.transport(
       ctx.dispatcher,
-      { origin: target.origin, path: target.path, method: 'POST', headers, body },
+      { origin: target.origin, path, method: 'POST', headers, body },
       attempt,
     )
     attempt.exchange = exchange

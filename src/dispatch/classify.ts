@@ -46,6 +46,8 @@ const POLICIES: Record<ErrorCode, FailurePolicy> = {
   MODEL_NOT_CONFIGURED: { retry: false, fallover: false, unhealthy: false },
   ALL_BACKENDS_FAILED: { retry: false, fallover: false, unhealthy: false },
   CLOSED: { retry: false, fallover: false, unhealthy: false },
+  // Decided before sending (a record lacks a capability the request needs): never an attempt's failure.
+  NO_CAPABLE_BACKEND: { retry: false, fallover: false, unhealthy: false },
 }
 
 export function policyOf(code: ErrorCode): FailurePolicy {

@@ -3,14 +3,14 @@
  * backend, then fallback models). What to do after a failure is decided in policy.ts, circuit
  * bookkeeping is a CircuitGuard per target, results and metrics are assembled in outcome.ts.
  */
-import type { StreamDecoder, WireRequest } from '../backends/types.js'
+import type { ProtocolAdapter, StreamDecoder } from '../backends/types.js'
 import type { ConfigSnapshot } from '../config/contract.js'
 import { type AttemptInfo, ErrorCode, isRouterError, RouterError } from '../errors.js'
 import type { Clock } from '../internal/clock.js'
 import type { Env } from '../internal/env.js'
 import type { ResolvedOptions } from '../options.js'
 import type { MemberHooks } from '../pool/health.js'
-import type { GenerateRequest, GenerateResult, MetricRecord, RouterEvents } from '../types.js'
+import type { MetricRecord, RouterEvents } from '../types.js'
 import {
   type AttemptContext,
   type AttemptLimits,
@@ -19,14 +19,8 @@ import {
   sendAttempt,
 } from './attempt.js'
 import { type CircuitEvents, CircuitGuard, type CircuitRegistry } from './circuit.js'
-import {
-  type AttemptWhere,
-  attemptInfo,
-  buildResult,
-  type MetricContext,
-  metricFrom,
-  type Timings,
-} from './outcome.js'
+import type { DispatchRequest, DispatchResult, Operation } from './operation.js'
+import { type AttemptWhere, attemptInfo, type MetricContext, metricFrom, type Timings } from './outcome.js'
 import { chargesCircuit, classifyFailure, type Decision, decide, type Failure } from './policy.js'
 import { type Candidate, defaultCandidates, type RouteTable, type Target } from './routes.js'
 
@@ -51,10 +45,10 @@ export interface DispatchCore {
   members?: MemberHooks
 }
 
-/** Hooks a streaming run passes in; a plain generate passes none. */
-export interface StreamHooks {
-  createDecoder(target: Target): StreamDecoder
-  onText: (text: string) => void
+/** Hooks a streaming run passes in; a plain (one-answer) run passes none. */
+export interface StreamHooks<Out = unknown, Delta = string> {
+  createDecoder(adapter: ProtocolAdapter<Out, Delta>): StreamDecoder<Out, Delta>
+  onText: (delta: Delta) => void
   /** True once this run has delivered any text: from then on a failure is STREAM_INTERRUPTED. */
   delivered(): number
   /** Called when an attempt starts, so the stream knows which backend answers. */
@@ -90,7 +84,7 @@ export function primaryCandidates(
   return { list: defaultCandidates(table, model, core.env, core.circuits), usesDefault: true }
 }
 
-function resolveCandidates(core: DispatchCore, snapshot: ConfigSnapshot, req: GenerateRequest): Candidate[] {
+function resolveCandidates(core: DispatchCore, snapshot: ConfigSnapshot, req: DispatchRequest): Candidate[] {
   const table = core.routes(snapshot)
   const primary = primaryCandidates(core, table, req.model).list
   const fb = req.fallbackModels
@@ -111,20 +105,6 @@ function resolveCandidates(core: DispatchCore, snapshot: ConfigSnapshot, req: Ge
     for (const name of fb)
       add(table.byModel.get(name) ?? defaultCandidates(table, name, core.env, core.circuits))
   return chain
-}
-
-function toWire(req: GenerateRequest, candidate: Candidate, target: Target, stream: boolean): WireRequest {
-  const record = candidate.record
-  const wire: WireRequest = { prompt: req.prompt, stream }
-  if (req.system !== undefined) wire.system = req.system
-  const temperature = req.temperature ?? record.temperature_default
-  if (temperature !== undefined) wire.temperature = temperature
-  const maxTokens = req.maxTokens ?? record.max_tokens
-  if (maxTokens !== undefined) wire.maxTokens = maxTokens
-  if (req.stop !== undefined) wire.stop = req.stop
-  if (req.options !== undefined) wire.options = req.options
-  if (target.sendModel !== undefined) wire.model = target.sendModel
-  return wire
 }
 
 /** The error of a request that ran out of candidates: the one place its message is built. */
@@ -155,7 +135,7 @@ function asRouterError(caught: unknown): RouterError {
 }
 
 /** One request's state while it walks its candidates. */
-class RequestRun {
+class RequestRun<Req extends DispatchRequest, Out, Res extends DispatchResult, Delta> {
   readonly attempts: AttemptInfo[] = []
   /** The last failure that moved the request on, and where it happened (for events and the final error). */
   last: RouterError | null = null
@@ -164,8 +144,9 @@ class RequestRun {
 
   constructor(
     readonly core: DispatchCore,
-    readonly req: GenerateRequest,
-    readonly stream: StreamHooks | null,
+    readonly op: Operation<Req, Out, Res, Delta>,
+    readonly req: Req,
+    readonly stream: StreamHooks<Out, Delta> | null,
     readonly control: RequestControl,
     readonly t0: number,
   ) {}
@@ -201,8 +182,13 @@ class RequestRun {
   }
 
   /** Walks the candidates; resolves with the first success, throws the request's one error. */
-  async walk(candidates: Candidate[]): Promise<GenerateResult> {
+  async walk(candidates: Candidate[]): Promise<Res> {
     for (const candidate of candidates) {
+      const unable = this.op.unable(this.req, candidate)
+      if (unable !== null) {
+        this.skip(candidate, unable)
+        continue
+      }
       const limits = attemptLimits(
         this.core.options,
         this.req,
@@ -248,18 +234,22 @@ class RequestRun {
     where: AttemptWhere,
     guard: CircuitGuard,
     limits: AttemptLimits,
-  ): Promise<GenerateResult | null> {
-    const { core, control, stream } = this
-    const body = target.adapter.encode(toWire(this.req, candidate, target, stream !== null))
+  ): Promise<Res | null> {
+    const { core, control, stream, op } = this
+    const adapter = op.adapter(target.kind)
+    const path = target.basePath + adapter.path
+    const body = op.encode(this.req, candidate, target, stream !== null)
     for (let n = 1; ; n++) {
       const startedAt = performance.now()
       stream?.onAttempt(candidate, target)
-      const decoder = stream === null ? null : stream.createDecoder(target)
+      const decoder = stream === null ? null : stream.createDecoder(adapter)
       core.members?.started(target.endpoint)
       try {
         const out = await sendAttempt(
           core.attemptContext,
           target,
+          adapter,
+          path,
           candidate.model,
           body,
           control,
@@ -270,7 +260,7 @@ class RequestRun {
         core.members?.ended(target.endpoint, true)
         guard.success()
         this.attempts.push(attemptInfo(where, n, startedAt, null))
-        return buildResult(out, where, this.attempts, this.timings())
+        return op.result(out, where, this.attempts, this.timings())
       } catch (caught) {
         const error = asRouterError(caught)
         this.attempts.push(attemptInfo(where, n, startedAt, error))
@@ -307,6 +297,37 @@ class RequestRun {
     }
   }
 
+  /**
+   * Before anything is sent: when no candidate can serve the request (each lacks a capability it
+   * needs), fail with NO_CAPABLE_BACKEND, listing every skipped target in the attempts.
+   */
+  checkCapable(candidates: readonly Candidate[]): void {
+    if (candidates.length === 0) return
+    const reasons: string[] = []
+    for (const candidate of candidates) {
+      const why = this.op.unable(this.req, candidate)
+      if (why === null) return
+      reasons.push(why)
+    }
+    for (let i = 0; i < candidates.length; i++) this.skip(candidates[i]!, reasons[i]!)
+    const model = this.req.model
+    throw new RouterError(
+      ErrorCode.NO_CAPABLE_BACKEND,
+      `No backend for model "${model ?? '(default)'}" can serve this ${this.op.name} request: ${reasons.join('; ')}. Declare the capability on a record that has it (capabilities in the admin config) or drop that part of the request; nothing was sent`,
+      { attempts: this.attempts, ...(model === undefined ? {} : { model }) },
+    )
+  }
+
+  /** A candidate whose record lacks a capability the request needs: listed in the attempts, never sent. */
+  private skip(candidate: Candidate, why: string): void {
+    const startedAt = performance.now()
+    for (const target of candidate.targets) {
+      const where = { model: candidate.model, backend: target.kind, endpoint: target.endpoint }
+      const error = new RouterError(ErrorCode.NO_CAPABLE_BACKEND, why, where)
+      this.attempts.push(attemptInfo(where, 0, startedAt, error))
+    }
+  }
+
   private announceFallback(to: AttemptWhere, last: RouterError): void {
     this.fallback = true
     if (this.core.listens('request:fallback')) {
@@ -321,32 +342,41 @@ class RequestRun {
 }
 
 /**
- * Runs one request through the candidate chain. `stream` is null for generate(). Resolves with the
- * result, or rejects with exactly one RouterError; records exactly one metric either way.
+ * Runs one request of operation `op` through the candidate chain. `stream` is null for a one-answer
+ * call. Resolves with the result, or rejects with exactly one RouterError; records exactly one metric
+ * either way.
  */
-export async function runRequest(
+export async function runRequest<Req extends DispatchRequest, Out, Res extends DispatchResult, Delta>(
   core: DispatchCore,
-  req: GenerateRequest,
+  op: Operation<Req, Out, Res, Delta>,
+  req: Req,
   snapshotOrPromise: ConfigSnapshot | Promise<ConfigSnapshot>,
-  stream: StreamHooks | null,
+  stream: StreamHooks<Out, Delta> | null,
   t0: number,
   onControl?: (control: RequestControl) => void,
-): Promise<GenerateResult> {
+): Promise<Res> {
   const timestampSec = core.clock.now() / 1000
   // The control exists before the config does: the deadline and the caller's signal also bound the
   // wait for the first config load.
   const control = new RequestControl(core.clock, req.timeoutMs ?? core.options.defaultTimeoutMs, req.signal)
   core.active.add(control)
   onControl?.(control)
-  const run = new RequestRun(core, req, stream, control, t0)
+  const run = new RequestRun(core, op, req, stream, control, t0)
   // origin stays null when the request is stopped (deadline, abort, close) before the config arrives:
   // it still records its one metric, saying no config was in use.
-  const mctx: MetricContext = { timestampSec, streamed: stream !== null, origin: null, fallback: false }
+  const mctx: MetricContext = {
+    timestampSec,
+    operation: op.name,
+    streamed: stream !== null,
+    origin: null,
+    fallback: false,
+  }
   try {
     try {
       const snapshot = await waitForConfig(control, snapshotOrPromise)
       mctx.origin = snapshot.origin
       const candidates = resolveCandidates(core, snapshot, req)
+      run.checkCapable(candidates)
       // A record whose timeout_seconds is longer than the default deadline still gets its attempt.
       const first = candidates[0]?.record.timeout_seconds
       if (req.timeoutMs === undefined && first !== undefined) control.extendTo(first * 1000)

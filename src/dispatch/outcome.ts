@@ -1,11 +1,13 @@
 /**
- * What a request leaves behind: its `AttemptInfo` entries, the `GenerateResult` of a success, and
- * exactly one `MetricRecord` whichever way it ended. Pure assembly; the dispatcher decides when.
+ * What a request leaves behind: its `AttemptInfo` entries, the result of a success (the fields every
+ * operation shares are filled in here), and exactly one `MetricRecord` whichever way it ended. Pure
+ * assembly; the dispatcher decides when.
  */
 import type { BackendOutput } from '../backends/types.js'
 import type { ConfigSnapshot } from '../config/contract.js'
 import type { AttemptInfo, RouterError } from '../errors.js'
-import type { BackendKind, GenerateRequest, GenerateResult, MetricRecord } from '../types.js'
+import type { BackendKind, MetricRecord } from '../types.js'
+import type { DispatchRequest, DispatchResult, OperationName } from './operation.js'
 
 export interface AttemptWhere {
   model: string
@@ -42,7 +44,13 @@ export interface Timings {
   lastTextAt: number | null
 }
 
-function tokensPerSecond(out: BackendOutput, latencyMs: number, t: Timings): number {
+/** The counters of an adapter output that the shared result fields are computed from. */
+export type OutputCounts = Pick<
+  BackendOutput,
+  'promptTokens' | 'completionTokens' | 'evalDurationNs' | 'loadDurationNs'
+>
+
+function tokensPerSecond(out: OutputCounts, latencyMs: number, t: Timings): number {
   if (out.evalDurationNs !== undefined && out.evalDurationNs > 0)
     return (out.completionTokens / out.evalDurationNs) * 1e9
   // Streams: decode speed between first and last text; else completion tokens over wall time.
@@ -53,24 +61,26 @@ function tokensPerSecond(out: BackendOutput, latencyMs: number, t: Timings): num
   return latencyMs > 0 ? (out.completionTokens * 1000) / latencyMs : 0
 }
 
-export function buildResult(
-  out: BackendOutput,
+/**
+ * Completes an operation's result: `head` holds its own fields (generate: `response`; chat: `message`;
+ * put first so they lead when printed), this adds where it ran, usage, timings and attempts.
+ */
+export function buildResult<Head extends object>(
+  head: Head,
+  out: OutputCounts,
   where: AttemptWhere,
   attempts: AttemptInfo[],
   t: Timings,
-): GenerateResult {
+): Head & DispatchResult {
   const latencyMs = performance.now() - t.t0
-  const result: GenerateResult = {
-    response: out.text,
-    model: where.model,
-    backend: where.backend,
-    endpoint: where.endpoint,
-    doneReason: out.doneReason,
-    usage: { promptTokens: out.promptTokens, completionTokens: out.completionTokens },
-    latencyMs,
-    tokensPerSecond: tokensPerSecond(out, latencyMs, t),
-    attempts,
-  }
+  const result = head as Head & DispatchResult
+  result.model = where.model
+  result.backend = where.backend
+  result.endpoint = where.endpoint
+  result.usage = { promptTokens: out.promptTokens, completionTokens: out.completionTokens }
+  result.latencyMs = latencyMs
+  result.tokensPerSecond = tokensPerSecond(out, latencyMs, t)
+  result.attempts = attempts
   if (t.firstTextAt !== null) result.timeToFirstTokenMs = t.firstTextAt - t.t0
   if (out.loadDurationNs !== undefined && out.loadDurationNs > 0) result.loadMs = out.loadDurationNs / 1e6
   return result
@@ -78,6 +88,7 @@ export function buildResult(
 
 export interface MetricContext {
   timestampSec: number
+  operation: OperationName
   streamed: boolean
   /** null: stopped before the first config load finished. */
   origin: ConfigSnapshot['origin'] | null
@@ -85,10 +96,10 @@ export interface MetricContext {
 }
 
 export function metricFrom(
-  req: GenerateRequest,
+  req: DispatchRequest,
   ctx: MetricContext,
   attempts: readonly AttemptInfo[],
-  result: GenerateResult | null,
+  result: DispatchResult | null,
   error: RouterError | null,
   t: Timings,
 ): MetricRecord {
@@ -117,5 +128,6 @@ export function metricFrom(
     time_to_first_token_seconds: t.firstTextAt === null ? null : (t.firstTextAt - t.t0) / 1000,
     load_seconds: result?.loadMs === undefined ? null : result.loadMs / 1000,
     config_origin: ctx.origin,
+    operation: ctx.operation,
   }
 }

@@ -1,14 +1,12 @@
 /**
  * Route compilation: turns a config snapshot into ready-to-send targets once per snapshot, so a
- * request only looks up a model and walks a prepared list (URLs split, adapter chosen, static
+ * request only looks up a model and walks a prepared list (URLs split, static
  * headers built, circuit attached, generation defaults filled in).
  *
  * Tables are cached by snapshot identity (`RouteCache`), never by a version number: per-model
  * lookup and list mode both hand out frozen snapshots, and a snapshot's restamped and stale views
  * share its frozen `records` array, so that array is the key.
  */
-import { adapterFor } from '../backends/index.js'
-import type { BackendAdapter } from '../backends/types.js'
 import type { ConfigSnapshot } from '../config/contract.js'
 import { ANY_MODEL, defaultOllamaUrl, envRecords, SEED_RECORD_DEFAULTS } from '../config/env.js'
 import { ErrorCode, RouterError } from '../errors.js'
@@ -18,11 +16,13 @@ import type { Circuit, CircuitRegistry } from './circuit.js'
 
 export interface Target {
   kind: BackendKind
-  adapter: BackendAdapter
   /** `scheme://host:port` for undici. */
   origin: string
-  /** Path prefix of the endpoint plus the adapter's path. */
-  path: string
+  /**
+   * Path prefix of the endpoint (no trailing slash; '' for none). The operation's adapter appends its
+   * own path (`/api/generate`, `/api/chat`, `/v1/chat/completions`, ...).
+   */
+  basePath: string
   /** Endpoint base URL without credentials: what errors, events and metrics show. */
   endpoint: string
   /** Model id put in the body (undefined: omit, for OpenAI-compatible servers). */
@@ -83,15 +83,13 @@ function makeTarget(
   auth: BackendAuth | undefined,
   circuits: CircuitRegistry,
 ): Target {
-  const adapter = adapterFor(kind)
   const parsed = parseEndpoint(url)
   const headers: Record<string, string> = { ...JSON_HEADERS }
   if (parsed.basicAuth !== null) headers.authorization = `Basic ${parsed.basicAuth}`
   return {
     kind,
-    adapter,
     origin: parsed.origin,
-    path: `${parsed.basePath}${adapter.path}`,
+    basePath: parsed.basePath,
     endpoint: parsed.endpoint,
     sendModel,
     auth,

@@ -1,42 +1,64 @@
 /**
- * `router.stream()`: an async iterable of text chunks backed by the same dispatcher as generate().
+ * `router.stream()` and `router.streamChat()`: an async iterable of chunks backed by the same
+ * dispatcher as the one-answer calls; the operation's `ChunkShape` says how its deltas become chunks.
  * The request starts on the first `next()` (or when `result` is read), so an unread stream never
  * holds a connection. Backpressure pauses the socket when an iterating consumer falls behind; a
  * consumer that only awaits `result` is never paused (the text ends up in the result anyway).
  * Concurrent `next()` calls are answered in call order.
  */
+import type { ProtocolAdapter } from '../backends/types.js'
 import type { ConfigSnapshot } from '../config/contract.js'
 import { ErrorCode, RouterError } from '../errors.js'
-import type { BackendKind, GenerateRequest, GenerateResult, GenerateStream, StreamChunk } from '../types.js'
+import type { BackendKind, StreamChunk } from '../types.js'
 import type { RequestControl } from './attempt.js'
 import { type DispatchCore, runRequest, type StreamHooks } from './dispatcher.js'
-import type { Candidate, Target } from './routes.js'
+import type { DispatchRequest, DispatchResult, Operation } from './operation.js'
+import type { Candidate } from './routes.js'
 
 /** Queued deltas before the socket is paused (resumed on the next pull, which drains the queue). */
 const HIGH_WATER = 64
 
-export interface StreamRunHooks {
+export interface StreamRunHooks<Res> {
   /** Config snapshot for the request; called once, when the stream starts. */
   snapshot(): ConfigSnapshot | Promise<ConfigSnapshot>
-  started(result: Promise<GenerateResult>): void
-  settled(result: GenerateResult | null, error: unknown): void
+  started(result: Promise<Res>): void
+  settled(result: Res | null, error: unknown): void
 }
 
-interface Waiter {
-  resolve: (r: IteratorResult<StreamChunk>) => void
+/** How an operation's stream deltas become the chunks its consumer sees. */
+export interface ChunkShape<Delta, Chunk> {
+  /** One delta as a chunk. */
+  one(delta: Delta, model: string, backend: BackendKind): Chunk
+  /** Deltas queued while the consumer was busy (at least two), coalesced into one chunk; must not keep the array. */
+  many(deltas: Delta[], model: string, backend: BackendKind): Chunk
+  /** How much a delta delivers (characters): once anything is delivered a failure is STREAM_INTERRUPTED. */
+  size(delta: Delta): number
+}
+
+/** generate streams: deltas are text. */
+export const textChunks: ChunkShape<string, StreamChunk> = {
+  one: (text, model, backend) => ({ text, model, backend }),
+  many: (texts, model, backend) => ({ text: texts.join(''), model, backend }),
+  size: (text) => text.length,
+}
+
+interface Waiter<Chunk> {
+  resolve: (r: IteratorResult<Chunk>) => void
   reject: (e: unknown) => void
 }
 
-export class StreamRun implements GenerateStream, AsyncIterator<StreamChunk>, StreamHooks {
-  /** Text deltas not yet handed to the consumer; coalesced into one chunk per `next()`. */
-  private readonly queue: string[] = []
+export class StreamRun<Req extends DispatchRequest, Out, Res extends DispatchResult, Delta, Chunk>
+  implements AsyncIterable<Chunk>, AsyncIterator<Chunk>, StreamHooks<Out, Delta>
+{
+  /** Deltas not yet handed to the consumer; coalesced into one chunk per `next()`. */
+  private readonly queue: Delta[] = []
   /** Pending `next()` calls, oldest first. */
-  private readonly waiters: Waiter[] = []
+  private readonly waiters: Waiter<Chunk>[] = []
   /** Set by the first `next()`: only an iterating consumer can resume a paused socket. */
   private iterated = false
   private ended = false
   private failure: unknown = null
-  private resultPromise: Promise<GenerateResult> | null = null
+  private resultPromise: Promise<Res> | null = null
   private deliveredChars = 0
   private firstAt: number | null = null
   private lastAt: number | null = null
@@ -49,17 +71,19 @@ export class StreamRun implements GenerateStream, AsyncIterator<StreamChunk>, St
 
   constructor(
     private readonly core: DispatchCore,
-    private readonly req: GenerateRequest,
-    private readonly hooks: StreamRunHooks,
+    private readonly op: Operation<Req, Out, Res, Delta>,
+    private readonly chunks: ChunkShape<Delta, Chunk>,
+    private readonly req: Req,
+    private readonly hooks: StreamRunHooks<Res>,
     /** A request that failed before it could start (invalid, router closed): reported on first use. */
     private readonly invalid: RouterError | null = null,
   ) {}
 
-  [Symbol.asyncIterator](): AsyncIterator<StreamChunk> {
+  [Symbol.asyncIterator](): AsyncIterator<Chunk> {
     return this
   }
 
-  get result(): Promise<GenerateResult> {
+  get result(): Promise<Res> {
     return this.start()
   }
 
@@ -73,23 +97,23 @@ export class StreamRun implements GenerateStream, AsyncIterator<StreamChunk>, St
   }
 
   // StreamHooks ---------------------------------------------------------------------------------
-  createDecoder(target: Target) {
-    return target.adapter.createStreamDecoder(this.core.fastFrames)
+  createDecoder(adapter: ProtocolAdapter<Out, Delta>) {
+    return adapter.createStreamDecoder(this.core.fastFrames)
   }
 
-  readonly onText = (text: string): void => {
+  readonly onText = (delta: Delta): void => {
     const now = performance.now()
     if (this.firstAt === null) this.firstAt = now
     this.lastAt = now
-    this.deliveredChars += text.length
+    this.deliveredChars += this.chunks.size(delta)
     const waiter = this.waiters.shift()
     if (waiter !== undefined) {
-      waiter.resolve({ value: { text, model: this.model, backend: this.backend }, done: false })
+      waiter.resolve({ value: this.chunks.one(delta, this.model, this.backend), done: false })
       return
     }
     // The consumer is busy: queue, and let the next pull take everything at once. A body that
     // arrives in one packet then costs one chunk, not one chunk (and promise) per token.
-    this.queue.push(text)
+    this.queue.push(delta)
     if (!this.paused && this.iterated && this.queue.length >= HIGH_WATER) {
       this.paused = true
       this.control?.current?.pause()
@@ -100,7 +124,7 @@ export class StreamRun implements GenerateStream, AsyncIterator<StreamChunk>, St
     return this.deliveredChars
   }
 
-  onAttempt(candidate: Candidate, target: Target): void {
+  onAttempt(candidate: Candidate, target: { kind: BackendKind }): void {
     this.model = candidate.model
     this.backend = target.kind
   }
@@ -114,17 +138,20 @@ export class StreamRun implements GenerateStream, AsyncIterator<StreamChunk>, St
   }
 
   // Iterator ------------------------------------------------------------------------------------
-  next(): Promise<IteratorResult<StreamChunk>> {
+  next(): Promise<IteratorResult<Chunk>> {
     this.iterated = true
     const queued = this.queue.length
     if (queued > 0) {
-      const text = queued === 1 ? this.queue[0]! : this.queue.join('')
+      const value =
+        queued === 1
+          ? this.chunks.one(this.queue[0]!, this.model, this.backend)
+          : this.chunks.many(this.queue, this.model, this.backend)
       this.queue.length = 0
       if (this.paused) {
         this.paused = false
         this.control?.current?.resume()
       }
-      return Promise.resolve({ value: { text, model: this.model, backend: this.backend }, done: false })
+      return Promise.resolve({ value, done: false })
     }
     if (this.failure !== null) return Promise.reject(this.failure)
     if (this.ended) return Promise.resolve({ value: undefined, done: true })
@@ -136,7 +163,7 @@ export class StreamRun implements GenerateStream, AsyncIterator<StreamChunk>, St
   }
 
   /** `break` in a for-await loop lands here: stop the request and close its connection. */
-  return(): Promise<IteratorResult<StreamChunk>> {
+  return(): Promise<IteratorResult<Chunk>> {
     if (!this.ended && this.failure === null) {
       this.abort(new RouterError(ErrorCode.ABORTED, 'The stream was closed by its consumer before it ended'))
     }
@@ -145,7 +172,7 @@ export class StreamRun implements GenerateStream, AsyncIterator<StreamChunk>, St
     return Promise.resolve({ value: undefined, done: true })
   }
 
-  private start(): Promise<GenerateResult> {
+  private start(): Promise<Res> {
     if (this.resultPromise !== null) return this.resultPromise
     if (this.invalid !== null) {
       this.failure = this.invalid
@@ -160,7 +187,7 @@ export class StreamRun implements GenerateStream, AsyncIterator<StreamChunk>, St
     } catch (error) {
       snapshot = Promise.reject(error)
     }
-    const p = runRequest(this.core, this.req, snapshot, this, t0, (c) => {
+    const p = runRequest(this.core, this.op, this.req, snapshot, this, t0, (c) => {
       this.control = c
       if (this.pendingAbort !== null) c.stop(this.pendingAbort)
     })

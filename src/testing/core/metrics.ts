@@ -80,6 +80,7 @@ export function makeMetricRecord(overrides: Partial<MetricRecord> = {}): MetricR
     time_to_first_token_seconds: null,
     load_seconds: null,
     config_origin: 'admin',
+    operation: 'generate',
     ...overrides,
   }
 }
