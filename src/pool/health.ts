@@ -196,23 +196,17 @@ export class HealthMonitor implements MemberSignals, MemberHooks {
     this.#table = table
     this.#wildcards = table.wildcardCache.size
     const pooled = pooledRecords(table)
-    const seen = new Set<string>()
+    // Endpoint -> its target, the models served there, and whether it is an Ollama member of a pool.
+    const seen = new Map<string, { target: Target; models: Set<string>; pooled: boolean }>()
     const add = (target: Target, model: string, inPool: boolean) => {
-      seen.add(target.endpoint)
-      let m = this.#members.get(target.endpoint)
-      if (m === undefined) {
-        m = this.#newMember(target)
-        this.#members.set(target.endpoint, m)
-        m.pooled = inPool && target.kind === 'ollama'
-        this.#started(m)
-      } else if (m.target !== target) {
-        m.target = target
+      const entry = seen.get(target.endpoint)
+      if (entry === undefined) {
+        const p = inPool && target.kind === 'ollama'
+        seen.set(target.endpoint, { target, models: new Set([model]), pooled: p })
+      } else {
+        entry.models.add(model)
+        if (inPool && target.kind === 'ollama') entry.pooled = true
       }
-      if (inPool && target.kind === 'ollama' && !m.pooled) {
-        m.pooled = true
-        if (this.#warmth !== null) void this.#warmth.refresh(m.endpoint)
-      }
-      m.models.add(model)
     }
     for (const c of table.ordered) for (const t of c.targets) add(t, c.model, pooled.has(c.record))
     for (const list of table.wildcardCache.values())
@@ -223,6 +217,22 @@ export class HealthMonitor implements MemberSignals, MemberHooks {
       if (m.timer !== null) this.o.clock.clearTimeout(m.timer)
       this.#members.delete(endpoint)
       this.#warmth?.forget(endpoint)
+    }
+    for (const [endpoint, { target, models, pooled: inPool }] of seen) {
+      const m = this.#members.get(endpoint)
+      if (m === undefined) {
+        const fresh = this.#newMember(target)
+        fresh.models = models
+        fresh.pooled = inPool
+        this.#members.set(endpoint, fresh)
+        this.#started(fresh)
+        continue
+      }
+      m.target = target
+      m.models = models
+      // Joined a pool: its warmth matters from now on.
+      if (inPool && !m.pooled && this.#warmth !== null) void this.#warmth.refresh(endpoint)
+      m.pooled = inPool
     }
   }
 
@@ -414,7 +424,7 @@ export class HealthMonitor implements MemberSignals, MemberHooks {
     if (m !== undefined) this.#touch(m)
   }
 
-  /** Every member of the config in use, in config order. */
+  /** Every member of the config in use, in the order they joined it. */
   list(): MemberHealth[] {
     this.sync(this.o.currentTable())
     const out: MemberHealth[] = []
