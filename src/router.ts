@@ -187,13 +187,23 @@ export function createLLMRouter(options?: RouterOptions, internals: RouterIntern
     probeDispatcher: probeAgent.dispatcher,
     emit,
   })
+  // Median latency of the endpoint's most recently used stats key. One snapshot per health() call:
+  // a snapshot sorts every key's window, so it is kept until the current task ends.
+  let latencies: Map<string, StatsEntry> | null = null
   health.load.recentLatencyMs = (endpoint) => {
-    let latest: StatsEntry | null = null
-    for (const e of stats.snapshot()) {
-      if (e.endpoint === endpoint && e.p50LatencyMs !== null && (latest === null || e.lastAt > latest.lastAt))
-        latest = e
+    if (latencies === null) {
+      const byEndpoint = new Map<string, StatsEntry>()
+      for (const e of stats.snapshot()) {
+        if (e.endpoint === null || e.p50LatencyMs === null) continue
+        const seen = byEndpoint.get(e.endpoint)
+        if (seen === undefined || e.lastAt > seen.lastAt) byEndpoint.set(e.endpoint, e)
+      }
+      latencies = byEndpoint
+      queueMicrotask(() => {
+        latencies = null
+      })
     }
-    return latest?.p50LatencyMs ?? null
+    return latencies.get(endpoint)?.p50LatencyMs ?? null
   }
   const routes = (snapshot: ConfigSnapshot) => {
     const table = routeCache.get(snapshot)
