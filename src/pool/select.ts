@@ -245,7 +245,9 @@ function pickForSession(
       next = m
     }
   }
-  result.member = next ?? spare ?? (home !== null && home.state.inFlight < home.limit ? home : null)
+  // Everyone else over the cap too: better the session's own member, if it has a slot.
+  const homeFree = home !== null && home.state.inFlight < home.limit
+  result.member = next ?? (homeFree ? home : spare)
   if (result.member === null) return result
   result.reason = home === null ? 'affinity-moved' : result.member === home ? 'affinity' : 'overflow'
   return result
