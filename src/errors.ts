@@ -3,6 +3,7 @@
  * what to do, and the underlying `cause`. Guards check a brand property rather than `instanceof`,
  * so they work across the ESM and CJS copies of this package (and across realms).
  */
+import type { PickReason } from './pool/select.js'
 
 /** Stable error codes. Documented in README.md ("Error codes"); never renamed once released. */
 export const ErrorCode = {
@@ -46,11 +47,6 @@ export const ErrorCode = {
   STREAM_INTERRUPTED: 'STREAM_INTERRUPTED',
   /** The endpoint's circuit is open (cooling down after repeated failures); no connection was attempted. */
   CIRCUIT_OPEN: 'CIRCUIT_OPEN',
-  // Pool member health (src/pool/health.ts): skipped without connecting; seen in attempts.
-  /** The endpoint was drained with `router.drain()`; no connection was attempted. */
-  MEMBER_DRAINED: 'MEMBER_DRAINED',
-  /** Active health probes (`healthCheck`) took the endpoint out of rotation; no connection was attempted. */
-  MEMBER_DOWN: 'MEMBER_DOWN',
   /** The caller's AbortSignal fired. */
   ABORTED: 'ABORTED',
   /** Every candidate failed; `attempts` lists what was tried. */
@@ -59,6 +55,13 @@ export const ErrorCode = {
   CLOSED: 'CLOSED',
   /** No candidate record declares a capability the request needs (tools, vision, json_schema, thinking, embeddings); nothing was sent. Also the code of a skipped record in `attempts`. */
   NO_CAPABLE_BACKEND: 'NO_CAPABLE_BACKEND',
+  // Pools (src/pool/).
+  /** Every member that could take the request is at its `max_concurrency`, and no slot freed within the request's deadline (or the wait queue is full). */
+  POOL_BUSY: 'POOL_BUSY',
+  /** The prompt clearly cannot fit the `context_length` of any candidate; nothing was sent. Also the code of a skipped member in `attempts`. */
+  CONTEXT_TOO_LONG: 'CONTEXT_TOO_LONG',
+  /** In `attempts` only: the member is out of rotation (health probes failing, or drained); no connection was attempted. */
+  OUT_OF_ROTATION: 'OUT_OF_ROTATION',
 } as const
 
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode]
@@ -75,6 +78,8 @@ export interface AttemptInfo {
   code?: ErrorCode
   status?: number
   message?: string
+  /** Pools: why this member was chosen (`affinity`, `warm`, `least-loaded`, ...; README "Pools"). */
+  selectedBy?: PickReason
 }
 
 export interface RouterErrorDetails {

@@ -135,6 +135,18 @@ export const routerOptionsSchema = z
     healthCheck: healthCheckSchema.optional(),
     /** Ollama `/api/ps` for members of pools, so warm members are preferred; false = off. */
     warmth: warmthSchema.optional(),
+    /** Pools (records of one model and priority; README "Pools"). */
+    pool: z
+      .object({
+        /** Requests that may wait for a slot on one member at its max_concurrency; beyond it POOL_BUSY. @default 1000 */
+        maxQueued: nonNegInt.optional(),
+        /** A session (metadata.sessionId) unused this long is placed afresh by its hash. @default 3600000 */
+        sessionTtlMs: posInt.optional(),
+        /** Sessions remembered per router (least recently used go first). @default 10000 */
+        maxSessions: posInt.optional(),
+      })
+      .strict()
+      .optional(),
   })
   .strict()
 
@@ -175,6 +187,7 @@ export interface ResolvedOptions {
   closeTimeoutMs: number
   healthCheck: HealthCheckSettings | null
   warmth: WarmthSettings | null
+  pool: { maxQueued: number; sessionTtlMs: number; maxSessions: number }
 }
 
 function stripTrailingSlash(url: string): string {
@@ -277,5 +290,10 @@ export function resolveOptions(input: unknown): ResolvedOptions {
     closeTimeoutMs: o.closeTimeoutMs ?? 10_000,
     healthCheck: resolveHealthCheck(o.healthCheck),
     warmth: resolveWarmth(o.warmth),
+    pool: {
+      maxQueued: o.pool?.maxQueued ?? 1000,
+      sessionTtlMs: o.pool?.sessionTtlMs ?? 3_600_000,
+      maxSessions: o.pool?.maxSessions ?? 10_000,
+    },
   }
 }

@@ -19,7 +19,10 @@ import { type Clock, systemClock } from './internal/clock.js'
 import { createHttpSink } from './metrics/http-sink.js'
 import { createStatsCollector, type StatsEntry } from './metrics/stats.js'
 import { type ResolvedOptions, type RouterOptions, resolveOptions } from './options.js'
+import { SessionPins } from './pool/affinity.js'
 import { HealthMonitor } from './pool/health.js'
+import { LoadRegistry } from './pool/load.js'
+import type { MemberSignals } from './pool/signals.js'
 import { createAgent, dispatchTransport, requestTransport } from './transport/http.js'
 import type {
   BackendKind,
@@ -117,6 +120,8 @@ export interface RouterInternals {
   transport?: 'dispatch' | 'request'
   /** false: decoders never take the learned frame-shape fast path (bench comparison). */
   fastFrames?: boolean
+  /** Member health and warmth for pools (tests: a stand-in for the health checks). */
+  signals?: MemberSignals
 }
 
 export function createLLMRouter(options?: RouterOptions, internals: RouterInternals = {}): LLMRouter {
@@ -174,7 +179,10 @@ export function createLLMRouter(options?: RouterOptions, internals: RouterIntern
   const routeCache = new RouteCache(opts.env, circuits)
   // Probes and /api/ps get their own pool: behind long generations in the request pool they would time out.
   const probeAgent = createAdminAgent(opts.connectTimeoutMs)
+  // In flight and recent latency per endpoint: pools choose by it, router.health() shows it.
+  const load = new LoadRegistry()
   const health = new HealthMonitor({
+    load,
     clock,
     healthCheck: opts.healthCheck,
     warmth: opts.warmth,
@@ -187,24 +195,6 @@ export function createLLMRouter(options?: RouterOptions, internals: RouterIntern
     probeDispatcher: probeAgent.dispatcher,
     emit,
   })
-  // Median latency of the endpoint's most recently used stats key. One snapshot per health() call:
-  // a snapshot sorts every key's window, so it is kept until the current task ends.
-  let latencies: Map<string, StatsEntry> | null = null
-  health.load.recentLatencyMs = (endpoint) => {
-    if (latencies === null) {
-      const byEndpoint = new Map<string, StatsEntry>()
-      for (const e of stats.snapshot()) {
-        if (e.endpoint === null || e.p50LatencyMs === null) continue
-        const seen = byEndpoint.get(e.endpoint)
-        if (seen === undefined || e.lastAt > seen.lastAt) byEndpoint.set(e.endpoint, e)
-      }
-      latencies = byEndpoint
-      queueMicrotask(() => {
-        latencies = null
-      })
-    }
-    return latencies.get(endpoint)?.p50LatencyMs ?? null
-  }
   const routes = (snapshot: ConfigSnapshot) => {
     const table = routeCache.get(snapshot)
     health.sync(table)
@@ -253,7 +243,9 @@ export function createLLMRouter(options?: RouterOptions, internals: RouterIntern
     },
     fastFrames: internals.fastFrames !== false,
     active: new Set(),
-    members: health,
+    load,
+    signals: internals.signals ?? health,
+    pins: new SessionPins(clock, opts.pool.sessionTtlMs, opts.pool.maxSessions),
   }
 
   let closed = false

@@ -3,6 +3,7 @@
  * Wire-level names (admin records, metric records) stay snake_case as the admin API has them.
  */
 import type { AttemptInfo, ErrorCode, RouterError } from './errors.js'
+import type { PickReason } from './pool/select.js'
 
 export type BackendType = 'ollama' | 'mlx' | 'auto'
 /** The protocol actually spoken on one attempt. `mlx` means OpenAI-compatible `/v1/completions`. */
@@ -29,6 +30,14 @@ export interface BackendRecord {
   /** Ollama server an `auto` record falls back to. */
   fallback_url?: string
   auth?: BackendAuth
+  /** Share of traffic within its pool (records of one model_name and priority). Default 1. */
+  weight?: number
+  /** Most requests this router has in flight to the endpoint; beyond it the pool's next member takes the request. */
+  max_concurrency?: number
+  /** Ollama: `keep_alive` sent with every request to the endpoint (seconds, or a duration such as "10m"). */
+  keep_alive?: number | string
+  /** The endpoint's context window in tokens: prompts that clearly cannot fit are not sent there; Ollama gets it as `num_ctx`. */
+  context_length?: number
 }
 
 /**
@@ -147,6 +156,8 @@ export interface MetricRecord {
   config_origin: ConfigOrigin | null
   /** Which call made the record: `generate` (generate()/stream()), `chat` (chat()/streamChat()), `embed`. */
   operation: 'generate' | 'chat' | 'embed'
+  /** Pools only: why the member that answered (or failed last) was chosen (`affinity`, `warm`, `least-loaded`, ...). */
+  selected_by?: PickReason
 }
 
 /** A destination for metric records. `write` must not throw or block; the router guards it anyway. */

@@ -24,7 +24,7 @@ describe.concurrent('npm run demo', () => {
     expect(r.stderr).toBe('')
     expect(r.code, r.stdout).toBe(0)
     const out = r.stdout
-    for (let n = 1; n <= 7; n++) expect(out).toContain(`[${n}/7]`)
+    for (let n = 1; n <= 8; n++) expect(out).toContain(`[${n}/8]`)
     expect(out).toMatch(/✓ llama3\.2 → ollama @ 127\.0\.0\.1:\d+ · .* · cold load/)
     expect(out).toMatch(/✓ qwen2\.5 → mlx @/)
     expect(out).toContain('event request:fallback  mlx → ollama  (BACKEND_UNREACHABLE)')
@@ -36,6 +36,8 @@ describe.concurrent('npm run demo', () => {
     expect(out).toMatch(/│ Every night for forty years/)
     expect(out).toMatch(/✓ \d+ POSTs, (\d+) records: every request the router made is accounted for/)
     expect(out).toMatch(/backend +model +endpoint +requests +errors +p50 +p95 +tok\/s/)
+    expect(out).toMatch(/✓ \d+ of 24 sessions on the canary, each on the same member for both turns/)
+    expect(out).toMatch(/✓ canary stopped: its \d+ sessions moved to 127\.0\.0\.1:\d+, the other \d+ stayed/)
     expect(out).not.toMatch(/^ *✗/m)
     expect(out).not.toContain('\x1b[')
     expect(out).toMatch(/✓ demo passed in [\d.]+ s\n$/)

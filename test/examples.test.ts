@@ -74,6 +74,7 @@ it('covers every file in examples/ (a new example needs a test here)', () => {
       'env-only.ts',
       'http-service.ts',
       'opentelemetry.ts',
+      'pool-canary.ts',
       'streaming.ts',
       'testing-with-msw.ts',
     ].sort(),
@@ -165,6 +166,34 @@ describe.concurrent('examples', () => {
     expect(r.stdout).toMatch(/otel histogram llm_router\.time_to_first_token [\d.e-]+ /)
     expect(r.stdout).toContain('token_type=completion}')
     expect(r.stdout).toContain('streamed: Blue light scatters most.')
+  })
+
+  it('pool-canary: about 10 % of sessions on the canary, a conversation stays on one member', async () => {
+    const main = await startOllamaServer({ respond: 'main' })
+    const canary = await startOllamaServer({ respond: 'canary' })
+    try {
+      const r = await run([example('pool-canary')], {
+        OLLAMA_MAIN_URL: main.url,
+        OLLAMA_CANARY_URL: canary.url,
+      })
+      expect(r.code, r.stderr).toBe(0)
+      const share = Number(/canary share: ([\d.]+)% of 200 sessions/.exec(r.stdout)?.[1])
+      expect(share).toBeGreaterThan(3)
+      expect(share).toBeLessThan(20)
+      expect(generateCalls(canary)).toBe(
+        Math.round((share * 200) / 100) + (r.stdout.includes('user-7: canary') ? 5 : 0),
+      )
+      expect(r.stdout).toMatch(/session user-7: (main|canary) \(affinity\)(, \1 \(affinity\)){4}\n/)
+      expect(r.stdout).toMatch(/why members were chosen: affinity \d+/)
+    } finally {
+      await Promise.all([main.stop(), canary.stop()])
+    }
+  })
+
+  it('pool-canary: runs on its own testing-kit stand-ins when no servers are given', async () => {
+    const r = await run([example('pool-canary')])
+    expect(r.code, r.stderr).toBe(0)
+    expect(r.stdout).toMatch(/canary share: [\d.]+% of 200 sessions/)
   })
 
   it('testing-with-msw: its node:test suite passes without any server', async () => {

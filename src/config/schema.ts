@@ -94,6 +94,19 @@ const envName = z
   .string({ error: 'must be an environment variable name' })
   .regex(ENV_NAME, 'must be an environment variable name (letters, digits, _), never a secret value')
 
+/** Go duration syntax, as Ollama parses a string `keep_alive` (time.ParseDuration): `5m`, `1h30m`, `-1s`, `0`. */
+const GO_DURATION = /^[-+]?(0|((\d+(\.\d*)?|\.\d+)(ns|us|µs|μs|ms|s|m|h))+)$/
+/** Ollama's `keep_alive`: seconds as a number (negative: keep loaded), or a Go duration string. */
+const KEEP_ALIVE_MESSAGE =
+  'must be seconds (a number; negative keeps the model loaded) or a duration such as "5m" or "1h"'
+const keepAlive = z.union(
+  [
+    z.number({ error: KEEP_ALIVE_MESSAGE }).finite(KEEP_ALIVE_MESSAGE),
+    z.string({ error: KEEP_ALIVE_MESSAGE }).regex(GO_DURATION, KEEP_ALIVE_MESSAGE),
+  ],
+  { error: KEEP_ALIVE_MESSAGE },
+)
+
 const bearerAuth = z.strictObject({ bearer_env: envName })
 const headerAuth = z.strictObject({
   header: z
@@ -161,6 +174,23 @@ const recordShape = z.object({
   backend_model: nonEmpty.optional(),
   fallback_url: baseUrl.optional(),
   auth: authSchema.optional(),
+  // Pools (src/pool/): records of one model_name and priority share its traffic.
+  weight: z
+    .number({ error: 'must be a positive number' })
+    .finite('must be a positive number')
+    .positive('must be a positive number (share of the pool; disable a record with enabled: false)')
+    .optional(),
+  max_concurrency: z
+    .number({ error: 'must be a positive integer' })
+    .int('must be a positive integer')
+    .positive('must be a positive integer')
+    .optional(),
+  keep_alive: keepAlive.optional(),
+  context_length: z
+    .number({ error: 'must be a positive integer (tokens)' })
+    .int('must be a positive integer (tokens)')
+    .positive('must be a positive integer (tokens)')
+    .optional(),
 })
 
 /** Default priority when a record has none (lower is tried first). */
@@ -193,6 +223,10 @@ export const backendRecordSchema = z.preprocess(
     if (r.backend_model !== undefined) out.backend_model = r.backend_model
     if (r.fallback_url !== undefined) out.fallback_url = r.fallback_url
     if (r.auth !== undefined) out.auth = r.auth
+    if (r.weight !== undefined) out.weight = r.weight
+    if (r.max_concurrency !== undefined) out.max_concurrency = r.max_concurrency
+    if (r.keep_alive !== undefined) out.keep_alive = r.keep_alive
+    if (r.context_length !== undefined) out.context_length = r.context_length
     return out
   }),
 )
