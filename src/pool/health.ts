@@ -12,7 +12,6 @@
  * Members are the endpoints of the route table in use; `sync()` is called when that table changes
  * (the router's route lookup) and before every probe, so admin changes add and remove members.
  */
-import type { CircuitRegistry } from '../dispatch/circuit.js'
 import type { Candidate, RouteTable, Target } from '../dispatch/routes.js'
 import { ErrorCode, RouterError } from '../errors.js'
 import type { Clock } from '../internal/clock.js'
@@ -34,7 +33,6 @@ export interface HealthMonitorOptions {
   load: MemberLoad
   healthCheck: HealthCheckSettings | null
   warmth: WarmthSettings | null
-  circuits: CircuitRegistry
   /** The route table of the config in use, or null before the first load. */
   currentTable(): RouteTable | null
   /** Headers of a request to `target` (static + auth from the env); throws when a credential is missing. */
