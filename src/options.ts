@@ -131,10 +131,6 @@ export const routerOptionsSchema = z
     statsWindow: posInt.optional(),
     /** How long `close()` lets in-flight requests finish before stopping them with CLOSED. @default 10000 */
     closeTimeoutMs: nonNegInt.optional(),
-    /** Active probes of every endpoint (never a generation); false/absent = off. */
-    healthCheck: healthCheckSchema.optional(),
-    /** Ollama `/api/ps` for members of pools, so warm members are preferred; false = off. */
-    warmth: warmthSchema.optional(),
     /** Pools (records of one model and priority; README "Pools"). */
     pool: z
       .object({
@@ -147,6 +143,10 @@ export const routerOptionsSchema = z
       })
       .strict()
       .optional(),
+    /** Active probes of every endpoint (never a generation); false/absent = off. */
+    healthCheck: healthCheckSchema.optional(),
+    /** Ollama `/api/ps` for members of pools, so warm members are preferred; false = off. */
+    warmth: warmthSchema.optional(),
   })
   .strict()
 
@@ -185,9 +185,9 @@ export interface ResolvedOptions {
   metrics: false | MetricsSink | ResolvedHttpSinkOptions
   statsWindow: number
   closeTimeoutMs: number
+  pool: { maxQueued: number; sessionTtlMs: number; maxSessions: number }
   healthCheck: HealthCheckSettings | null
   warmth: WarmthSettings | null
-  pool: { maxQueued: number; sessionTtlMs: number; maxSessions: number }
 }
 
 function stripTrailingSlash(url: string): string {
@@ -288,12 +288,12 @@ export function resolveOptions(input: unknown): ResolvedOptions {
     metrics,
     statsWindow: o.statsWindow ?? 1000,
     closeTimeoutMs: o.closeTimeoutMs ?? 10_000,
-    healthCheck: resolveHealthCheck(o.healthCheck),
-    warmth: resolveWarmth(o.warmth),
     pool: {
       maxQueued: o.pool?.maxQueued ?? 1000,
       sessionTtlMs: o.pool?.sessionTtlMs ?? 3_600_000,
       maxSessions: o.pool?.maxSessions ?? 10_000,
     },
+    healthCheck: resolveHealthCheck(o.healthCheck),
+    warmth: resolveWarmth(o.warmth),
   }
 }

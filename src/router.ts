@@ -179,10 +179,7 @@ export function createLLMRouter(options?: RouterOptions, internals: RouterIntern
   const routeCache = new RouteCache(opts.env, circuits)
   // Probes and /api/ps get their own pool: behind long generations in the request pool they would time out.
   const probeAgent = createAdminAgent(opts.connectTimeoutMs)
-  // In flight and recent latency per endpoint: pools choose by it, router.health() shows it.
-  const load = new LoadRegistry()
   const health = new HealthMonitor({
-    load,
     clock,
     healthCheck: opts.healthCheck,
     warmth: opts.warmth,
@@ -194,6 +191,9 @@ export function createLLMRouter(options?: RouterOptions, internals: RouterIntern
     probeDispatcher: probeAgent.dispatcher,
     emit,
   })
+  // In flight and recent latency per endpoint: the pools' own accounting (src/pool/load.ts).
+  const load = new LoadRegistry()
+  health.load = load
   const routes = (snapshot: ConfigSnapshot) => {
     const table = routeCache.get(snapshot)
     health.sync(table)
@@ -245,6 +245,7 @@ export function createLLMRouter(options?: RouterOptions, internals: RouterIntern
     load,
     signals: internals.signals ?? health,
     pins: new SessionPins(clock, opts.pool.sessionTtlMs, opts.pool.maxSessions),
+    members: health,
   }
 
   let closed = false

@@ -29,8 +29,6 @@ import { WarmthCache } from './warmth.js'
 
 export interface HealthMonitorOptions {
   clock: Clock
-  /** In flight and recent latency per endpoint (the pools' load registry). */
-  load: MemberLoad
   healthCheck: HealthCheckSettings | null
   warmth: WarmthSettings | null
   /** The route table of the config in use, or null before the first load. */
@@ -40,6 +38,16 @@ export interface HealthMonitorOptions {
   /** Pool for probes and `/api/ps`, apart from the request pool. */
   probeDispatcher: ProbeContext['dispatcher']
   emit<K extends keyof RouterEvents>(event: K, payload: RouterEvents[K]): void
+}
+
+/** What the dispatcher calls around each attempt (DispatchCore.members). */
+export interface MemberHooks {
+  /** The error to record when the endpoint is out of rotation (drained, down by probes); null: go ahead. */
+  skip(where: { model: string; backend: BackendKind; endpoint: string }): RouterError | null
+  /** An attempt to `endpoint` starts. */
+  started(endpoint: string): void
+  /** It ended: `ok` true/false for a verdict on the member (a failure that charges the circuit), null for none. */
+  ended(endpoint: string, ok: boolean | null): void
 }
 
 type ProbeState = 'unknown' | 'up' | 'down' | 'recovering'
@@ -81,15 +89,21 @@ function normalizeEndpoint(endpoint: string): string | null {
 /** Whether a candidate shares its pool with another member (a pool of one has no choice to make). */
 const pooled = (c: Candidate): boolean => (c.pool?.members.length ?? 0) > 1
 
-export class HealthMonitor implements MemberSignals {
+export class HealthMonitor implements MemberSignals, MemberHooks {
   readonly #members = new Map<string, Member>()
   /** Drained endpoints (normalized), kept across config changes until undrain(). */
   readonly #drained = new Map<string, number>()
   readonly #warmth: WarmthCache | null
   readonly #abort = new AbortController()
+  readonly #inFlight = new Map<string, number>()
   #table: RouteTable | null = null
   #wildcards = 0
   #closed = false
+  /** What `health()` reads for load; the router replaces `recentLatencyMs` with its own figures. */
+  load: MemberLoad = {
+    inFlight: (endpoint) => this.#inFlight.get(endpoint) ?? 0,
+    recentLatencyMs: () => null,
+  }
 
   constructor(private readonly o: HealthMonitorOptions) {
     this.#warmth =
@@ -112,13 +126,6 @@ export class HealthMonitor implements MemberSignals {
     return this.#warmth.isWarm(endpoint, model)
   }
 
-  whyOut(endpoint: string): string | undefined {
-    if (this.#drained.has(endpoint)) return DRAINED_REASON
-    const m = this.#members.get(endpoint)
-    if (m?.probe !== 'down') return undefined
-    return `its health probes fail: ${m.probeReason ?? 'no answer'}; it is tried again after a probe passes, router.health() shows it`
-  }
-
   reportOutcome(endpoint: string, ok: boolean): void {
     const m = this.#members.get(endpoint)
     if (m === undefined || m.probe !== 'recovering') return
@@ -134,6 +141,39 @@ export class HealthMonitor implements MemberSignals {
       m.probeReason = 'a probe succeeded, but the next request there failed: waiting for the next probe'
       this.#touch(m)
     }
+  }
+
+  // ---- MemberHooks (the dispatcher, around each attempt) ----
+
+  skip(where: { model: string; backend: BackendKind; endpoint: string }): RouterError | null {
+    const endpoint = where.endpoint
+    if (this.#drained.size > 0 && this.#drained.has(endpoint)) {
+      return new RouterError(
+        ErrorCode.MEMBER_DRAINED,
+        `${where.backend} at ${endpoint} is drained (router.drain()); skipped without connecting. router.undrain() puts it back`,
+        where,
+      )
+    }
+    const m = this.#members.get(endpoint)
+    if (m?.probe === 'down') {
+      return new RouterError(
+        ErrorCode.MEMBER_DOWN,
+        `${where.backend} at ${endpoint} is out of rotation because its health probes fail (${m.probeReason ?? 'no answer'}); skipped without connecting. It is tried again after a probe succeeds; router.health() shows it`,
+        where,
+      )
+    }
+    return null
+  }
+
+  started(endpoint: string): void {
+    this.#inFlight.set(endpoint, (this.#inFlight.get(endpoint) ?? 0) + 1)
+  }
+
+  ended(endpoint: string, ok: boolean | null): void {
+    const n = (this.#inFlight.get(endpoint) ?? 1) - 1
+    if (n <= 0) this.#inFlight.delete(endpoint)
+    else this.#inFlight.set(endpoint, n)
+    if (ok !== null) this.reportOutcome(endpoint, ok)
   }
 
   // ---- membership ----
@@ -310,7 +350,7 @@ export class HealthMonitor implements MemberSignals {
       this.o.emit('member:drained', {
         endpoint: key,
         known: m !== undefined,
-        inFlight: this.o.load.inFlight(key),
+        inFlight: this.load.inFlight(key),
       })
     }
     return m !== undefined
@@ -387,8 +427,8 @@ export class HealthMonitor implements MemberSignals {
         inRotation: this.inRotation(m.endpoint),
         reason,
         since: m.since,
-        inFlight: this.o.load.inFlight(m.endpoint),
-        recentLatencyMs: this.o.load.recentLatencyMs(m.endpoint),
+        inFlight: this.load.inFlight(m.endpoint),
+        recentLatencyMs: this.load.recentLatencyMs(m.endpoint),
         warmModels: m.kind === 'ollama' ? (this.#warmth?.models(m.endpoint) ?? null) : null,
         lastProbe: m.lastProbe,
       })

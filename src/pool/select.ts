@@ -46,7 +46,10 @@ export type PickReason =
   /** Every member was full: it waited in the queue for this member's next free slot. */
   | 'queued'
 
-/** Why a member was left out of a pick; also the code of its entry in the attempt list. */
+/**
+ * Why a member was left out of a pick. CIRCUIT_OPEN and CONTEXT_TOO_LONG are also the codes of their
+ * attempt entries; an out-of-rotation member's entry says why (MEMBER_DRAINED, MEMBER_DOWN).
+ */
 export type SkipCode = 'OUT_OF_ROTATION' | 'CIRCUIT_OPEN' | 'CONTEXT_TOO_LONG'
 
 export interface PoolMember {

@@ -12,8 +12,6 @@ export interface MemberSignals {
   isWarm(endpoint: string, model: string): boolean | undefined
   /** Outcome of a real request to the member, so a member back from probes re-enters after one success. */
   reportOutcome(endpoint: string, ok: boolean): void
-  /** Optional: why the member is out of rotation, for the skipped attempt's message. */
-  whyOut?(endpoint: string): string | undefined
 }
 
 /** What health reporting (`router.health()`) reads from selection. */
