@@ -99,7 +99,7 @@ export class HealthMonitor implements MemberSignals, MemberHooks {
   #table: RouteTable | null = null
   #wildcards = 0
   #closed = false
-  /** What `health()` reads for load; the router replaces `recentLatencyMs` with its own figures. */
+  /** What `health()` reads for load. The router sets the pools' LoadRegistry; the default counts attempts (started/ended). */
   load: MemberLoad = {
     inFlight: (endpoint) => this.#inFlight.get(endpoint) ?? 0,
     recentLatencyMs: () => null,
