@@ -65,7 +65,8 @@ const rawOpenaiBody = (stream) =>
 
 /**
  * Scenario names: `raw-<backend>[-stream|-tokens]` and
- * `router-<backend>[-stream|-tokens][-nometrics][-request][-noframes][-nolimits]`.
+ * `router-<backend>[-stream|-tokens][-nometrics][-request][-noframes][-nolimits]`, plus
+ * `router-ollama-pool[-sessions]` (a pool of 4 Ollama records; sessions: 100 of them, round robin).
  * `-stream` answers come in one write, `-tokens` answers one write per token (see backend-server.mjs).
  *
  * `service-<backend>[-stream|-tokens][-single][-nometrics]` run the router as a service runs it: every option at
@@ -154,6 +155,19 @@ async function makeScenario(name) {
 function routerOps(name, router, isOllama, flavour) {
   const backend = isOllama ? 'ollama' : 'mlx'
   const request_ = { model: `bench-${backend}${flavour === 'tokens' ? '-tokens' : ''}`, prompt: PROMPT }
+  // `-pool`: the model is a pool of 4 Ollama records; `-sessions`: each request carries one of 100 sessions.
+  if (name.includes('-pool')) request_.model = 'bench-pool'
+  if (name.includes('-sessions')) {
+    let n = 0
+    const sessions = Array.from({ length: 100 }, (_, i) => ({ sessionId: `bench-session-${i}` }))
+    return {
+      op: async () => {
+        const result = await router.generate({ ...request_, metadata: sessions[n++ % 100] })
+        if (result.response !== TEXT || result.attempts[0]?.selectedBy === undefined)
+          wrong(`${name}: bad result`)
+      },
+    }
+  }
   if (flavour !== 'json') {
     return {
       op: async () => {

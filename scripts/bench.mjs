@@ -40,6 +40,8 @@ if (args.includes('--help')) {
       '  -request   router over plain undici.request() instead of the dispatch-handler transport\n' +
       '  -noframes  stream decoders (Ollama and OpenAI-compatible) without the learned frame-shape fast path\n' +
       '  -nolimits  streams without the first-token and idle timers\n' +
+      'Pool scenarios: router-ollama-pool (4 records of one model and priority), router-ollama-pool-sessions\n' +
+      '  (the same with 100 metadata.sessionId values, round robin)\n' +
       'Service scenarios (also run at c=16): service-<ollama|mlx>[-stream|-tokens][-single][-nometrics]: every\n' +
       '  option at its default (admin config, default metrics sink); -single: the admin takes one record per POST\n',
   )
@@ -192,6 +194,18 @@ const SCENARIOS = [
   {
     name: 'router-ollama-nometrics',
     label: 'router.generate, ollama, metrics off',
+    base: 'raw-ollama',
+    stream: false,
+  },
+  {
+    name: 'router-ollama-pool',
+    label: 'router.generate, pool of 4 ollama records',
+    base: 'raw-ollama',
+    stream: false,
+  },
+  {
+    name: 'router-ollama-pool-sessions',
+    label: 'router.generate, pool of 4, 100 sessions',
     base: 'raw-ollama',
     stream: false,
   },

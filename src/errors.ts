@@ -47,6 +47,11 @@ export const ErrorCode = {
   STREAM_INTERRUPTED: 'STREAM_INTERRUPTED',
   /** The endpoint's circuit is open (cooling down after repeated failures); no connection was attempted. */
   CIRCUIT_OPEN: 'CIRCUIT_OPEN',
+  // Pool member health (src/pool/health.ts): skipped without connecting; seen in attempts.
+  /** The endpoint was drained with `router.drain()`; no connection was attempted. */
+  MEMBER_DRAINED: 'MEMBER_DRAINED',
+  /** Active health probes (`healthCheck`) took the endpoint out of rotation; no connection was attempted. */
+  MEMBER_DOWN: 'MEMBER_DOWN',
   /** The caller's AbortSignal fired. */
   ABORTED: 'ABORTED',
   /** Every candidate failed; `attempts` lists what was tried. */
@@ -60,8 +65,6 @@ export const ErrorCode = {
   POOL_BUSY: 'POOL_BUSY',
   /** The prompt clearly cannot fit the `context_length` of any candidate; nothing was sent. Also the code of a skipped member in `attempts`. */
   CONTEXT_TOO_LONG: 'CONTEXT_TOO_LONG',
-  /** In `attempts` only: the member is out of rotation (health probes failing, or drained); no connection was attempted. */
-  OUT_OF_ROTATION: 'OUT_OF_ROTATION',
 } as const
 
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode]

@@ -8,6 +8,14 @@ import { joinUrl } from './http/url.js'
 import { type Env, readEnv } from './internal/env.js'
 import { invalidOptions } from './internal/options-error.js'
 import { type HttpSinkOptions, httpSinkOptionsSchema } from './metrics/options.js'
+import {
+  type HealthCheckSettings,
+  healthCheckSchema,
+  resolveHealthCheck,
+  resolveWarmth,
+  type WarmthSettings,
+  warmthSchema,
+} from './pool/health-options.js'
 import type { MetricsSink } from './types.js'
 
 const httpUrl = z.url({ protocol: /^https?$/, error: 'must be an http(s) URL' })
@@ -162,6 +170,10 @@ export const routerOptionsSchema = z
       })
       .strict()
       .optional(),
+    /** Active probes of every endpoint (never a generation); false/absent = off. */
+    healthCheck: healthCheckSchema.optional(),
+    /** Ollama `/api/ps` for members of pools, so warm members are preferred; false = off. */
+    warmth: warmthSchema.optional(),
   })
   .strict()
 
@@ -206,6 +218,8 @@ export interface ResolvedOptions {
   redis: { url: string; prefix: string; timeoutMs: number } | null
   limits: { maxWaitMs: number; maxQueue: number }
   pool: { maxQueued: number; sessionTtlMs: number; maxSessions: number }
+  healthCheck: HealthCheckSettings | null
+  warmth: WarmthSettings | null
 }
 
 function stripTrailingSlash(url: string): string {
@@ -315,6 +329,8 @@ export function resolveOptions(input: unknown): ResolvedOptions {
       sessionTtlMs: o.pool?.sessionTtlMs ?? 3_600_000,
       maxSessions: o.pool?.maxSessions ?? 10_000,
     },
+    healthCheck: resolveHealthCheck(o.healthCheck),
+    warmth: resolveWarmth(o.warmth),
   }
 }
 

@@ -186,6 +186,42 @@ export interface CircuitInfo {
   lastError: ErrorCode | null
 }
 
+/**
+ * A member's state in `router.health()`: `up`; `down` (active probes failing, or back in rotation
+ * after a probe succeeded until one request succeeds: `inRotation` tells); `draining`
+ * (`router.drain()`); `cooling-down` (its circuit is open or half-open after repeated failures).
+ */
+export type MemberState = 'up' | 'down' | 'draining' | 'cooling-down'
+
+/** One endpoint of the config in use, as `router.health()` reports it. */
+export interface MemberHealth {
+  /** Base URL, as in results, attempts and metric records. */
+  endpoint: string
+  backend: BackendKind
+  /** Configured model names served there. */
+  models: string[]
+  state: MemberState
+  /** False when selection skips it (drained, or down by probes). An open circuit skips it on its own. */
+  inRotation: boolean
+  /** Why it is not `up` (the failing probe's answer, the circuit's last error); null when up. */
+  reason: string | null
+  /** Epoch ms since which it has been in `state` (or since it joined the config). */
+  since: number
+  /** Requests this router has in flight there. */
+  inFlight: number
+  /** Moving average of its successful attempts' latency (ms), as pools use it; null before any. */
+  recentLatencyMs: number | null
+  /** Ollama: tagged names of the loaded models from its last `/api/ps`; null when not fetched (or not Ollama). */
+  warmModels: string[] | null
+  /** The last active probe (`healthCheck`), or null. */
+  lastProbe: { at: number; ok: boolean; latencyMs: number | null; error: string | null } | null
+  /**
+   * A limit (`rpm`, `tpm`, `token_budget`, `max_concurrency` with a store) that refused a request here
+   * and has not lifted yet by its own estimate (`until`, epoch ms); null when none did.
+   */
+  limited: { limit: LimitField; until: number; model: string } | null
+}
+
 /** Event map of `router.on(...)`. */
 export interface RouterEvents {
   'config:loaded': { origin: ConfigOrigin; records: number; etag: string | null }
@@ -223,6 +259,13 @@ export interface RouterEvents {
   }
   'circuit:open': CircuitInfo
   'circuit:close': CircuitInfo
+  /** Active probes took a member out of rotation (`failures` consecutive failed probes). */
+  'member:down': { endpoint: string; backend: BackendKind; reason: string; failures: number }
+  /** A member that was down is up again: a probe succeeded, then a request there succeeded. */
+  'member:up': { endpoint: string; backend: BackendKind; downMs: number }
+  /** `router.drain()`: no new requests go there; `known`: it is in the config in use; `inFlight`: still running there. */
+  'member:drained': { endpoint: string; known: boolean; inFlight: number }
+  'member:undrained': { endpoint: string }
   metric: MetricRecord
   'metrics:dropped': { dropped: number; totalDropped: number }
   /** A metrics POST failed after its retries; `requeued`: its records stay queued for the next flush (else dropped). */

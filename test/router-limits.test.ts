@@ -224,6 +224,29 @@ describe('limits', () => {
     expect(net2.hits(A)).toBe(3)
   })
 
+  it('router.health() shows a limit that refused a member until it lifts', async () => {
+    backends(A, B)
+    const clock = new ManualClock()
+    const router = makeRouter(
+      [
+        { endpoint_url: A, priority: 1, rpm: 1 },
+        { endpoint_url: B, priority: 2 },
+      ],
+      clock,
+    )
+    await router.generate({ model: 'm', prompt: 'hi' })
+    expect(router.health().find((h) => h.endpoint === A)?.limited).toBeNull()
+    await router.generate({ model: 'm', prompt: 'hi' })
+    expect(router.health().find((h) => h.endpoint === A)?.limited).toEqual({
+      limit: 'rpm',
+      until: clock.now() + 60_000,
+      model: 'm',
+    })
+    expect(router.health().find((h) => h.endpoint === B)?.limited).toBeNull()
+    clock.advance(60_000)
+    expect(router.health().find((h) => h.endpoint === A)?.limited).toBeNull()
+  })
+
   it('records without limits never reach the store', async () => {
     backends(A)
     const clock = new ManualClock()

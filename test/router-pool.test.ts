@@ -209,43 +209,68 @@ describe('load balancing', () => {
     expect(new Set(results.map((r) => r.attempts[0]?.selectedBy))).toContain('least-loaded')
   })
 
-  it('prefers the warm member: 20 sequential requests with one warm of three all go to it', async () => {
-    const three = await ollamas(3)
-    const warm = three[1] as OllamaServer
-    const signals: MemberSignals = {
-      ...NO_MEMBER_SIGNALS,
-      isWarm: (endpoint, model) => endpoint === warm.url && model === 'm',
-    }
-    const { router, metrics } = routerFor(
-      three.map((s) => ({ endpoint_url: s.url })),
-      { signals },
-    )
+  it('prefers the warm member (its /api/ps lists the model): 20 sequential requests with one warm of three', async () => {
+    const cold = await Promise.all([startOllamaServer({ loadMs: 50 }), startOllamaServer({ loadMs: 50 })])
+    const warm = await startOllamaServer({ loaded: ['m'] })
+    servers.push(...cold, warm)
+    const { router, metrics } = routerFor([cold[0], warm, cold[1]].map((s) => ({ endpoint_url: s?.url })))
+    await router.resolve('m')
+    // Warmth is fetched in the background when the pool appears, never on the request path.
+    await until(() => router.health().every((m) => m.warmModels !== null), "every member's /api/ps")
     for (let i = 0; i < 20; i++) await router.generate({ model: 'm', prompt: `q${i}` })
+    expect(generated(warm).length).toBeGreaterThanOrEqual(18)
     expect(generated(warm)).toHaveLength(20)
     expect(new Set(metrics.map((m) => m.selected_by))).toEqual(new Set(['warm']))
-  })
-
-  it('a member out of rotation gets no traffic; the one answer that a real success brings back is reported', async () => {
+    // The same with a test double of the signals: the choice reads only MemberSignals.isWarm.
     const three = await ollamas(3)
-    const out = three[0] as OllamaServer
-    const outcomes: [string, boolean][] = []
-    let inRotation = false
-    const signals: MemberSignals = {
-      inRotation: (endpoint) => inRotation || endpoint !== out.url,
-      isWarm: () => undefined,
-      reportOutcome: (endpoint, ok) => outcomes.push([endpoint, ok]),
-    }
-    const { router } = routerFor(
+    const signals: MemberSignals = { ...NO_MEMBER_SIGNALS, isWarm: (endpoint) => endpoint === three[1]?.url }
+    const other = routerFor(
       three.map((s) => ({ endpoint_url: s.url })),
       { signals },
     )
-    await inBatches(30, 4, (i) => router.generate({ model: 'm', prompt: `q${i}` }))
-    expect(generated(out)).toHaveLength(0)
-    expect(outcomes).toHaveLength(30)
-    inRotation = true
+    for (let i = 0; i < 20; i++) await other.router.generate({ model: 'm', prompt: `q${i}` })
+    expect(generated(three[1] as OllamaServer)).toHaveLength(20)
+  })
+
+  it('a member whose probe fails gets no traffic within two probe intervals; the attempts say why', async () => {
+    const three = await ollamas(3)
+    const sick = three[1] as OllamaServer
+    const clock = new ManualClock(Date.now())
+    const { router } = routerFor(
+      three.map((s) => ({ endpoint_url: s.url })),
+      { clock, options: { healthCheck: { intervalMs: 1000, jitter: 0 } } },
+    )
+    await router.resolve('m')
+    await until(() => router.health().every((m) => m.lastProbe?.ok === true), 'first probes')
+    await sick.setFault({ type: '500-html', path: '/api/version' })
+    await clock.advanceWhenSet(1000)
+    await until(
+      () => router.health().find((m) => m.endpoint === sick.url)?.state === 'down',
+      'the sick one down',
+    )
+    const before = generated(sick).length
+    const results = await inBatches(30, 4, (i) => router.generate({ model: 'm', prompt: `q${i}` }))
+    expect(generated(sick)).toHaveLength(before)
+    for (const r of results) {
+      expect(r.endpoint).not.toBe(sick.url)
+      expect(r.attempts.filter((a) => a.endpoint === sick.url).map((a) => [a.code, a.attempt])).toEqual([
+        ['MEMBER_DOWN', 0],
+      ])
+    }
+  })
+
+  it('a drained member gets no new traffic; undrained it takes its share again', async () => {
+    const three = await ollamas(3)
+    const drained = three[0] as OllamaServer
+    const { router } = routerFor(three.map((s) => ({ endpoint_url: s.url })))
+    await router.resolve('m')
+    expect(router.drain(drained.url)).toBe(true)
+    const results = await inBatches(30, 4, (i) => router.generate({ model: 'm', prompt: `q${i}` }))
+    expect(generated(drained)).toHaveLength(0)
+    expect(results.every((r) => r.attempts[0]?.code === 'MEMBER_DRAINED')).toBe(true)
+    router.undrain(drained.url)
     await inBatches(30, 4, (i) => router.generate({ model: 'm', prompt: `r${i}` }))
-    expect(generated(out).length).toBeGreaterThan(0)
-    expect(outcomes.filter(([e, ok]) => e === out.url && ok).length).toBe(generated(out).length)
+    expect(generated(drained).length).toBeGreaterThan(0)
   })
 
   it('a pool that fails as a whole falls to the next priority; attempts show each member', async () => {

@@ -27,6 +27,8 @@ const POLICIES: Record<ErrorCode, FailurePolicy> = {
   RESPONSE_TOO_LARGE: { retry: false, fallover: true, unhealthy: false },
   STREAM_ERROR: { retry: false, fallover: true, unhealthy: true },
   CIRCUIT_OPEN: { retry: false, fallover: true, unhealthy: false },
+  MEMBER_DRAINED: { retry: false, fallover: true, unhealthy: false },
+  MEMBER_DOWN: { retry: false, fallover: true, unhealthy: false },
   MISSING_CREDENTIAL: { retry: false, fallover: true, unhealthy: false },
   // A per-attempt limit (the record's timeout_seconds, first token, headers, idle) fired: this
   // backend is stuck, another may answer. The request's own deadline never gets here: a stopped
@@ -49,7 +51,6 @@ const POLICIES: Record<ErrorCode, FailurePolicy> = {
   // Pools: decided before sending (full, too long for the window, out of rotation): never an attempt's failure.
   POOL_BUSY: { retry: false, fallover: false, unhealthy: false },
   CONTEXT_TOO_LONG: { retry: false, fallover: false, unhealthy: false },
-  OUT_OF_ROTATION: { retry: false, fallover: false, unhealthy: false },
 }
 
 export function policyOf(code: ErrorCode): FailurePolicy {

@@ -12,6 +12,7 @@ import { gateHost, LimitGate } from '../limits/gate.js'
 import type { Limiter } from '../limits/limiter.js'
 import type { ResolvedOptions } from '../options.js'
 import type { SessionPins } from '../pool/affinity.js'
+import type { MemberHooks } from '../pool/health.js'
 import type { LoadRegistry, MemberState } from '../pool/load.js'
 import { type PickReason, type Pool, type PoolMember, promptTokensAtLeast } from '../pool/select.js'
 import type { MemberSignals } from '../pool/signals.js'
@@ -55,6 +56,8 @@ export interface DispatchCore {
   signals: MemberSignals
   /** Pools: where each session went (src/pool/affinity.ts). */
   pins: SessionPins
+  /** Member health (drain, probes): skips endpoints out of rotation, counts attempts, hears outcomes. */
+  members?: MemberHooks
 }
 
 /** Hooks a streaming run passes in; a plain (one-answer) run passes none. */
@@ -277,15 +280,10 @@ class RequestRun<Req extends DispatchRequest, Out, Res extends DispatchResult, D
       if (this.control.stopped) throw this.stoppedError(this.previous ?? where)
       const gate = this.gate
       if (gate !== null && !gate.includes(target)) continue
-      if (!core.signals.inRotation(target.endpoint)) {
-        this.note(
-          where,
-          new RouterError(
-            ErrorCode.OUT_OF_ROTATION,
-            `${target.kind} at ${target.endpoint} is out of rotation (failing health probes, or drained); skipped without connecting`,
-            where,
-          ),
-        )
+      const skipped = core.members?.skip(where) ?? null
+      if (skipped !== null) {
+        this.last = skipped
+        this.attempts.push(attemptInfo(where, 0, performance.now(), skipped))
         continue
       }
       const guard = this.guard(target)
@@ -344,6 +342,7 @@ class RequestRun<Req extends DispatchRequest, Out, Res extends DispatchResult, D
       const startedAt = performance.now()
       stream?.onAttempt(candidate, target)
       const decoder = stream === null ? null : stream.createDecoder(adapter)
+      core.members?.started(target.endpoint)
       try {
         const out = await sendAttempt(
           core.attemptContext,
@@ -357,12 +356,12 @@ class RequestRun<Req extends DispatchRequest, Out, Res extends DispatchResult, D
           stream?.onText ?? null,
           limits,
         )
+        core.members?.ended(target.endpoint, true)
         guard.success()
         const info = attemptInfo(where, n, startedAt, null)
         if (selectedBy !== undefined) info.selectedBy = selectedBy
         this.attempts.push(info)
         ;(target.load as MemberState).observe(info.latencyMs)
-        core.signals.reportOutcome(target.endpoint, true)
         return op.result(out, where, this.attempts, this.timings())
       } catch (caught) {
         const error = asRouterError(caught)
@@ -371,10 +370,10 @@ class RequestRun<Req extends DispatchRequest, Out, Res extends DispatchResult, D
         this.attempts.push(info)
         // Wall time, not the injected clock: "fast" is a round trip on the wire (policy.ts).
         const failure = classifyFailure(error, control.stopped, n, performance.now() - startedAt)
-        if (chargesCircuit(failure)) {
-          guard.failure(error.code)
-          core.signals.reportOutcome(target.endpoint, false)
-        } else guard.release()
+        const charged = chargesCircuit(failure)
+        core.members?.ended(target.endpoint, charged ? false : null)
+        if (charged) guard.failure(error.code)
+        else guard.release()
         const decision = this.decide(failure, n, where)
         if (decision.action === 'fail') throw decision.error.withDetails({ attempts: this.attempts })
         this.last = error
@@ -485,6 +484,13 @@ class RequestRun<Req extends DispatchRequest, Out, Res extends DispatchResult, D
       sessionId: this.req.metadata?.sessionId,
       unable: (candidate) => this.op.unable(this.req, candidate),
       skipUnable: (candidate, why) => this.skip(candidate, why),
+      outOfRotation: (where) =>
+        core.members?.skip(where) ??
+        new RouterError(
+          ErrorCode.MEMBER_DOWN,
+          `${where.backend} at ${where.endpoint} is out of rotation; skipped without connecting. router.health() shows why`,
+          where,
+        ),
       note: (member, error) =>
         this.note(
           { model: member.candidate.model, backend: error.backend ?? 'ollama', endpoint: member.endpoint },

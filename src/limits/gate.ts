@@ -91,6 +91,7 @@ export class LimitGate {
       const limit = FIELD[admission.limit]
       const { retryAfterMs } = admission
       this.refused.set(target, { limit, retryAfterMs })
+      this.limiter.noteRefusal(where.endpoint, where.model, limit, retryAfterMs)
       if (this.host.listens('limit:refused'))
         this.host.emit('limit:refused', { ...where, limit, retryAfterMs })
       return new RouterError(
@@ -99,6 +100,7 @@ export class LimitGate {
         { ...where, retryAfterMs },
       )
     }
+    this.limiter.noteAdmitted(where.endpoint)
     const reservation: Reservation = admission.reservation
     return {
       // A failed attempt is charged its prompt: the backend read it (most providers count it).

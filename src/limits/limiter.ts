@@ -7,7 +7,7 @@
  */
 import type { Clock } from '../internal/clock.js'
 import type { LimitKind, Limits, Store } from '../store/types.js'
-import type { BackendRecord } from '../types.js'
+import type { BackendRecord, LimitField } from '../types.js'
 
 export interface LimiterOptions {
   /** The rpm/tpm window; 60 000 (tests shorten it). */
@@ -84,6 +84,8 @@ export class Limiter {
   /** Requests of this router waiting for a limit right now. */
   waiting = 0
   private seq = 0
+  /** The latest refusal per endpoint (for router.health()): which limit, until when, for which model. */
+  private readonly refusals = new Map<string, { limit: LimitField; until: number; model: string }>()
   /** Settlements on their way to the store, so close() can let them land before the store closes. */
   private readonly pending = new Set<Promise<void>>()
 
@@ -134,6 +136,27 @@ export class Limiter {
         },
       },
     }
+  }
+
+  /** Remembers a refusal at `endpoint` for router.health(). */
+  noteRefusal(endpoint: string, model: string, limit: LimitField, retryAfterMs: number): void {
+    this.refusals.set(endpoint, { limit, until: this.clock.now() + retryAfterMs, model })
+  }
+
+  /** The refusal at `endpoint` that has not lifted yet, or null (an admission there since clears it). */
+  limitedAt(endpoint: string): { limit: LimitField; until: number; model: string } | null {
+    const r = this.refusals.get(endpoint)
+    if (r === undefined) return null
+    if (r.until <= this.clock.now()) {
+      this.refusals.delete(endpoint)
+      return null
+    }
+    return r
+  }
+
+  /** An admission at `endpoint` went through: whatever refused there before has lifted. */
+  noteAdmitted(endpoint: string): void {
+    if (this.refusals.size > 0) this.refusals.delete(endpoint)
   }
 
   /** Resolves when every settlement sent so far has landed (or failed). */

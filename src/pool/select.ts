@@ -46,7 +46,10 @@ export type PickReason =
   /** Every member was full: it waited in the queue for this member's next free slot. */
   | 'queued'
 
-/** Why a member was left out of a pick; also the code of its entry in the attempt list. */
+/**
+ * Why a member was left out of a pick. CIRCUIT_OPEN and CONTEXT_TOO_LONG are also the codes of their
+ * attempt entries; an out-of-rotation member's entry says why (MEMBER_DRAINED, MEMBER_DOWN).
+ */
 export type SkipCode = 'OUT_OF_ROTATION' | 'CIRCUIT_OPEN' | 'CONTEXT_TOO_LONG'
 
 export interface PoolMember {
@@ -245,7 +248,9 @@ function pickForSession(
       next = m
     }
   }
-  result.member = next ?? spare ?? (home !== null && home.state.inFlight < home.limit ? home : null)
+  // Everyone else over the cap too: better the session's own member, if it has a slot.
+  const homeFree = home !== null && home.state.inFlight < home.limit
+  result.member = next ?? (homeFree ? home : spare)
   if (result.member === null) return result
   result.reason = home === null ? 'affinity-moved' : result.member === home ? 'affinity' : 'overflow'
   return result

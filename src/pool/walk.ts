@@ -5,13 +5,15 @@
  * the bounded queue (load.ts) within its deadline. Returns null when the pool is exhausted, so the
  * dispatcher goes on to the next priority.
  *
- * A session is pinned to the member that answered it when that member was its affinity choice (or
+ * Members the filter leaves out are listed in the attempts (attempt 0, with why), like a lone record
+ * that is skipped. A session is pinned to the member that answered it when that member was its affinity choice (or
  * its move after a failure); an overflow or a queued slot elsewhere leaves the pin where it was.
  */
 import type { RequestControl } from '../dispatch/attempt.js'
 import type { Candidate } from '../dispatch/routes.js'
 import { ErrorCode, RouterError } from '../errors.js'
 import type { Clock } from '../internal/clock.js'
+import type { BackendKind } from '../types.js'
 import { hashString, type SessionPins } from './affinity.js'
 import { bindPool } from './groups.js'
 import type { LoadRegistry } from './load.js'
@@ -34,6 +36,8 @@ export interface PoolHost<Res> {
   skipUnable(candidate: Candidate, why: string): void
   /** Lists a member left out (never connected to) in the attempts. */
   note(member: PoolMember, error: RouterError): void
+  /** Why a member is out of rotation (drained, probes failing: MEMBER_DRAINED / MEMBER_DOWN), as its attempt entry. */
+  outOfRotation(where: { model: string; backend: BackendKind; endpoint: string }): RouterError
   /** Attempts the member, its slot already held: the result, or null when the policy moves on. */
   attempt(member: PoolMember, reason: PickReason): Promise<Res | null>
   /** The request's error now that it stopped (deadline, abort, close), last seen at `member`. */
@@ -47,6 +51,7 @@ export async function walkPool<Res>(
 ): Promise<Res | null> {
   bindPool(pool, host.load)
   const tried: PoolMember[] = []
+  const listed: PoolMember[] = []
   for (const m of pool.members) {
     const why = host.unable(m.candidate)
     if (why !== null) {
@@ -69,6 +74,18 @@ export async function walkPool<Res>(
       pinned: pinKey === null ? undefined : host.pins.get(pinKey),
       random: host.clock.random,
     })
+    // Members left out (out of rotation, open circuit, prompt too long) are listed once, as a lone
+    // record would be, so the attempts say why they got nothing.
+    for (const s of pick.skipped) {
+      if (listed.includes(s.member)) continue
+      listed.push(s.member)
+      host.note(
+        s.member,
+        s.code === 'OUT_OF_ROTATION'
+          ? host.outOfRotation(where(s.member))
+          : skippedError(s.member, s.code, promptTokens),
+      )
+    }
     let member = pick.member
     let reason = pick.reason
     if (member !== null) member.state.inFlight++
@@ -79,10 +96,7 @@ export async function walkPool<Res>(
         for (const m of pick.full) host.note(m, queueFull(m, host.maxQueued))
       }
     }
-    if (member === null) {
-      for (const s of pick.skipped) host.note(s.member, skippedError(s.member, s.code, promptTokens))
-      return null
-    }
+    if (member === null) return null
     tried.push(member)
     let out: Res | null
     try {
@@ -139,7 +153,11 @@ function queueFull(m: PoolMember, maxQueued: number): RouterError {
   )
 }
 
-function skippedError(m: PoolMember, code: SkipCode, promptTokens: number): RouterError {
+function skippedError(
+  m: PoolMember,
+  code: Exclude<SkipCode, 'OUT_OF_ROTATION'>,
+  promptTokens: number,
+): RouterError {
   const w = where(m)
   if (code === 'CIRCUIT_OPEN')
     return new RouterError(
@@ -147,15 +165,9 @@ function skippedError(m: PoolMember, code: SkipCode, promptTokens: number): Rout
       `${w.backend} at ${m.endpoint} is cooling down after repeated failures; skipped without connecting`,
       w,
     )
-  if (code === 'CONTEXT_TOO_LONG')
-    return new RouterError(
-      ErrorCode.CONTEXT_TOO_LONG,
-      `The prompt (at least ${promptTokens} tokens) does not fit the context_length ${m.contextLength} of ${m.endpoint}; skipped without connecting`,
-      w,
-    )
   return new RouterError(
-    ErrorCode.OUT_OF_ROTATION,
-    `${w.backend} at ${m.endpoint} is out of rotation (failing health probes, or drained); skipped without connecting`,
+    ErrorCode.CONTEXT_TOO_LONG,
+    `The prompt (at least ${promptTokens} tokens) does not fit the context_length ${m.contextLength} of ${m.endpoint}; skipped without connecting`,
     w,
   )
 }

@@ -39,8 +39,8 @@ export interface Fleet {
   readonly lastGood: LastGood | null
   /** Config events pass through here (to tell the fleet about a changed config). */
   configEvent<K extends keyof RouterEvents>(event: K, payload: RouterEvents[K]): void
-  /** Starts listening for notices and the admin's change stream for `config`. */
-  attach(config: ConfigSource, circuits: CircuitRegistry): void
+  /** Starts listening for notices and the admin's change stream for `config`; `onCircuit` hears remote circuit changes. */
+  attach(config: ConfigSource, circuits: CircuitRegistry, onCircuit?: (endpoint: string) => void): void
   /** A local circuit transition, told to the fleet. */
   circuitChanged(info: CircuitInfo): void
   /** Stops the change stream, lets pending settlements land, then closes the store's connections. */
@@ -98,7 +98,7 @@ export function createFleet(
       const version = versionOf(config)
       if (version !== null) tell({ type: 'config', from: instanceId, version })
     },
-    attach(source, circuits) {
+    attach(source, circuits, onCircuit) {
       config = source
       if (shared) {
         unsubscribe = store.subscribe((message) => {
@@ -110,6 +110,7 @@ export function createFleet(
           }
           const circuit = circuits.get(message.endpoint)
           if (circuit.applyRemote(message.state, message.openUntil, message.lastError as ErrorCode | null)) {
+            onCircuit?.(message.endpoint)
             emit(message.state === 'open' ? 'circuit:open' : 'circuit:close', circuit.info())
           }
         })

@@ -30,6 +30,12 @@ export interface OllamaOptions extends GenerationOptions, RecordingOptions {
   version?: string
   /** Whether the final `done:true` line carries the last text piece, as the real server does. Default true. */
   finalChunkText?: boolean
+  /**
+   * Models loaded at start (listed by `GET /api/ps`, no `loadMs` on their first request), kept loaded
+   * as with `keep_alive: -1` until a request says otherwise. Others load on first use: they pay
+   * `loadMs` and appear in `/api/ps` once that load is over, as on the real server. Default none.
+   */
+  loaded?: string[]
 }
 
 /** Ollama's exact queue-full text (two spaces after the period). */
@@ -91,10 +97,24 @@ export class OllamaCore extends ServiceCore {
   }
   /** Loaded models (tagged name -> keep-alive expiry, epoch ms; null = forever). */
   readonly loaded = new Map<string, number | null>()
+  /** Tagged name -> epoch ms when its cold load is over (until then it is not in `/api/ps`). */
+  readonly #loadingUntil = new Map<string, number>()
   readonly #seen = new Set<string>()
 
   constructor(readonly options: OllamaOptions = {}) {
     super(options)
+    for (const name of options.loaded ?? []) this.loaded.set(withTag(name), null)
+  }
+
+  /** Loads `model` now (no `loadMs` on its next request), as `ollama run` would; kept loaded until told otherwise. */
+  load(model: string): void {
+    this.loaded.set(withTag(model), null)
+    this.#loadingUntil.delete(withTag(model))
+  }
+
+  /** Whether a request is a generation (the route the concurrency limit applies to). */
+  isGeneration(req: IncomingRequest): boolean {
+    return this.isPrimary(req)
   }
 
   protected isPrimary(req: IncomingRequest): boolean {
@@ -162,6 +182,11 @@ export class OllamaCore extends ServiceCore {
         this.loaded.delete(name)
         continue
       }
+      const loadingUntil = this.#loadingUntil.get(name)
+      if (loadingUntil !== undefined) {
+        if (loadingUntil > now) continue
+        this.#loadingUntil.delete(name)
+      }
       out.push({
         ...this.#tagEntry(name),
         expires_at: new Date(expires ?? now + 10 * 365 * 86_400_000).toISOString(),
@@ -175,6 +200,7 @@ export class OllamaCore extends ServiceCore {
   /** Unloads every model, so the next request pays `loadMs` again. */
   unloadAll(): void {
     this.loaded.clear()
+    this.#loadingUntil.clear()
   }
 
   #generate(req: IncomingRequest, fault: FaultSpec | null): Action {
@@ -223,8 +249,16 @@ export class OllamaCore extends ServiceCore {
     const streaming = body.stream !== false
     const tagged = withTag(model)
     this.#seen.add(tagged)
+    // A request that arrives while its model is loading waits for the rest of that load.
+    const now = Date.now()
+    const loadingUntil = this.#loadingUntil.get(tagged)
     const cold = !this.loaded.has(tagged)
-    const loadMs = cold ? (this.options.loadMs ?? 0) : 0
+    const loadMs = cold
+      ? (this.options.loadMs ?? 0)
+      : loadingUntil !== undefined && loadingUntil > now
+        ? loadingUntil - now
+        : 0
+    if (cold && loadMs > 0) this.#loadingUntil.set(tagged, now + loadMs)
     const expires = keepAliveMs < 0 ? null : Date.now() + keepAliveMs
     if (keepAliveMs === 0) this.loaded.delete(tagged)
     else this.loaded.set(tagged, expires)
