@@ -223,3 +223,37 @@ describe.skipIf(!hasRedis)('Redis round trips', () => {
     expect(Object.keys(inner).filter((k) => !scriptCommands.has(k))).toEqual([])
   })
 })
+
+describe('Redis unreachable from the start', () => {
+  it('a refused first connection falls back at once: the request answers, store:fallback says why', async () => {
+    const hits = counting(A)
+    const { createServer } = await import('node:net')
+    // A port nothing listens on.
+    const port = await new Promise<number>((resolve) => {
+      const s = createServer().listen(0, '127.0.0.1', () => {
+        const p = (s.address() as { port: number }).port
+        s.close(() => resolve(p))
+      })
+    })
+    const router = createLLMRouter(
+      {
+        env: {
+          LLM_ROUTER_BACKENDS: JSON.stringify([
+            { backend_type: 'ollama', model_name: 'm', endpoint_url: A, rpm: 5 },
+          ]),
+        },
+        metrics: false,
+        redis: { url: `redis://127.0.0.1:${port}` },
+      },
+      { clock: new ManualClock() },
+    )
+    routers.push(router)
+    const fell = collect(router, 'store:fallback')
+    const t = performance.now()
+    const r = await router.generate({ model: 'm', prompt: 'hi' })
+    expect(r.endpoint).toBe(A)
+    expect(performance.now() - t).toBeLessThan(2500)
+    expect(fell).toHaveLength(1)
+    expect(hits(A)).toBe(1)
+  })
+})

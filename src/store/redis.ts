@@ -72,10 +72,16 @@ export class RedisStore implements Store {
   /** Resolves on the first connection: calls made while the client first connects wait for it. */
   private firstReady!: Promise<void>
   private everReady = false
+  /** The first connection attempt failed (refused, DNS...): calls fail at once from then on until it is up. */
+  private connectFailed = false
+  private wakeWaiters: (() => void) | null = null
 
-  /** False until the first connection: the resilient store gives calls a longer budget meanwhile. */
+  /**
+   * False while the client first loads and connects (the resilient store gives calls a longer budget
+   * meanwhile); true once connected, or once the first attempt failed (then calls fail fast).
+   */
   get warm(): boolean {
-    return this.everReady
+    return this.everReady || this.connectFailed
   }
 
   constructor(private readonly options: RedisStoreOptions) {
@@ -98,18 +104,25 @@ export class RedisStore implements Store {
         },
       })
     const client = make()
-    client.on('error', (error: unknown) => this.options.onConnection?.(false, error))
+    client.on('error', (error: unknown) => {
+      if (!this.everReady && !this.connectFailed) {
+        this.connectFailed = true
+        this.wakeWaiters?.()
+      }
+      this.options.onConnection?.(false, error)
+    })
     client.on('ready', () => {
       this.options.onConnection?.(true)
       // Loaded on every (re)connect, so the first admission is one EVALSHA, not NOSCRIPT + EVAL.
       for (const [script] of Object.values(SCRIPTS)) client.scriptLoad(script).catch(() => {})
     })
-    this.firstReady = new Promise<void>((resolve) =>
+    this.firstReady = new Promise<void>((resolve) => {
+      this.wakeWaiters = resolve
       client.on('ready', () => {
         this.everReady = true
         resolve()
-      }),
-    )
+      })
+    })
     const subscriber = client.duplicate()
     subscriber.on('error', () => {})
     this.client = client
@@ -166,8 +179,9 @@ export class RedisStore implements Store {
   private async connected(): Promise<Client> {
     const client = await this.ready
     if (!client.isReady) {
-      if (this.everReady) throw new Error('Redis is not connected')
+      if (this.everReady || this.connectFailed) throw new Error('Redis is not connected')
       await this.firstReady
+      if (!client.isReady) throw new Error('Redis is not connected')
     }
     return client
   }

@@ -38,7 +38,7 @@ export class ResilientStore implements Store {
     local: MemoryStore = new MemoryStore(),
     private readonly retryMs = 500,
     /** Budget while the client first loads and connects (a fleet restarting together should share limits from the start). */
-    private readonly startupMs = 1000,
+    private readonly startupMs = 3000,
   ) {
     this.kind = shared.kind
     this.local = local
