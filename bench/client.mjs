@@ -107,7 +107,7 @@ async function makeScenario(name) {
   // The store on a request's path (issue 14): the bench-ollama record with limits high enough never to
   // refuse, so every request does one admission (and one settlement beside it), in memory or in Redis.
   if (name.includes('-limits') || name.includes('-redis')) {
-    const [record] = adminRecords(ports)
+    const record = adminRecords(ports).find((r) => r.model_name === 'bench-ollama')
     let storeFallbacks = 0
     const router = createLLMRouter({
       env: { LLM_ROUTER_BACKENDS: JSON.stringify([{ ...record, rpm: 1e9, tpm: 1e12 }]) },
