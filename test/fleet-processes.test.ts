@@ -1,7 +1,8 @@
 /**
  * Several Node processes, one redis-server: the fleet-wide limits hold across processes (max 2 in
- * flight under concurrent load from all of them; an RPM limit over a short window), and killing
- * Redis mid-run and restarting it loses no request and leaks no lease.
+ * flight under concurrent load from all of them; an RPM limit over a short window), a circuit opened
+ * in one process is honoured by another within 1 s, and killing Redis mid-run and restarting it loses
+ * no request and leaks no lease.
  */
 import { type ChildProcess, spawn } from 'node:child_process'
 import { createServer, type Server } from 'node:http'
@@ -23,12 +24,14 @@ const cfg = JSON.parse(process.env.FLEET_TEST)
 let store = null
 const router = createLLMRouter(
   { env: { LLM_ROUTER_BACKENDS: JSON.stringify(cfg.records) }, metrics: false, retry: { maxRetries: 0 },
-    redis: { url: cfg.redisUrl, prefix: cfg.prefix, timeoutMs: cfg.timeoutMs } },
+    redis: { url: cfg.redisUrl, prefix: cfg.prefix, timeoutMs: cfg.timeoutMs }, ...cfg.options },
   { fleet: { limitWindowMs: cfg.windowMs, onStore: (s) => { store = s } } },
 )
 const events = { fallback: 0, rejoined: 0 }
 router.on('store:fallback', () => events.fallback++)
 router.on('store:rejoined', () => events.rejoined++)
+const circuitOpened = []
+router.on('circuit:open', (info) => circuitOpened.push({ endpoint: info.endpoint, at: Date.now() }))
 while (!store.warm) await new Promise((r) => setTimeout(r, 10))
 process.stdout.write('ready\\n')
 await new Promise((r) => process.stdin.once('data', r))
@@ -46,18 +49,28 @@ async function lane() {
     if (cfg.pauseMs) await new Promise((r) => setTimeout(r, cfg.pauseMs))
   }
 }
-await Promise.all(Array.from({ length: cfg.lanes }, lane))
+if (cfg.waitForCircuit) {
+  // The watcher: sends nothing until another process's circuit notice arrives, then one request.
+  while (circuitOpened.length === 0) await new Promise((r) => setTimeout(r, 5))
+  const r = await router.generate({ model: 'm', prompt: 'hi' })
+  results.push({ ok: true, endpoint: r.endpoint, firstCode: r.attempts[0].code })
+} else {
+  // The opener starts after a delay, so the watcher's subscription is up by then.
+  if (cfg.startDelayMs) await new Promise((r) => setTimeout(r, cfg.startDelayMs))
+  await Promise.all(Array.from({ length: cfg.lanes }, lane))
+}
 // Let settlements land, then count the leases this process still holds locally (taken during an outage).
 await new Promise((r) => setTimeout(r, 100))
 const leases = {}
 for (const rec of cfg.records) leases[rec.endpoint_url] = await store.local.inFlight('m|' + rec.endpoint_url, Date.now())
-process.stdout.write(JSON.stringify({ results, events, leases }) + '\\n')
+process.stdout.write(JSON.stringify({ results, events, leases, circuitOpened }) + '\\n')
 await router.close()
 process.exit(0)
 `
 
 interface Report {
-  results: { ok: boolean; endpoint?: string; code?: string; message?: string }[]
+  circuitOpened: { endpoint: string; at: number }[]
+  results: { ok: boolean; endpoint?: string; code?: string; message?: string; firstCode?: string }[]
   events: { fallback: number; rejoined: number }
   leases: Record<string, number>
 }
@@ -122,6 +135,7 @@ async function runFleet(
   processes: number,
   cfg: Record<string, unknown>,
   during?: () => Promise<void>,
+  perProcess: Record<string, unknown>[] = [],
 ): Promise<{ reports: Report[]; prefix: string }> {
   const prefix = `procs-${process.pid}-${++seq}:`
   const env = {
@@ -141,10 +155,12 @@ async function runFleet(
   const readies: Promise<void>[] = []
   const exits: Promise<void>[] = []
   for (let i = 0; i < processes; i++) {
+    const own = perProcess[i]
+    const childEnv = own ? { FLEET_TEST: JSON.stringify({ ...JSON.parse(env.FLEET_TEST), ...own }) } : env
     // stdin is a pipe: every child starts its requests on the same "go".
     const child = spawn(process.execPath, [(bundle as ChildBundle).file], {
       cwd: root,
-      env: cleanEnv(env),
+      env: cleanEnv(childEnv),
       stdio: ['pipe', 'pipe', 'pipe'],
     })
     child.stdin?.on('error', () => {})
@@ -219,6 +235,38 @@ describe.skipIf(!hasRedis)('a fleet of processes on one Redis', () => {
     } finally {
       await a.close()
       await b.close()
+    }
+  }, 30_000)
+
+  it('a circuit opened in one process is honoured by another within 1 s', async () => {
+    const dead = await backend(1)
+    const deadUrl = dead.url
+    await dead.close()
+    const live = await backend(1)
+    try {
+      const { reports } = await runFleet(
+        2,
+        {
+          records: [
+            { model_name: 'm', backend_type: 'ollama', endpoint_url: deadUrl, priority: 1 },
+            { model_name: 'm', backend_type: 'ollama', endpoint_url: live.url, priority: 2 },
+          ],
+          options: { circuitBreaker: { threshold: 1, cooldownMs: 60_000 } },
+          lanes: 1,
+          requests: 1,
+        },
+        undefined,
+        [{ startDelayMs: 500 }, { waitForCircuit: true }],
+      )
+      const [opener, watcher] = reports as [Report, Report]
+      const openedHere = opener.circuitOpened.find((c) => c.endpoint === `ollama ${deadUrl}`)
+      const seenThere = watcher.circuitOpened.find((c) => c.endpoint === `ollama ${deadUrl}`)
+      expect(opener.results).toMatchObject([{ ok: true, endpoint: live.url }])
+      expect(seenThere!.at - openedHere!.at).toBeLessThan(1000)
+      // The watcher skipped the dead endpoint without connecting.
+      expect(watcher.results).toEqual([{ ok: true, endpoint: live.url, firstCode: 'CIRCUIT_OPEN' }])
+    } finally {
+      await live.close()
     }
   }, 30_000)
 
