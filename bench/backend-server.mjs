@@ -270,6 +270,10 @@ const ports = {
   adminSingle: await listen(adminSingle),
   counting: await listen(counting),
   refused: await refusedPort(),
+  // A pool of 4 Ollama servers for one model (the router's pool scenarios), each its own port.
+  ollamaPool: await Promise.all(
+    [1, 2, 3, 4].map(() => listen(backend('/api/generate', OLLAMA_JSON, OLLAMA_STREAM))),
+  ),
 }
 adminList = fixed('200 OK', 'application/json', JSON.stringify(adminRecords(ports)), 'ETag: "bench-1"\r\n')
 process.stdout.write(`${JSON.stringify(ports)}\n`)
