@@ -360,6 +360,39 @@ describe('sessions', () => {
   })
 })
 
+describe('streams', () => {
+  it('a stream goes to its session member like generate(); a failed member moves the session before any text', async () => {
+    const [a, b] = (await ollamas(2)) as [OllamaServer, OllamaServer]
+    const { router, metrics } = routerFor([{ endpoint_url: a.url }, { endpoint_url: b.url }])
+    const session = sessionHomedAt([a.url, b.url], 0)
+    const read = async () => {
+      const stream = router.stream({ model: 'm', prompt: 'tell me', metadata: { sessionId: session } })
+      let text = ''
+      for await (const chunk of stream) text += chunk.text
+      const result = await stream.result
+      expect(text).toBe(result.response)
+      return result
+    }
+    const first = await read()
+    expect([first.endpoint, first.attempts.map((x) => x.selectedBy)]).toEqual([a.url, ['affinity']])
+    // A failure that falls over at once (no retry backoff on this test's unmoved clock).
+    await a.setFault({ type: '404-model', times: 1 })
+    const moved = await read()
+    expect(moved.endpoint).toBe(b.url)
+    expect(moved.attempts.map((x) => [x.endpoint, x.code ?? 'ok', x.selectedBy])).toEqual([
+      [a.url, 'MODEL_NOT_FOUND', 'affinity'],
+      [b.url, 'ok', 'affinity-moved'],
+    ])
+    // It stays on b now, a being healthy again.
+    expect((await read()).endpoint).toBe(b.url)
+    expect(metrics.map((m) => [m.streamed, m.selected_by])).toEqual([
+      [true, 'affinity'],
+      [true, 'affinity-moved'],
+      [true, 'affinity'],
+    ])
+  })
+})
+
 describe('record fields on the wire', () => {
   it('keep_alive and num_ctx (context_length) go with every Ollama request; the request options win', async () => {
     const [a] = (await ollamas(1)) as [OllamaServer]
