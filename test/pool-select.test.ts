@@ -14,18 +14,7 @@ import { type PickInput, type Pool, type PoolMember, pickMember } from '../src/p
 import { type MemberSignals, NO_MEMBER_SIGNALS } from '../src/pool/signals.js'
 import type { BackendRecord } from '../src/types.js'
 import { ManualClock } from './helpers/manual-clock.js'
-
-/** mulberry32: a small seeded generator, so draws are repeatable. */
-function seeded(seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
+import { seeded } from './helpers/random.js'
 
 function rec(over: Record<string, unknown>): BackendRecord {
   const parsed = parseRecord({ model_name: 'm', backend_type: 'ollama', endpoint_url: 'http://x', ...over })
@@ -129,6 +118,17 @@ describe('pool membership', () => {
     expect(c.targets[0]?.extras).toEqual({ keep_alive: '30m', num_ctx: 8192 })
     const plain = compileCandidate(rec({}), 'm', {}, circuits)
     expect(plain.targets[0]?.extras).toBeNull()
+    // OpenAI-compatible servers have no such fields: only an auto record's Ollama fallback gets them.
+    const auto = compileCandidate(
+      rec({ backend_type: 'auto', fallback_url: 'http://o', keep_alive: -1 }),
+      'm',
+      {},
+      circuits,
+    )
+    expect(auto.targets.map((t) => [t.kind, t.extras])).toEqual([
+      ['mlx', null],
+      ['ollama', { keep_alive: -1 }],
+    ])
   })
 })
 

@@ -15,6 +15,7 @@ import { type MemberSignals, NO_MEMBER_SIGNALS } from '../src/pool/signals.js'
 import { type OllamaServer, startOllamaServer } from '../src/testing/index.js'
 import type { MetricRecord } from '../src/types.js'
 import { ManualClock, until } from './helpers/manual-clock.js'
+import { seeded } from './helpers/random.js'
 
 let servers: OllamaServer[] = []
 let routers: LLMRouter[] = []
@@ -48,18 +49,6 @@ function routerFor(
   const metrics: MetricRecord[] = []
   router.on('metric', (m) => metrics.push(m))
   return { router, metrics }
-}
-
-/** mulberry32: a small seeded generator. */
-function seeded(seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
 }
 
 const generated = (s: OllamaServer) => s.requests.filter((r) => r.path === '/api/generate')
