@@ -183,7 +183,6 @@ export function createLLMRouter(options?: RouterOptions, internals: RouterIntern
     clock,
     healthCheck: opts.healthCheck,
     warmth: opts.warmth,
-    circuits,
     currentTable: () => {
       const s = config.current()
       return s === null ? null : routeCache.get(s)

@@ -201,7 +201,7 @@ export interface MemberHealth {
   since: number
   /** Requests this router has in flight there. */
   inFlight: number
-  /** Recent latency this router saw from it (ms); null before any answer. */
+  /** Moving average of its successful attempts' latency (ms), as pools use it; null before any. */
   recentLatencyMs: number | null
   /** Ollama: tagged names of the loaded models from its last `/api/ps`; null when not fetched (or not Ollama). */
   warmModels: string[] | null

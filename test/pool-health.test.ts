@@ -241,6 +241,8 @@ describe('active probes (healthCheck)', () => {
     await clock.untilTimer(INTERVAL)
     await r.close()
     expect(clock.pendingTimers).toBe(0)
+    // The probe pool is destroyed with the router: no socket left open at the server.
+    await until(() => a.connections === 0, 'the probe socket closed', 500)
     const count = a.requestCount
     clock.advance(INTERVAL * 10)
     await new Promise((resolve) => setTimeout(resolve, 20))

@@ -12,8 +12,7 @@
  * Members are the endpoints of the route table in use; `sync()` is called when that table changes
  * (the router's route lookup) and before every probe, so admin changes add and remove members.
  */
-import type { CircuitRegistry } from '../dispatch/circuit.js'
-import type { RouteTable, Target } from '../dispatch/routes.js'
+import type { Candidate, RouteTable, Target } from '../dispatch/routes.js'
 import { ErrorCode, RouterError } from '../errors.js'
 import type { Clock } from '../internal/clock.js'
 import type { BackendKind, MemberHealth, MemberState, RouterEvents } from '../types.js'
@@ -32,7 +31,6 @@ export interface HealthMonitorOptions {
   clock: Clock
   healthCheck: HealthCheckSettings | null
   warmth: WarmthSettings | null
-  circuits: CircuitRegistry
   /** The route table of the config in use, or null before the first load. */
   currentTable(): RouteTable | null
   /** Headers of a request to `target` (static + auth from the env); throws when a credential is missing. */
@@ -88,16 +86,8 @@ function normalizeEndpoint(endpoint: string): string | null {
   }
 }
 
-/** Which model names share a priority with another record: those records form a pool. */
-function pooledRecords(table: RouteTable): Set<unknown> {
-  const pooled = new Set<unknown>()
-  for (const list of table.byModel.values()) {
-    const byPriority = new Map<number, number>()
-    for (const c of list) byPriority.set(c.record.priority, (byPriority.get(c.record.priority) ?? 0) + 1)
-    for (const c of list) if ((byPriority.get(c.record.priority) ?? 0) > 1) pooled.add(c.record)
-  }
-  return pooled
-}
+/** Whether a candidate shares its pool with another member (a pool of one has no choice to make). */
+const pooled = (c: Candidate): boolean => (c.pool?.members.length ?? 0) > 1
 
 export class HealthMonitor implements MemberSignals, MemberHooks {
   readonly #members = new Map<string, Member>()
@@ -109,7 +99,7 @@ export class HealthMonitor implements MemberSignals, MemberHooks {
   #table: RouteTable | null = null
   #wildcards = 0
   #closed = false
-  /** What `health()` reads for load; the router replaces `recentLatencyMs` with its own figures. */
+  /** What `health()` reads for load. The router sets the pools' LoadRegistry; the default counts attempts (started/ended). */
   load: MemberLoad = {
     inFlight: (endpoint) => this.#inFlight.get(endpoint) ?? 0,
     recentLatencyMs: () => null,
@@ -195,7 +185,6 @@ export class HealthMonitor implements MemberSignals, MemberHooks {
     if (table === this.#table && table.wildcardCache.size === this.#wildcards) return
     this.#table = table
     this.#wildcards = table.wildcardCache.size
-    const pooled = pooledRecords(table)
     // Endpoint -> its target, the models served there, and whether it is an Ollama member of a pool.
     const seen = new Map<string, { target: Target; models: Set<string>; pooled: boolean }>()
     const add = (target: Target, model: string, inPool: boolean) => {
@@ -208,9 +197,9 @@ export class HealthMonitor implements MemberSignals, MemberHooks {
         if (inPool && target.kind === 'ollama') entry.pooled = true
       }
     }
-    for (const c of table.ordered) for (const t of c.targets) add(t, c.model, pooled.has(c.record))
+    for (const c of table.ordered) for (const t of c.targets) add(t, c.model, pooled(c))
     for (const list of table.wildcardCache.values())
-      for (const c of list) for (const t of c.targets) add(t, c.model, false)
+      for (const c of list) for (const t of c.targets) add(t, c.model, pooled(c))
     for (const [endpoint, m] of this.#members) {
       if (seen.has(endpoint)) continue
       // Left the config: stop probing it; a drain mark stays (it may come back).
