@@ -286,7 +286,7 @@ export function createLLMRouter(options?: RouterOptions, internals: RouterIntern
     active: new Set(),
     load,
     signals: internals.signals ?? health,
-    pins: new SessionPins(clock, opts.pool.sessionTtlMs, opts.pool.maxSessions),
+    pins: new SessionPins(opts.pool.sessionTtlMs, opts.pool.maxSessions),
     members: health,
   }
 

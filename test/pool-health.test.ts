@@ -252,6 +252,8 @@ describe('active probes (healthCheck)', () => {
   it('without healthCheck nothing is probed and a lone endpoint gets no /api/ps', async () => {
     const a = await ollama()
     const r = router(pool([a.url]))
+    // Env records are the config in use from the start: the member is listed before any request.
+    expect(r.health().map((m) => m.endpoint)).toEqual([a.url])
     await r.generate({ model: 'llama3.2', prompt: 'x' })
     await r.generate({ model: 'llama3.2', prompt: 'y' })
     expect(a.requests.map((q) => q.path)).toEqual(['/api/generate', '/api/generate'])
@@ -355,6 +357,8 @@ describe('drain / undrain', () => {
     servers.push(admin)
     const r = createLLMRouter({ adminUrl: admin.url, metrics: false }, { clock })
     routers.push(r)
+    // Nothing loaded from the admin yet: no members.
+    expect(r.health()).toEqual([])
     await r.refresh()
     expect(r.drain(b.url)).toBe(false)
     admin.setRecords([rec(b.url, 1), rec(a.url, 2)])

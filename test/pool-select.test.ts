@@ -14,18 +14,7 @@ import { type PickInput, type Pool, type PoolMember, pickMember } from '../src/p
 import { type MemberSignals, NO_MEMBER_SIGNALS } from '../src/pool/signals.js'
 import type { BackendRecord } from '../src/types.js'
 import { ManualClock } from './helpers/manual-clock.js'
-
-/** mulberry32: a small seeded generator, so draws are repeatable. */
-function seeded(seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
+import { seeded } from './helpers/random.js'
 
 function rec(over: Record<string, unknown>): BackendRecord {
   const parsed = parseRecord({ model_name: 'm', backend_type: 'ollama', endpoint_url: 'http://x', ...over })
@@ -129,6 +118,17 @@ describe('pool membership', () => {
     expect(c.targets[0]?.extras).toEqual({ keep_alive: '30m', num_ctx: 8192 })
     const plain = compileCandidate(rec({}), 'm', {}, circuits)
     expect(plain.targets[0]?.extras).toBeNull()
+    // OpenAI-compatible servers have no such fields: only an auto record's Ollama fallback gets them.
+    const auto = compileCandidate(
+      rec({ backend_type: 'auto', fallback_url: 'http://o', keep_alive: -1 }),
+      'm',
+      {},
+      circuits,
+    )
+    expect(auto.targets.map((t) => [t.kind, t.extras])).toEqual([
+      ['mlx', null],
+      ['ollama', { keep_alive: -1 }],
+    ])
   })
 })
 
@@ -267,9 +267,11 @@ describe('sessions', () => {
   function place(pool: Pool, pins: SessionPins, ids: string[], tried: PoolMember[] = []) {
     const out = new Map<string, string>()
     for (const id of ids) {
-      const pick = pickMember(input(pool, { sessionHash: hashString(id), pinned: pins.get(id), tried }))
+      const pick = pickMember(
+        input(pool, { sessionHash: hashString(id), pinned: pins.get('p', id, 0), tried }),
+      )
       const m = pick.member as PoolMember
-      if (pick.reason === 'affinity' || pick.reason === 'affinity-moved') pins.set(id, m.endpoint)
+      if (pick.reason === 'affinity' || pick.reason === 'affinity-moved') pins.set('p', id, m.endpoint, 0)
       out.set(id, m.endpoint)
     }
     return out
@@ -278,7 +280,7 @@ describe('sessions', () => {
   it('40 sessions stay on one member each; removing one member moves only its sessions, and they stay moved', () => {
     const four = urls(4)
     const { pool, byUrl } = poolOf(four.map((u) => ({ endpoint_url: u })))
-    const pins = new SessionPins(new ManualClock(), 3_600_000, 10_000)
+    const pins = new SessionPins(3_600_000, 10_000)
     const ids = sessions(40)
     const first = place(pool, pins, ids)
     for (let round = 0; round < 4; round++) expect(place(pool, pins, ids)).toEqual(first)
@@ -346,19 +348,31 @@ describe('sessions', () => {
     expect([over.reason, over.member?.endpoint === a]).toEqual(['overflow', false])
   })
 
-  it('pins expire after their TTL and the oldest go beyond maxSessions', () => {
-    const clock = new ManualClock(0)
-    const pins = new SessionPins(clock, 1000, 2)
-    pins.set('a', 'x')
-    pins.set('b', 'y')
-    clock.advance(500)
-    expect(pins.get('a')).toBe('x')
-    pins.set('a', 'x')
-    pins.set('c', 'z')
-    // 'b' was the least recently set: evicted.
-    expect([pins.get('a'), pins.get('b'), pins.get('c')]).toEqual(['x', undefined, 'z'])
-    clock.advance(1001)
-    expect(pins.get('a')).toBeUndefined()
+  it('pins expire after their TTL and the least recently used go beyond maxSessions', () => {
+    const pins = new SessionPins(5000, 2)
+    pins.set('pool', 'a', 'x', 0)
+    pins.set('pool', 'b', 'y', 0)
+    expect(pins.get('pool', 'a', 500)).toBe('x')
+    // Refreshing 'a' (past the reorder window) makes 'b' the least recently used.
+    pins.set('pool', 'a', 'x', 1500)
+    pins.set('pool', 'c', 'z', 1600)
+    expect([pins.get('pool', 'a', 1700), pins.get('pool', 'b', 1700), pins.get('pool', 'c', 1700)]).toEqual([
+      'x',
+      undefined,
+      'z',
+    ])
+    expect(pins.size).toBe(2)
+    // Pools are apart: the same session id pins separately (the least recently used, 'a', makes room).
+    pins.set('other', 'a', 'w', 1700)
+    expect([pins.get('other', 'a', 1700), pins.get('pool', 'a', 1700), pins.get('pool', 'c', 1700)]).toEqual([
+      'w',
+      undefined,
+      'z',
+    ])
+    expect(pins.size).toBe(2)
+    // Unused past the TTL: forgotten.
+    expect(pins.get('pool', 'c', 6601)).toBeUndefined()
+    expect(pins.get('other', 'a', 6000)).toBe('w')
   })
 })
 

@@ -15,6 +15,7 @@ import { type MemberSignals, NO_MEMBER_SIGNALS } from '../src/pool/signals.js'
 import { type OllamaServer, startOllamaServer } from '../src/testing/index.js'
 import type { MetricRecord } from '../src/types.js'
 import { ManualClock, until } from './helpers/manual-clock.js'
+import { seeded } from './helpers/random.js'
 
 let servers: OllamaServer[] = []
 let routers: LLMRouter[] = []
@@ -48,18 +49,6 @@ function routerFor(
   const metrics: MetricRecord[] = []
   router.on('metric', (m) => metrics.push(m))
   return { router, metrics }
-}
-
-/** mulberry32: a small seeded generator. */
-function seeded(seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
 }
 
 const generated = (s: OllamaServer) => s.requests.filter((r) => r.path === '/api/generate')
@@ -357,6 +346,39 @@ describe('sessions', () => {
         (await router.generate({ model: 'm', prompt: 'same', metadata: { sessionId: 'user-one' } })).endpoint,
       )
     expect(new Set(one).size).toBe(1)
+  })
+})
+
+describe('streams', () => {
+  it('a stream goes to its session member like generate(); a failed member moves the session before any text', async () => {
+    const [a, b] = (await ollamas(2)) as [OllamaServer, OllamaServer]
+    const { router, metrics } = routerFor([{ endpoint_url: a.url }, { endpoint_url: b.url }])
+    const session = sessionHomedAt([a.url, b.url], 0)
+    const read = async () => {
+      const stream = router.stream({ model: 'm', prompt: 'tell me', metadata: { sessionId: session } })
+      let text = ''
+      for await (const chunk of stream) text += chunk.text
+      const result = await stream.result
+      expect(text).toBe(result.response)
+      return result
+    }
+    const first = await read()
+    expect([first.endpoint, first.attempts.map((x) => x.selectedBy)]).toEqual([a.url, ['affinity']])
+    // A failure that falls over at once (no retry backoff on this test's unmoved clock).
+    await a.setFault({ type: '404-model', times: 1 })
+    const moved = await read()
+    expect(moved.endpoint).toBe(b.url)
+    expect(moved.attempts.map((x) => [x.endpoint, x.code ?? 'ok', x.selectedBy])).toEqual([
+      [a.url, 'MODEL_NOT_FOUND', 'affinity'],
+      [b.url, 'ok', 'affinity-moved'],
+    ])
+    // It stays on b now, a being healthy again.
+    expect((await read()).endpoint).toBe(b.url)
+    expect(metrics.map((m) => [m.streamed, m.selected_by])).toEqual([
+      [true, 'affinity'],
+      [true, 'affinity-moved'],
+      [true, 'affinity'],
+    ])
   })
 })
 

@@ -9,8 +9,6 @@
  * answered: a session that moved because its member failed or left stays on its new member, even
  * after the old one comes back (its prompt cache is there now).
  */
-import type { Clock } from '../internal/clock.js'
-
 /** 32-bit FNV-1a of a string's UTF-16 code units. */
 export function hashString(value: string): number {
   let h = 0x811c9dc5
@@ -43,50 +41,68 @@ interface Pin {
   at: number
 }
 
+/** A pin refreshed more recently than this keeps its place in the LRU order (saves a Map delete + set per request). */
+const REORDER_AFTER_MS = 1000
+
 /**
- * Which member each session is pinned to, per pool: least recently used entries go beyond
- * `maxSessions`, and a pin unused for `ttlMs` is forgotten (then the hash places the session again,
- * most often on the same member).
+ * Which member each session is pinned to, per pool: a pin unused for `ttlMs` is forgotten (then the
+ * hash places the session again, most often on the same member), and beyond `maxSessions` the least
+ * recently used go first. Keyed pool, then session, so the request path never builds a key string.
  */
 export class SessionPins {
-  private readonly pins = new Map<string, Pin>()
+  private readonly pools = new Map<string, Map<string, Pin>>()
+  private count = 0
 
   constructor(
-    private readonly clock: Pick<Clock, 'now'>,
     readonly ttlMs: number,
     readonly maxSessions: number,
   ) {}
 
-  get(key: string): string | undefined {
-    const pin = this.pins.get(key)
+  /** The session's member in `pool` at `now` (epoch ms), if pinned and not expired. */
+  get(pool: string, session: string, now: number): string | undefined {
+    const pins = this.pools.get(pool)
+    const pin = pins?.get(session)
     if (pin === undefined) return undefined
-    const now = this.clock.now()
     if (now - pin.at > this.ttlMs) {
-      this.pins.delete(key)
+      ;(pins as Map<string, Pin>).delete(session)
+      this.count--
       return undefined
     }
     return pin.endpoint
   }
 
-  set(key: string, endpoint: string): void {
-    const now = this.clock.now()
-    const pin = this.pins.get(key)
+  set(pool: string, session: string, endpoint: string, now: number): void {
+    let pins = this.pools.get(pool)
+    if (pins === undefined) {
+      pins = new Map()
+      this.pools.set(pool, pins)
+    }
+    const pin = pins.get(session)
     if (pin !== undefined) {
+      if (pin.endpoint === endpoint && now - pin.at < REORDER_AFTER_MS) return
       // Re-inserted so Map order stays least-recently-used first.
-      this.pins.delete(key)
+      pins.delete(session)
       pin.endpoint = endpoint
       pin.at = now
-      this.pins.set(key, pin)
+      pins.set(session, pin)
       return
     }
-    if (this.pins.size >= this.maxSessions) {
-      const oldest = this.pins.keys().next()
-      if (oldest.done !== true) this.pins.delete(oldest.value)
-    }
-    this.pins.set(key, { endpoint, at: now })
+    if (this.count >= this.maxSessions) this.evictOne(pins)
+    pins.set(session, { endpoint, at: now })
+    this.count++
+  }
+
+  /** Drops the least recently used pin of `preferred` (else of the first pool that has one). */
+  private evictOne(preferred: Map<string, Pin>): void {
+    let from: Map<string, Pin> | undefined = preferred.size > 0 ? preferred : undefined
+    if (from === undefined) for (const pins of this.pools.values()) if (pins.size > 0) from = pins
+    const oldest = from?.keys().next()
+    if (from === undefined || oldest === undefined || oldest.done === true) return
+    from.delete(oldest.value)
+    this.count--
   }
 
   get size(): number {
-    return this.pins.size
+    return this.count
   }
 }

@@ -6,8 +6,8 @@
  *   (`reportOutcome`), so a server that answers `/api/version` but fails generations stays out;
  * - the circuit (passive health, dispatch/circuit.ts), shown as `cooling-down`; it keeps skipping
  *   failing endpoints on its own, with or without probes.
- * Warmth (Ollama `/api/ps`, warmth.ts) is read for members of pools only: a lone endpoint has no
- * choice to make, so it gets no background traffic.
+ * Warmth (Ollama `/api/ps`, warmth.ts) is read for members of pools: a lone endpoint has no choice
+ * to make, so it gets no background traffic (with probes on, each probe also refreshes its list).
  *
  * Members are the endpoints of the route table in use; `sync()` is called when that table changes
  * (the router's route lookup) and before every probe, so admin changes add and remove members.

@@ -60,18 +60,18 @@ export async function walkPool<Res>(
     }
   }
   const sessionId = host.sessionId
-  const pinKey = sessionId === undefined ? null : `${pool.key}\u0000${sessionId}`
   const sessionHash = sessionId === undefined ? null : hashString(sessionId)
   for (;;) {
     if (host.control.stopped) throw host.stoppedError(pool.members[0] as PoolMember)
+    const now = host.clock.now()
     const pick = pickMember({
       pool,
       tried,
       signals: host.signals,
-      now: host.clock.now(),
+      now,
       promptTokens,
       sessionHash,
-      pinned: pinKey === null ? undefined : host.pins.get(pinKey),
+      pinned: sessionId === undefined ? undefined : host.pins.get(pool.key, sessionId, now),
       random: host.clock.random,
     })
     // Members left out (out of rotation, open circuit, prompt too long) are listed once, as a lone
@@ -105,8 +105,8 @@ export async function walkPool<Res>(
       member.state.release()
     }
     if (out !== null) {
-      if (pinKey !== null && (reason === 'affinity' || reason === 'affinity-moved'))
-        host.pins.set(pinKey, member.endpoint)
+      if (sessionId !== undefined && (reason === 'affinity' || reason === 'affinity-moved'))
+        host.pins.set(pool.key, sessionId, member.endpoint, host.clock.now())
       return out
     }
   }
