@@ -4,6 +4,22 @@
  * @module
  */
 
+export type {
+  AssistantMessage,
+  ChatBackendOptions,
+  ChatFunctionTool,
+  ChatMessage,
+  ChatRequest,
+  ChatResult,
+  ChatRole,
+  ChatStream,
+  ChatStreamChunk,
+  ChatTool,
+  ChatUsage,
+  ToolCall,
+  ToolChoice,
+} from './chat/types.js'
+export type { EmbedRequest, EmbedResult } from './embed/types.js'
 export type { AttemptInfo } from './errors.js'
 export { ErrorCode, hasErrorCode, isRouterError, RouterError } from './errors.js'
 // The callback, fan-out and OpenTelemetry sinks are in `llm-backend-router/sinks` (src/metrics/sinks.ts).
@@ -17,6 +33,7 @@ export type {
   BackendKind,
   BackendRecord,
   BackendType,
+  Capability,
   CircuitInfo,
   CircuitState,
   ConfigOrigin,
@@ -27,6 +44,7 @@ export type {
   MetricsSink,
   RequestMetadata,
   RouterEvents,
+  SinkContext,
   StreamChunk,
   Usage,
 } from './types.js'

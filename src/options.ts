@@ -147,6 +147,10 @@ export const routerOptionsSchema = z
     healthCheck: healthCheckSchema.optional(),
     /** Ollama `/api/ps` for members of pools, so warm members are preferred; false = off. */
     warmth: warmthSchema.optional(),
+    /** `embed()`: most inputs per backend request; longer input lists are split into batches. @default 64 */
+    embedBatchSize: posInt.optional(),
+    /** `embed()`: most batch requests of one call in flight at once. @default 4 */
+    embedConcurrency: posInt.optional(),
   })
   .strict()
 
@@ -188,6 +192,8 @@ export interface ResolvedOptions {
   pool: { maxQueued: number; sessionTtlMs: number; maxSessions: number }
   healthCheck: HealthCheckSettings | null
   warmth: WarmthSettings | null
+  embedBatchSize: number
+  embedConcurrency: number
 }
 
 function stripTrailingSlash(url: string): string {
@@ -295,5 +301,7 @@ export function resolveOptions(input: unknown): ResolvedOptions {
     },
     healthCheck: resolveHealthCheck(o.healthCheck),
     warmth: resolveWarmth(o.warmth),
+    embedBatchSize: o.embedBatchSize ?? 64,
+    embedConcurrency: o.embedConcurrency ?? 4,
   }
 }

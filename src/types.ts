@@ -38,7 +38,15 @@ export interface BackendRecord {
   keep_alive?: number | string
   /** The endpoint's context window in tokens: prompts that clearly cannot fit are not sent there; Ollama gets it as `num_ctx`. */
   context_length?: number
+  /**
+   * What the record's model can do. A request that needs one (tools, images, a JSON schema, `think`,
+   * embeddings) skips records that declare capabilities without it. Absent: assumed able (any request).
+   */
+  capabilities?: Capability[]
 }
+
+/** What a backend record can declare it supports (`capabilities` in the admin record). */
+export type Capability = 'tools' | 'vision' | 'json_schema' | 'thinking' | 'embeddings'
 
 /**
  * Where the records in use came from: `admin` (fetched, or cached within the TTL), `stale` (the last
@@ -165,6 +173,17 @@ export interface MetricsSink {
   write(record: MetricRecord): void
   flush(): Promise<void>
   close(): Promise<void>
+  /**
+   * Optional: called once by each router that is given this sink (`metrics: sink`), with what a sink may ask
+   * that router. The OpenTelemetry sink uses it to keep the names of configured models while bounding the rest.
+   */
+  attach?(router: SinkContext): void
+}
+
+/** What a router tells the sinks it was given (see `MetricsSink.attach`). */
+export interface SinkContext {
+  /** True when `model` has a backend record of its own in the config in use (not the default backend). */
+  hasRecord(model: string): boolean
 }
 
 export type CircuitState = 'closed' | 'open' | 'half-open'

@@ -70,7 +70,10 @@ it('covers every file in examples/ (a new example needs a test here)', () => {
     [
       'auto-fallback.ts',
       'basic-generate.ts',
+      'chat-tools.ts',
+      'structured-output.ts',
       'custom-sink.ts',
+      'embeddings.ts',
       'env-only.ts',
       'http-service.ts',
       'opentelemetry.ts',
@@ -97,6 +100,47 @@ describe.concurrent('examples', () => {
     const r = await run([example('basic-generate')], { ...withAdmin(), MODEL: 'broken' })
     expect(r.code).toBe(1)
     expect(r.stderr).toMatch(/^(ALL_BACKENDS_FAILED|BACKEND_UNREACHABLE): /m)
+  })
+
+  it('chat-tools: runs the tool the model asks for and prints the final answer', async () => {
+    const scripted = await startOllamaServer({
+      thinking: ['qwen3'],
+      chat: ({ turn, messages }) =>
+        turn === 0
+          ? {
+              reasoning: 'Need the weather.',
+              toolCalls: [{ name: 'get_weather', arguments: { city: 'Paris' } }],
+            }
+          : `It is ${String(JSON.parse(String(messages.at(-1)?.content)).celsius)} °C in Paris.`,
+    })
+    try {
+      const r = await run([example('chat-tools')], { OLLAMA_HOST: scripted.url })
+      expect(r.code, r.stderr).toBe(0)
+      expect(r.stdout).toContain('[reasoning] Need the weather.')
+      expect(r.stdout).toContain(
+        '[tool] get_weather({"city":"Paris"}) -> {"city":"Paris","celsius":21,"sky":"sunny"}',
+      )
+      expect(r.stdout).toContain('[qwen3 on ollama] It is 21 °C in Paris.')
+      const chats = scripted.requests.filter((q) => q.path === '/api/chat')
+      expect(chats).toHaveLength(2)
+      expect((chats[1]!.body as { messages: { role: string }[] }).messages.map((m) => m.role)).toEqual([
+        'system',
+        'user',
+        'assistant',
+        'tool',
+      ])
+    } finally {
+      await scripted.stop()
+    }
+  })
+
+  it('structured-output: the answer parses and has the schema fields (Ollama format)', async () => {
+    const r = await run([example('structured-output')], { OLLAMA_HOST: ollama.url })
+    expect(r.code, r.stderr).toBe(0)
+    expect(r.stdout).toMatch(/^\[llama3\.2 on ollama\] \{/m)
+    expect(r.stdout).toMatch(/^city=\S.* country=\S.* population=\d+/m)
+    const last = ollama.requests.filter((q) => q.path === '/api/chat').at(-1)
+    expect(last?.body).toMatchObject({ format: { title: 'CityFacts', type: 'object' } })
   })
 
   it('streaming: prints chunks and the totals', async () => {
@@ -159,12 +203,13 @@ describe.concurrent('examples', () => {
   it('opentelemetry: records into the meter from @opentelemetry/api', async () => {
     const r = await run([example('opentelemetry')], { OLLAMA_HOST: ollama.url })
     expect(r.code, r.stderr).toBe(0)
-    expect(r.stdout).toContain(
-      'otel counter llm_router.requests 1 {model=llama3.2 backend=ollama outcome=success}',
+    expect(r.stdout).toMatch(
+      /otel histogram gen_ai\.client\.operation\.duration [\d.e-]+ \{gen_ai\.operation\.name=text_completion gen_ai\.provider\.name=ollama gen_ai\.request\.model=llama3\.2 gen_ai\.response\.model=llama3\.2 server\.address=127\.0\.0\.1 server\.port=\d+\}/,
     )
-    expect(r.stdout).toMatch(/otel histogram llm_router\.request\.duration [\d.e-]+ \{model=llama3\.2/)
-    expect(r.stdout).toMatch(/otel histogram llm_router\.time_to_first_token [\d.e-]+ /)
-    expect(r.stdout).toContain('token_type=completion}')
+    expect(r.stdout).toMatch(
+      /otel histogram gen_ai\.client\.token\.usage \d+ \{.* gen_ai\.token\.type=output\}/,
+    )
+    expect(r.stdout).toMatch(/otel histogram gen_ai\.client\.operation\.time_to_first_chunk [\d.e-]+ /)
     expect(r.stdout).toContain('streamed: Blue light scatters most.')
   })
 
@@ -194,6 +239,32 @@ describe.concurrent('examples', () => {
     const r = await run([example('pool-canary')])
     expect(r.code, r.stderr).toBe(0)
     expect(r.stdout).toMatch(/canary share: [\d.]+% of 200 sessions/)
+  })
+
+  it('embeddings: batches, input order, and a ranking (Ollama as the default backend)', async () => {
+    // Examples run concurrently: count only this one's requests (its model).
+    const mine = () =>
+      ollama.requests.filter(
+        (r) => r.path === '/api/embed' && (r.body as { model?: string }).model === 'nomic-embed-text',
+      ).length
+    const before = mine()
+    const r = await run([example('embeddings')], { OLLAMA_HOST: ollama.url })
+    expect(r.code, r.stderr).toBe(0)
+    expect(r.stdout).toContain(
+      `embedded 6 documents with nomic-embed-text on ollama at ${ollama.url}: 2 batches, `,
+    )
+    expect(r.stdout).toMatch(/ input tokens, 8 dimensions\n/)
+    expect(r.stdout).toContain('closest to "Why is the sky blue?":')
+    expect(r.stdout.match(/^ {2}-?\d\.\d{3} {2}\S/gm)).toHaveLength(3)
+    // Two batches of documents and one question.
+    expect(mine() - before).toBe(3)
+  })
+
+  it('embeddings: an auto record falls over from mlx_lm.server (no embeddings route) to Ollama', async () => {
+    const r = await run([example('embeddings')], { ...withAdmin(), MODEL: 'gemma3' })
+    expect(r.code, r.stderr).toBe(0)
+    expect(r.stdout).toContain(`embedded 6 documents with gemma3 on ollama at ${ollama.url}: 2 batches`)
+    expect(r.stdout).toContain(`attempt mlx ${mlx.url}: UNSUPPORTED_OPERATION`)
   })
 
   it('testing-with-msw: its node:test suite passes without any server', async () => {
