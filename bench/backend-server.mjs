@@ -272,7 +272,15 @@ const ports = {
   refused: await refusedPort(),
   // A pool of 4 Ollama servers for one model (the router's pool scenarios), each its own port.
   ollamaPool: await Promise.all(
-    [1, 2, 3, 4].map(() => listen(backend('/api/generate', OLLAMA_JSON, OLLAMA_STREAM))),
+    [1, 2, 3, 4].map(() =>
+      listen(
+        backend('/api/generate', OLLAMA_JSON, OLLAMA_STREAM, {
+          path: '/api/chat',
+          json: OLLAMA_CHAT_JSON,
+          stream: OLLAMA_CHAT_STREAM,
+        }),
+      ),
+    ),
   ),
 }
 adminList = fixed('200 OK', 'application/json', JSON.stringify(adminRecords(ports)), 'ETag: "bench-1"\r\n')

@@ -441,7 +441,7 @@ const eventsSince = (i, name) => events.slice(i).filter((e) => e.name === name)
 // --- steps ----------------------------------------------------------------------------------
 
 const results = []
-const TOTAL = 8
+const TOTAL = 9
 
 class Skip extends Error {}
 
@@ -751,8 +751,8 @@ await step(8, 'Per-backend summary (router.stats())', async () => {
   return `${requests} requests over ${new Set(stats.map((s) => s.backend)).size} backends`
 })
 
-// (h) a pool: two Ollama servers for one model, a canary split, sessions that stay put
-await step(8, 'A pool: two Ollama servers, a 25 % canary, sticky sessions', async () => {
+// (i) a pool: two Ollama servers for one model, a canary split, sessions that stay put
+await step(9, 'A pool: two Ollama servers, a 25 % canary, sticky sessions', async () => {
   const [main, canary] = await Promise.all([
     started(startOllamaServer({ tokensPerSecond: 400, respond })),
     started(startOllamaServer({ tokensPerSecond: 400, respond })),

@@ -24,7 +24,7 @@ describe.concurrent('npm run demo', () => {
     expect(r.stderr).toBe('')
     expect(r.code, r.stdout).toBe(0)
     const out = r.stdout
-    for (let n = 1; n <= 8; n++) expect(out).toContain(`[${n}/8]`)
+    for (let n = 1; n <= 9; n++) expect(out).toContain(`[${n}/9]`)
     expect(out).toMatch(/✓ llama3\.2 → ollama @ 127\.0\.0\.1:\d+ · .* · cold load/)
     expect(out).toMatch(/✓ qwen2\.5 → mlx @/)
     expect(out).toContain('event request:fallback  mlx → ollama  (BACKEND_UNREACHABLE)')

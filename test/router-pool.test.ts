@@ -382,6 +382,37 @@ describe('streams', () => {
   })
 })
 
+describe('chat', () => {
+  it("chat() is chosen the same way; the record's keep_alive and context_length reach /api/chat", async () => {
+    const [a, b] = (await ollamas(2)) as [OllamaServer, OllamaServer]
+    const fields = { keep_alive: '10m', context_length: 8192 }
+    const { router } = routerFor([
+      { endpoint_url: a.url, ...fields },
+      { endpoint_url: b.url, ...fields },
+    ])
+    const session = sessionHomedAt([a.url, b.url], 1)
+    for (let turn = 0; turn < 3; turn++) {
+      const r = await router.chat({
+        model: 'm',
+        messages: [{ role: 'user', content: `turn ${turn}` }],
+        metadata: { sessionId: session },
+      })
+      expect([r.endpoint, r.attempts.map((x) => x.selectedBy)]).toEqual([b.url, ['affinity']])
+    }
+    const chats = b.requests.filter((q) => q.path === '/api/chat')
+    expect(chats).toHaveLength(3)
+    expect(chats[0]?.body).toMatchObject({ keep_alive: '10m', options: { num_ctx: 8192 } })
+    // The request's own numCtx wins; a conversation too long for every member is refused before sending.
+    await router.chat({ model: 'm', messages: [{ role: 'user', content: 'x' }], numCtx: 2048 })
+    const last = [...a.requests, ...b.requests].filter((q) => q.path === '/api/chat').at(-1)
+    expect(last?.body).toMatchObject({ options: { num_ctx: 2048 } })
+    const error = (await router
+      .chat({ model: 'm', messages: [{ role: 'user', content: 'word '.repeat(12_000) }] })
+      .catch((e: unknown) => e)) as RouterError
+    expect(error.code).toBe('CONTEXT_TOO_LONG')
+  })
+})
+
 describe('record fields on the wire', () => {
   it('keep_alive and num_ctx (context_length) go with every Ollama request; the request options win', async () => {
     const [a] = (await ollamas(1)) as [OllamaServer]

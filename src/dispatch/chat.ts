@@ -38,9 +38,12 @@ function toWire(req: ChatRequest, candidate: Candidate, target: Target, stream: 
   if (maxTokens !== undefined) wire.maxTokens = maxTokens
   if (req.stop !== undefined) wire.stop = req.stop
   // Ollama-only fields: OpenAI-compatible servers have no per-request equivalent (vLLM would only log them as ignored).
+  // The record's keep_alive and context_length (src/pool/) are the defaults of keepAlive and numCtx.
   if (target.kind === 'ollama') {
-    if (req.keepAlive !== undefined) wire.keepAlive = req.keepAlive
-    if (req.numCtx !== undefined) wire.numCtx = req.numCtx
+    const keepAlive = req.keepAlive ?? record.keep_alive
+    if (keepAlive !== undefined) wire.keepAlive = keepAlive
+    const numCtx = req.numCtx ?? record.context_length
+    if (numCtx !== undefined) wire.numCtx = numCtx
   }
   const extras = target.kind === 'ollama' ? req.options?.ollama : req.options?.openai
   if (extras !== undefined) wire.extras = extras
@@ -60,6 +63,12 @@ export const chatOperation: Operation<ChatRequest, ChatOutput, ChatResult, ChatD
   name: 'chat',
   adapter: (kind) => ADAPTERS[kind],
   unable: (req, candidate) => unableFor(candidate, chatNeeds(req)),
+  // For records with context_length: the text the model reads (message contents).
+  promptChars: (req) => {
+    let chars = 0
+    for (const m of req.messages) chars += m.content?.length ?? 0
+    return chars
+  },
   encode: (req, candidate, target, stream) =>
     ADAPTERS[target.kind].encode(toWire(req, candidate, target, stream)),
   result: (out, where, attempts, t) => {

@@ -150,7 +150,9 @@ function asRouterError(caught: unknown): RouterError {
 }
 
 /** One request's state while it walks its candidates. */
-class RequestRun<Req extends DispatchRequest, Out, Res extends DispatchResult, Delta> {
+class RequestRun<Req extends DispatchRequest, Out, Res extends DispatchResult, Delta>
+  implements PoolHost<Res>
+{
   readonly attempts: AttemptInfo[] = []
   /** The last failure that moved the request on, and where it happened (for events and the final error). */
   last: RouterError | null = null
@@ -233,7 +235,7 @@ class RequestRun<Req extends DispatchRequest, Out, Res extends DispatchResult, D
         if (pools?.includes(pool)) continue
         if (pools === null) pools = [pool]
         else pools.push(pool)
-        const out = await walkPool(pool, tokens, this.poolHost())
+        const out = await walkPool(pool, tokens, this)
         if (out !== null) return out
         continue
       }
@@ -471,41 +473,62 @@ class RequestRun<Req extends DispatchRequest, Out, Res extends DispatchResult, D
     this.attempts.push(attemptInfo(where, 0, performance.now(), error))
   }
 
-  private poolHost(): PoolHost<Res> {
-    const { core } = this
-    return {
-      load: core.load,
-      signals: core.signals,
-      pins: core.pins,
-      clock: core.clock,
-      maxQueued: core.options.pool.maxQueued,
-      control: this.control,
-      model: this.req.model,
-      sessionId: this.req.metadata?.sessionId,
-      unable: (candidate) => this.op.unable(this.req, candidate),
-      skipUnable: (candidate, why) => this.skip(candidate, why),
-      outOfRotation: (where) =>
-        core.members?.skip(where) ??
-        new RouterError(
-          ErrorCode.MEMBER_DOWN,
-          `${where.backend} at ${where.endpoint} is out of rotation; skipped without connecting. router.health() shows why`,
-          where,
-        ),
-      note: (member, error) =>
-        this.note(
-          { model: member.candidate.model, backend: error.backend ?? 'ollama', endpoint: member.endpoint },
-          error,
-        ),
-      attempt: (member: PoolMember, reason) => this.walkCandidate(member.candidate, true, reason),
-      stoppedError: (member) =>
-        this.stoppedError(
-          this.previous ?? {
-            model: member.candidate.model,
-            backend: member.candidate.targets[0]?.kind ?? 'ollama',
-            endpoint: member.endpoint,
-          },
-        ),
-    }
+  // ---- PoolHost: what src/pool/walk.ts reads from this run ----
+
+  get load(): LoadRegistry {
+    return this.core.load
+  }
+  get signals(): MemberSignals {
+    return this.core.signals
+  }
+  get pins(): SessionPins {
+    return this.core.pins
+  }
+  get clock(): Clock {
+    return this.core.clock
+  }
+  get maxQueued(): number {
+    return this.core.options.pool.maxQueued
+  }
+  get model(): string | undefined {
+    return this.req.model
+  }
+  get sessionId(): string | undefined {
+    return this.req.metadata?.sessionId
+  }
+  poolUnable(candidate: Candidate): string | null {
+    return this.op.unable(this.req, candidate)
+  }
+  poolSkipUnable(candidate: Candidate, why: string): void {
+    this.skip(candidate, why)
+  }
+  poolOutOfRotation(where: AttemptWhere): RouterError {
+    return (
+      this.core.members?.skip(where) ??
+      new RouterError(
+        ErrorCode.MEMBER_DOWN,
+        `${where.backend} at ${where.endpoint} is out of rotation; skipped without connecting. router.health() shows why`,
+        where,
+      )
+    )
+  }
+  poolNote(member: PoolMember, error: RouterError): void {
+    this.note(
+      { model: member.candidate.model, backend: error.backend ?? 'ollama', endpoint: member.endpoint },
+      error,
+    )
+  }
+  poolAttempt(member: PoolMember, reason: PickReason): Promise<Res | null> {
+    return this.walkCandidate(member.candidate, true, reason)
+  }
+  poolStopped(member: PoolMember): RouterError {
+    return this.stoppedError(
+      this.previous ?? {
+        model: member.candidate.model,
+        backend: member.candidate.targets[0]?.kind ?? 'ollama',
+        endpoint: member.endpoint,
+      },
+    )
   }
 
   /** A candidate whose record lacks a capability the request needs: listed in the attempts, never sent. */

@@ -141,8 +141,9 @@ export function pickMember(input: PickInput): Pick {
   const result: Pick = { member: null, reason: 'only', full, skipped }
   if (eligible.length === 0) return result
   // Bounded load: 1.5x the member's weighted share of the in-flight requests (this one included), plus two.
+  const share = (inFlight + 1) / weights
   const overCap = (m: PoolMember): boolean =>
-    m.state.inFlight >= Math.ceil((LOAD_CAP_FACTOR * (inFlight + 1) * m.weight) / weights) + LOAD_CAP_SLACK
+    m.state.inFlight >= Math.ceil(LOAD_CAP_FACTOR * share * m.weight) + LOAD_CAP_SLACK
 
   if (input.sessionHash !== null) return pickForSession(input, eligible, full, overCap, result)
 
@@ -217,14 +218,13 @@ function pickForSession(
   let best: PoolMember | null = null
   let pinned: PoolMember | null = null
   let bestScore = -1
-  for (const list of [eligible, full]) {
-    for (const m of list) {
-      if (m.endpoint === input.pinned) pinned = m
-      const score = rendezvousScore(hash, m.hash, m.weight)
-      if (score > bestScore) {
-        bestScore = score
-        best = m
-      }
+  for (let i = 0; i < eligible.length + full.length; i++) {
+    const m = (i < eligible.length ? eligible[i] : full[i - eligible.length]) as PoolMember
+    if (m.endpoint === input.pinned) pinned = m
+    const score = rendezvousScore(hash, m.hash, m.weight)
+    if (score > bestScore) {
+      bestScore = score
+      best = m
     }
   }
   const home: PoolMember | null = input.pinned === undefined ? best : pinned

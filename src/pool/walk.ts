@@ -20,28 +20,31 @@ import type { LoadRegistry } from './load.js'
 import { type PickReason, type Pool, type PoolMember, pickMember, type SkipCode } from './select.js'
 import type { MemberSignals } from './signals.js'
 
-/** What the walk needs from the dispatcher's request run. */
+/**
+ * What the walk needs from the dispatcher's request run (the run itself implements it, so walking a
+ * pool allocates no host object per request).
+ */
 export interface PoolHost<Res> {
-  load: LoadRegistry
-  signals: MemberSignals
-  pins: SessionPins
-  clock: Pick<Clock, 'now' | 'random'>
-  maxQueued: number
-  control: RequestControl
-  model: string | undefined
-  sessionId: string | undefined
+  readonly load: LoadRegistry
+  readonly signals: MemberSignals
+  readonly pins: SessionPins
+  readonly clock: Pick<Clock, 'now' | 'random'>
+  readonly maxQueued: number
+  readonly control: RequestControl
+  readonly model: string | undefined
+  readonly sessionId: string | undefined
   /** Why the operation cannot use this candidate (capabilities), or null. */
-  unable(candidate: Candidate): string | null
+  poolUnable(candidate: Candidate): string | null
   /** Lists a candidate the operation cannot use in the attempts. */
-  skipUnable(candidate: Candidate, why: string): void
+  poolSkipUnable(candidate: Candidate, why: string): void
   /** Lists a member left out (never connected to) in the attempts. */
-  note(member: PoolMember, error: RouterError): void
+  poolNote(member: PoolMember, error: RouterError): void
   /** Why a member is out of rotation (drained, probes failing: MEMBER_DRAINED / MEMBER_DOWN), as its attempt entry. */
-  outOfRotation(where: { model: string; backend: BackendKind; endpoint: string }): RouterError
+  poolOutOfRotation(where: { model: string; backend: BackendKind; endpoint: string }): RouterError
   /** Attempts the member, its slot already held: the result, or null when the policy moves on. */
-  attempt(member: PoolMember, reason: PickReason): Promise<Res | null>
+  poolAttempt(member: PoolMember, reason: PickReason): Promise<Res | null>
   /** The request's error now that it stopped (deadline, abort, close), last seen at `member`. */
-  stoppedError(member: PoolMember): RouterError
+  poolStopped(member: PoolMember): RouterError
 }
 
 export async function walkPool<Res>(
@@ -53,16 +56,16 @@ export async function walkPool<Res>(
   const tried: PoolMember[] = []
   const listed: PoolMember[] = []
   for (const m of pool.members) {
-    const why = host.unable(m.candidate)
+    const why = host.poolUnable(m.candidate)
     if (why !== null) {
-      host.skipUnable(m.candidate, why)
+      host.poolSkipUnable(m.candidate, why)
       tried.push(m)
     }
   }
   const sessionId = host.sessionId
   const sessionHash = sessionId === undefined ? null : hashString(sessionId)
   for (;;) {
-    if (host.control.stopped) throw host.stoppedError(pool.members[0] as PoolMember)
+    if (host.control.stopped) throw host.poolStopped(pool.members[0] as PoolMember)
     const now = host.clock.now()
     const pick = pickMember({
       pool,
@@ -79,10 +82,10 @@ export async function walkPool<Res>(
     for (const s of pick.skipped) {
       if (listed.includes(s.member)) continue
       listed.push(s.member)
-      host.note(
+      host.poolNote(
         s.member,
         s.code === 'OUT_OF_ROTATION'
-          ? host.outOfRotation(where(s.member))
+          ? host.poolOutOfRotation(where(s.member))
           : skippedError(s.member, s.code, promptTokens),
       )
     }
@@ -93,14 +96,14 @@ export async function walkPool<Res>(
       member = await waitForSlot(pick.full, host)
       reason = 'queued'
       if (member === null) {
-        for (const m of pick.full) host.note(m, queueFull(m, host.maxQueued))
+        for (const m of pick.full) host.poolNote(m, queueFull(m, host.maxQueued))
       }
     }
     if (member === null) return null
     tried.push(member)
     let out: Res | null
     try {
-      out = await host.attempt(member, reason)
+      out = await host.poolAttempt(member, reason)
     } finally {
       member.state.release()
     }
@@ -135,7 +138,7 @@ async function waitForSlot<Res>(full: PoolMember[], host: PoolHost<Res>): Promis
         { cause: stopped, ...(host.model === undefined ? {} : { model: host.model }) },
       )
     }
-    if (stopped !== null) throw host.stoppedError(full[0] as PoolMember)
+    if (stopped !== null) throw host.poolStopped(full[0] as PoolMember)
     throw caught
   }
 }
