@@ -151,9 +151,10 @@ function httpServer(handle) {
 function backend(path, json, stream, chat, embed) {
   const tokensPath = `/tokens${path}`
   const whole = Buffer.concat(stream)
-  const chatWhole = Buffer.concat(chat.stream)
+  // `chat` and `embed` are optional: the pool members answer generation only.
+  const chatWhole = chat === undefined ? null : Buffer.concat(chat.stream)
   return httpServer((socket, method, p, body) => {
-    if (method === 'POST' && p === embed.path) {
+    if (method === 'POST' && embed !== undefined && p === embed.path) {
       if (body.indexOf(INPUT_KEY) === -1) {
         counters.bad++
         return send(socket, BAD)
@@ -161,7 +162,7 @@ function backend(path, json, stream, chat, embed) {
       counters.backendRequests++
       return send(socket, embed.json)
     }
-    const isChat = p === chat.path
+    const isChat = chat !== undefined && p === chat.path
     if (method !== 'POST' || (p !== path && p !== tokensPath && !isChat)) return send(socket, NOT_FOUND)
     if (body.indexOf(isChat ? MESSAGES_KEY : PROMPT_KEY) === -1) {
       counters.bad++
@@ -291,6 +292,10 @@ const ports = {
   adminSingle: await listen(adminSingle),
   counting: await listen(counting),
   refused: await refusedPort(),
+  // A pool of 4 Ollama servers for one model (the router's pool scenarios), each its own port.
+  ollamaPool: await Promise.all(
+    [1, 2, 3, 4].map(() => listen(backend('/api/generate', OLLAMA_JSON, OLLAMA_STREAM))),
+  ),
 }
 adminList = fixed('200 OK', 'application/json', JSON.stringify(adminRecords(ports)), 'ETag: "bench-1"\r\n')
 process.stdout.write(`${JSON.stringify(ports)}\n`)

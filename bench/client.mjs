@@ -6,6 +6,7 @@
 import { performance } from 'node:perf_hooks'
 import { request } from 'undici'
 import {
+  adminRecords,
   CHAT_MESSAGES,
   COMPLETION_TOKENS,
   MLX_MODEL,
@@ -195,7 +196,8 @@ async function makeEmbedScenario(name) {
 
 /**
  * Scenario names: `raw-<backend>[-stream|-tokens]` and
- * `router-<backend>[-stream|-tokens][-nometrics][-request][-noframes][-nolimits]`.
+ * `router-<backend>[-stream|-tokens][-nometrics][-request][-noframes][-nolimits]`, plus
+ * `router-ollama-pool[-sessions]` (a pool of 4 Ollama records; sessions: 100 of them, round robin).
  * `-stream` answers come in one write, `-tokens` answers one write per token (see backend-server.mjs).
  *
  * `service-<backend>[-stream|-tokens][-single][-nometrics]` run the router as a service runs it: every option at
@@ -235,6 +237,22 @@ async function makeScenario(name) {
   }
   const { createLLMRouter } = await loadRouter()
   const metricsOff = name.includes('-nometrics')
+  // The store on a request's path (issue 14): the bench-ollama record with limits high enough never to
+  // refuse, so every request does one admission (and one settlement beside it), in memory or in Redis.
+  if (name.includes('-limits') || name.includes('-redis')) {
+    const record = adminRecords(ports).find((r) => r.model_name === 'bench-ollama')
+    let storeFallbacks = 0
+    const router = createLLMRouter({
+      env: { LLM_ROUTER_BACKENDS: JSON.stringify([{ ...record, rpm: 1e9, tpm: 1e12 }]) },
+      connectionsPerEndpoint: null,
+      metrics: false,
+      ...(name.includes('-redis')
+        ? { redis: { url: `redis://127.0.0.1:${ports.redis}`, prefix: `bench-${process.pid}:` } }
+        : {}),
+    })
+    router.on('store:fallback', () => storeFallbacks++)
+    return { router, storeFallbacks: () => storeFallbacks, ...routerOps(name, router, isOllama, flavour) }
+  }
   if (name.startsWith('service-')) {
     const router = createLLMRouter({
       adminUrl: name.includes('-single') ? adminSingle : admin,
@@ -270,6 +288,19 @@ async function makeScenario(name) {
 function routerOps(name, router, isOllama, flavour) {
   const backend = isOllama ? 'ollama' : 'mlx'
   const request_ = { model: `bench-${backend}${flavour === 'tokens' ? '-tokens' : ''}`, prompt: PROMPT }
+  // `-pool`: the model is a pool of 4 Ollama records; `-sessions`: each request carries one of 100 sessions.
+  if (name.includes('-pool')) request_.model = 'bench-pool'
+  if (name.includes('-sessions')) {
+    let n = 0
+    const sessions = Array.from({ length: 100 }, (_, i) => ({ sessionId: `bench-session-${i}` }))
+    return {
+      op: async () => {
+        const result = await router.generate({ ...request_, metadata: sessions[n++ % 100] })
+        if (result.response !== TEXT || result.attempts[0]?.selectedBy === undefined)
+          wrong(`${name}: bad result`)
+      },
+    }
+  }
   if (flavour !== 'json') {
     return {
       op: async () => {
@@ -380,6 +411,7 @@ async function runLoad() {
     totalOps: total,
     metricsRecords,
     errors: c1.errors + (c16?.errors ?? 0) + c64.errors,
+    ...(s.storeFallbacks ? { storeFallbacks: s.storeFallbacks() } : {}),
     firstError: c1.firstError ?? c16?.firstError ?? c64.firstError,
   }
 }

@@ -19,6 +19,7 @@ import os from 'node:os'
 import { join, resolve } from 'node:path'
 import { pathToFileURL } from 'node:url'
 import { gzipSync } from 'node:zlib'
+import { startBenchRedis } from '../bench/lib/redis.mjs'
 import { buildDist, distIsFresh } from './lib/build.mjs'
 
 const root = resolve(import.meta.dirname, '..')
@@ -41,6 +42,8 @@ if (args.includes('--help')) {
       '  -nolimits  streams without the first-token and idle timers\n' +
       'Chat scenarios: raw-<ollama|mlx>-chat[-stream], router-<ollama|mlx>-chat[-stream] (router.chat / streamChat)\n' +
       'Embeddings scenarios: raw-<ollama|mlx>-embed, router-<ollama|mlx>-embed (router.embed, 8 inputs x 384 dims)\n' +
+      'Pool scenarios: router-ollama-pool (4 records of one model and priority), router-ollama-pool-sessions\n' +
+      '  (the same with 100 metadata.sessionId values, round robin)\n' +
       'Service scenarios (also run at c=16): service-<ollama|mlx>[-stream|-tokens][-single][-nometrics]: every\n' +
       '  option at its default (admin config, default metrics sink); -single: the admin takes one record per POST\n',
   )
@@ -196,6 +199,18 @@ const SCENARIOS = [
     base: 'raw-ollama',
     stream: false,
   },
+  {
+    name: 'router-ollama-pool',
+    label: 'router.generate, pool of 4 ollama records',
+    base: 'raw-ollama',
+    stream: false,
+  },
+  {
+    name: 'router-ollama-pool-sessions',
+    label: 'router.generate, pool of 4, 100 sessions',
+    base: 'raw-ollama',
+    stream: false,
+  },
   { name: 'raw-mlx', label: 'raw undici.request, OpenAI JSON', base: 'raw-mlx', stream: false },
   { name: 'router-mlx', label: 'router.generate, mlx record', base: 'raw-mlx', stream: false },
   {
@@ -329,6 +344,25 @@ const SERVICE = [
   },
 ]
 SCENARIOS.push(...SERVICE)
+
+// The store on a request's path (issue 14): the same generate with never-refusing rpm/tpm limits, admitted in
+// the in-memory store and in Redis (a redis-server started here; skipped when none is installed). Metrics off,
+// so the store is the only difference from router-ollama-nometrics.
+const benchRedis = await startBenchRedis()
+SCENARIOS.push({
+  name: 'router-ollama-limits-nometrics',
+  label: 'router.generate, ollama, rpm/tpm, in-memory store',
+  base: 'raw-ollama',
+  stream: false,
+})
+if (benchRedis !== null) {
+  SCENARIOS.push({
+    name: 'router-ollama-redis-nometrics',
+    label: 'router.generate, ollama, rpm/tpm, Redis store',
+    base: 'raw-ollama',
+    stream: false,
+  })
+}
 const isService = (name) => name.startsWith('service-')
 
 const SIZES = smoke
@@ -397,8 +431,10 @@ cpSync(join(root, 'dist'), pkgDir, { recursive: true })
 const benchEntry = join(pkgDir, 'index.js')
 const dist = pathToFileURL(benchEntry).href
 const { child: server, ports } = await startServer()
+if (benchRedis !== null) ports.redis = benchRedis.port
 const stopServer = () => {
   if (server.exitCode === null) server.kill('SIGTERM')
+  benchRedis?.stop()
 }
 process.on('exit', stopServer)
 
@@ -421,6 +457,8 @@ async function compare(names) {
     for (const name of order) {
       const r = await runJob({ mode: 'load', scenario: name, ports, dist, ...sizeFor(name, withC16) })
       if (r.errors) log(`  ${name}: ${r.errors} errors: ${r.firstError}`)
+      // A Redis-store run that fell back measured the local store part of the time: say so.
+      if (r.storeFallbacks !== undefined) log(`  ${name}: store fallbacks ${r.storeFallbacks}`)
       results[name] = r
       log(
         `  run ${run + 1} ${name.padEnd(34)} c1 ${fmt(r.c1?.cpuUsPerOp)}${withC16 ? `  c16 ${fmt(r.c16?.cpuUsPerOp)}` : ''}  c64 ${fmt(r.c64?.cpuUsPerOp)} us/req ${num(r.c64?.opsPerSec)} req/s`,
@@ -501,8 +539,20 @@ for (let run = 0; run < RUNS; run++) {
   const order = SCENARIOS.map((_, i) => SCENARIOS[(i + run * 2) % SCENARIOS.length])
   for (const s of order) {
     const withC16 = isService(s.name) || SERVICE_BASES.has(s.name)
+    const redisBefore = s.name.includes('-redis') ? await benchRedis.commandCalls() : null
     const r = await runJob({ mode: 'load', scenario: s.name, ports, dist, ...sizeFor(s.name, withC16) })
     noteFailure(`${s.name} (run ${run + 1})`, r)
+    if (redisBefore !== null) {
+      // Round trips per request: EVALSHA calls (admission on the request's path, settlement beside it).
+      const after = await benchRedis.commandCalls()
+      const per = (cmd) => ((after[cmd] ?? 0) - (redisBefore[cmd] ?? 0)) / r.totalOps
+      // (INFO also counts the commands the scripts run inside Redis; those are no round trips.)
+      log(
+        `  run ${run + 1} ${s.name}: Redis round trips per request: evalsha ${per('evalsha').toFixed(2)} (1 admission on the path + 1 settlement beside it), eval ${per('eval').toFixed(3)}; store fallbacks ${r.storeFallbacks ?? 'n/a'}`,
+      )
+      if (r.storeFallbacks > 0)
+        log(`  note: ${r.storeFallbacks} store fallback(s) during the run (Redis over its 100 ms budget)`)
+    }
     // Every request's metric record must have reached the admin by close(), in either wire format.
     if (
       (s.name.startsWith('router-') || isService(s.name)) &&

@@ -70,7 +70,8 @@ try {
     format: 'esm',
     platform: 'node',
     write: false,
-    external: Object.keys(pkg.dependencies),
+    // Optional peers too: `redis` is imported only when a Redis URL is configured (src/store/redis.ts).
+    external: [...Object.keys(pkg.dependencies), ...Object.keys(pkg.peerDependencies ?? {})],
   })
   const gz = gzipSync(bundled.outputFiles[0].contents).length
   console.log(

@@ -751,6 +751,70 @@ await step(8, 'Per-backend summary (router.stats())', async () => {
   return `${requests} requests over ${new Set(stats.map((s) => s.backend)).size} backends`
 })
 
+// (h) a pool: two Ollama servers for one model, a canary split, sessions that stay put
+await step(8, 'A pool: two Ollama servers, a 25 % canary, sticky sessions', async () => {
+  const [main, canary] = await Promise.all([
+    started(startOllamaServer({ tokensPerSecond: 400, respond })),
+    started(startOllamaServer({ tokensPerSecond: 400, respond })),
+  ])
+  const pool = [
+    { endpoint_url: main.url, weight: 3, keep_alive: '30m' },
+    { endpoint_url: canary.url, weight: 1 },
+  ].map((r) => ({ model_name: 'pooled', backend_type: 'ollama', priority: 1, ...r }))
+  note(
+    dim(
+      `records: ${pool.map((r) => `${host(r.endpoint_url)} weight ${r.weight}`).join(', ')} (same model and priority)`,
+    ),
+  )
+  const poolRouter = createLLMRouter({ env: { LLM_ROUTER_BACKENDS: JSON.stringify(pool) }, metrics: false })
+  const why = new Map()
+  poolRouter.on('metric', (m) => why.set(m.selected_by, (why.get(m.selected_by) ?? 0) + 1))
+  const sessions = Array.from({ length: 24 }, (_, i) => `user-${i}`)
+  const place = async () => {
+    const at = new Map()
+    for (const sessionId of sessions) {
+      const r = await poolRouter.generate({
+        model: 'pooled',
+        prompt: 'hi',
+        maxTokens: 8,
+        metadata: { sessionId },
+      })
+      at.set(sessionId, r.endpoint)
+    }
+    return at
+  }
+  try {
+    const first = await place()
+    const second = await place()
+    const onCanary = [...first.values()].filter((u) => u === canary.url).length
+    check(
+      [...first].every(([id, u]) => second.get(id) === u),
+      'a session changed members between turns',
+    )
+    note(
+      `${OK} ${onCanary} of ${sessions.length} sessions on the canary, each on the same member for both turns`,
+    )
+    await canary.setFault('down')
+    const third = await place()
+    const moved = sessions.filter((id) => third.get(id) !== first.get(id))
+    check(
+      moved.every((id) => first.get(id) === canary.url),
+      'a session of the healthy member moved',
+    )
+    note(
+      `${OK} canary stopped: its ${moved.length} sessions moved to ${host(main.url)}, the other ${sessions.length - moved.length} stayed`,
+    )
+    note(
+      dim(
+        `why members were chosen (metric selected_by): ${[...why].map(([k, n]) => `${k} ${n}`).join(', ')}`,
+      ),
+    )
+    return `${onCanary}/${sessions.length} sessions on the canary; ${moved.length} moved when it stopped`
+  } finally {
+    await poolRouter.close()
+  }
+})
+
 // --- wrap up --------------------------------------------------------------------------------
 
 await router.close()

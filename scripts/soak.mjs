@@ -1,7 +1,9 @@
 // `npm run soak`: tens of thousands of requests through ONE router against the testing kit's
 // node:http stand-ins (Ollama, mlx_lm.server, admin API) while faults from the fault matrix are
 // switched on and off, requests are aborted at random, streams are broken off, and the admin's
-// records change under a short cache TTL. Then it checks what an embedding service relies on:
+// records change under a short cache TTL. A pool of three more Ollama stand-ins serves model `p`
+// (members failing with the faults, leaving and joining with the admin's changes, with weights,
+// max_concurrency and sessions). Then it checks what an embedding service relies on:
 //
 //   - every call settles (per-request bound and an overall watchdog), only with RouterErrors
 //   - no unhandled rejection or uncaught exception
@@ -177,7 +179,10 @@ const admin = await startAdminServer({
     }
   },
 })
-const servers = { ollama, mlx, admin }
+// The pool: model `p` over these three (plus the main Ollama at a lower priority).
+const pool = await Promise.all([1, 2, 3].map((n) => startOllamaServer({ ...recording(`pool${n}`), ...pace })))
+const servers = { ollama, mlx, admin, pool1: pool[0], pool2: pool[1], pool3: pool[2] }
+const selectedBy = new Map()
 
 function recordsVariant() {
   const ollamaPriority = between(1, 3)
@@ -202,6 +207,23 @@ function recordsVariant() {
   if (random() < 0.5) {
     records.push({ model_name: 'extra', backend_type: 'ollama', endpoint_url: ollama.url, priority: 5 })
   }
+  // Pool members join and leave with the admin's changes (at least one stays), each with a weight,
+  // sometimes a max_concurrency (so requests overflow or queue) and a context_length.
+  const members = pool.filter(() => random() < 0.75)
+  for (const m of members.length > 0 ? members : [pick(pool)]) {
+    const rec = {
+      model_name: 'p',
+      backend_type: 'ollama',
+      endpoint_url: m.url,
+      priority: 1,
+      weight: between(1, 4),
+    }
+    if (random() < 0.5) rec.max_concurrency = between(1, 4)
+    if (random() < 0.3) rec.context_length = between(2, 8)
+    if (random() < 0.3) rec.keep_alive = '5m'
+    records.push(rec)
+  }
+  records.push({ model_name: 'p', backend_type: 'ollama', endpoint_url: ollama.url, priority: 2 })
   // Now and then a record the router must report and skip.
   if (random() < 0.1) records.push({ model_name: 'bad', backend_type: 'tpu', endpoint_url: 'ftp://x' })
   return records
@@ -297,6 +319,9 @@ router.on('metric', (m) => {
   if (i < 0) violate(`metric without a known request_id: ${JSON.stringify(m.request_id)}`)
   else metricSeen[i]++
 })
+router.on('metric', (m) => {
+  if (m.model === 'p') countBy(selectedBy, m.selected_by ?? '(not a pool choice)')
+})
 router.on('metrics:dropped', ({ dropped }) => {
   metricsDropped += dropped
 })
@@ -308,9 +333,12 @@ router.on('config:failed', () => {
 
 async function one(i) {
   const stream = random() < 0.4
-  const model = pick(['o', 'x', 'a', 'a', 'extra', 'unconfigured', undefined])
+  const model = pick(['o', 'x', 'a', 'a', 'extra', 'unconfigured', undefined, 'p', 'p', 'p'])
   const timeoutMs = between(DEADLINE_MIN, DEADLINE_MAX)
   const req = { prompt: `soak ${i}`, timeoutMs, metadata: { requestId: `r${i}` } }
+  // Pool requests: some carry one of 40 sessions; some prompts are too long for a small context_length.
+  if (model === 'p' && random() < 0.5) req.metadata.sessionId = `s${between(0, 39)}`
+  if (model === 'p' && random() < 0.1) req.prompt = 'long '.repeat(20)
   if (model !== undefined) req.model = model
   const f = random()
   if (f < 0.1) req.fallbackModels = ['o']
@@ -461,6 +489,8 @@ if (duplicated > 0) violate(`${duplicated} request(s) with more than one metric`
 if (adminMissing > metricsDropped) {
   violate(`${adminMissing} metric(s) neither received by the admin nor reported dropped (${metricsDropped})`)
 }
+if ((selectedBy.size === 0 || [...selectedBy.keys()].every((k) => k.startsWith('('))) && REQUESTS >= 1000)
+  violate('no pool request was answered by a chosen member (selected_by)')
 if (socketsAfter > socketsBaseline)
   violate(`TCP sockets: ${socketsAfter} after close vs ${socketsBaseline} before`)
 if (serverConnections.some((c) => c > 0)) {
@@ -483,6 +513,7 @@ log(`duration            ${(runMs / 1000).toFixed(1)} s run, ${Math.round(closeM
 table('requests by kind', modes)
 log(`  aborted by signal                  ${String(aborts).padStart(7)}`)
 table('outcomes (ok or error code)', outcomes)
+table('pool requests (model p) by selected_by', selectedBy)
 table('fault slices started (server:fault)', faultsSet)
 table('requests that met a fault (server:fault)', faultHits)
 log(`\nconfig changes      ${configChanges} (config:failed events: ${configFailed})`)

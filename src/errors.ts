@@ -3,6 +3,7 @@
  * what to do, and the underlying `cause`. Guards check a brand property rather than `instanceof`,
  * so they work across the ESM and CJS copies of this package (and across realms).
  */
+import type { PickReason } from './pool/select.js'
 
 /** Stable error codes. Documented in README.md ("Error codes"); never renamed once released. */
 export const ErrorCode = {
@@ -46,6 +47,11 @@ export const ErrorCode = {
   STREAM_INTERRUPTED: 'STREAM_INTERRUPTED',
   /** The endpoint's circuit is open (cooling down after repeated failures); no connection was attempted. */
   CIRCUIT_OPEN: 'CIRCUIT_OPEN',
+  // Pool member health (src/pool/health.ts): skipped without connecting; seen in attempts.
+  /** The endpoint was drained with `router.drain()`; no connection was attempted. */
+  MEMBER_DRAINED: 'MEMBER_DRAINED',
+  /** Active health probes (`healthCheck`) took the endpoint out of rotation; no connection was attempted. */
+  MEMBER_DOWN: 'MEMBER_DOWN',
   /** The caller's AbortSignal fired. */
   ABORTED: 'ABORTED',
   /** Every candidate failed; `attempts` lists what was tried. */
@@ -61,6 +67,11 @@ export const ErrorCode = {
   NO_CAPABLE_BACKEND: 'NO_CAPABLE_BACKEND',
   /** A backend returned a tool call whose arguments are not a JSON object (the model produced malformed JSON). */
   INVALID_TOOL_ARGUMENTS: 'INVALID_TOOL_ARGUMENTS',
+  // Pools (src/pool/).
+  /** Every member that could take the request is at its `max_concurrency`, and no slot freed within the request's deadline (or the wait queue is full). */
+  POOL_BUSY: 'POOL_BUSY',
+  /** The prompt clearly cannot fit the `context_length` of any candidate; nothing was sent. Also the code of a skipped member in `attempts`. */
+  CONTEXT_TOO_LONG: 'CONTEXT_TOO_LONG',
 } as const
 
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode]
@@ -77,6 +88,8 @@ export interface AttemptInfo {
   code?: ErrorCode
   status?: number
   message?: string
+  /** Pools: why this member was chosen (`affinity`, `warm`, `least-loaded`, ...; README "Pools"). */
+  selectedBy?: PickReason
 }
 
 export interface RouterErrorDetails {

@@ -8,6 +8,14 @@ import { joinUrl } from './http/url.js'
 import { type Env, readEnv } from './internal/env.js'
 import { invalidOptions } from './internal/options-error.js'
 import { type HttpSinkOptions, httpSinkOptionsSchema } from './metrics/options.js'
+import {
+  type HealthCheckSettings,
+  healthCheckSchema,
+  resolveHealthCheck,
+  resolveWarmth,
+  type WarmthSettings,
+  warmthSchema,
+} from './pool/health-options.js'
 import type { MetricsSink } from './types.js'
 
 const httpUrl = z.url({ protocol: /^https?$/, error: 'must be an http(s) URL' })
@@ -41,6 +49,10 @@ const adminSchema = z
     retryBaseMs: posInt.optional(),
     /** @default 60000 */
     retryMaxMs: posInt.optional(),
+    /** File that keeps the last good config across restarts (used before env when the admin is down at start). */
+    snapshotFile: z.string().min(1).optional(),
+    /** Path of a server-sent-events change stream on the admin; any event means "refetch now". Off by default. */
+    watchPath: z.string().startsWith('/').optional(),
   })
   .strict()
 
@@ -61,6 +73,17 @@ const sinkSchema = z.custom<MetricsSink>(
     typeof (v as MetricsSink).close === 'function',
   'must be a sink object with write(), flush() and close()',
 )
+
+const redisUrl = z.url({ protocol: /^rediss?$/, error: 'must be a redis:// or rediss:// URL' })
+const redisSchema = z
+  .object({
+    url: redisUrl,
+    /** Prefix of every key and channel, so several apps can share one Redis. @default 'llm-router:' */
+    prefix: z.string().optional(),
+    /** Time budget of one store call on a request's path; slower answers fall back to local state. @default 100 */
+    timeoutMs: posInt.optional(),
+  })
+  .strict()
 
 export const routerOptionsSchema = z
   .object({
@@ -127,6 +150,34 @@ export const routerOptionsSchema = z
     embedBatchSize: posInt.optional(),
     /** `embed()`: most batch requests of one call in flight at once. @default 4 */
     embedConcurrency: posInt.optional(),
+    /** Shared state for a fleet of instances (limits, circuits, config). Default: env LLM_ROUTER_REDIS_URL, else in-memory. */
+    redis: redisSchema.optional(),
+    /** Waiting when every candidate is at a limit (rpm, tpm, token_budget, max_concurrency). */
+    limits: z
+      .object({
+        /** Longest a request waits in total for a limit to lift, within its deadline. @default 30000 */
+        maxWaitMs: nonNegInt.optional(),
+        /** Requests that may wait at once; more fail at once with RATE_LIMITED. @default 1000 */
+        maxQueue: nonNegInt.optional(),
+      })
+      .strict()
+      .optional(),
+    /** Pools (records of one model and priority; README "Pools"). */
+    pool: z
+      .object({
+        /** Requests that may wait for a slot on one member at its max_concurrency; beyond it POOL_BUSY. @default 1000 */
+        maxQueued: nonNegInt.optional(),
+        /** A session (metadata.sessionId) unused this long is placed afresh by its hash. @default 3600000 */
+        sessionTtlMs: posInt.optional(),
+        /** Sessions remembered per router (least recently used go first). @default 10000 */
+        maxSessions: posInt.optional(),
+      })
+      .strict()
+      .optional(),
+    /** Active probes of every endpoint (never a generation); false/absent = off. */
+    healthCheck: healthCheckSchema.optional(),
+    /** Ollama `/api/ps` for members of pools, so warm members are preferred; false = off. */
+    warmth: warmthSchema.optional(),
   })
   .strict()
 
@@ -147,6 +198,8 @@ export interface ResolvedOptions {
     mapPayload: ((payload: unknown) => unknown) | undefined
     retryBaseMs: number
     retryMaxMs: number
+    snapshotFile: string | null
+    watchPath: string | null
   }
   cacheTtlMs: number
   env: Env
@@ -167,6 +220,12 @@ export interface ResolvedOptions {
   closeTimeoutMs: number
   embedBatchSize: number
   embedConcurrency: number
+  /** null: the in-memory store. */
+  redis: { url: string; prefix: string; timeoutMs: number } | null
+  limits: { maxWaitMs: number; maxQueue: number }
+  pool: { maxQueued: number; sessionTtlMs: number; maxSessions: number }
+  healthCheck: HealthCheckSettings | null
+  warmth: WarmthSettings | null
 }
 
 function stripTrailingSlash(url: string): string {
@@ -239,6 +298,8 @@ export function resolveOptions(input: unknown): ResolvedOptions {
       mapPayload: o.admin?.mapPayload,
       retryBaseMs: o.admin?.retryBaseMs ?? 1000,
       retryMaxMs: o.admin?.retryMaxMs ?? 60_000,
+      snapshotFile: o.admin?.snapshotFile ?? null,
+      watchPath: o.admin?.watchPath ?? null,
     },
     cacheTtlMs: o.cacheTtlMs ?? 60_000,
     env,
@@ -269,5 +330,31 @@ export function resolveOptions(input: unknown): ResolvedOptions {
     closeTimeoutMs: o.closeTimeoutMs ?? 10_000,
     embedBatchSize: o.embedBatchSize ?? 64,
     embedConcurrency: o.embedConcurrency ?? 4,
+    redis: resolveRedis(o.redis, env),
+    limits: { maxWaitMs: o.limits?.maxWaitMs ?? 30_000, maxQueue: o.limits?.maxQueue ?? 1000 },
+    pool: {
+      maxQueued: o.pool?.maxQueued ?? 1000,
+      sessionTtlMs: o.pool?.sessionTtlMs ?? 3_600_000,
+      maxSessions: o.pool?.maxSessions ?? 10_000,
+    },
+    healthCheck: resolveHealthCheck(o.healthCheck),
+    warmth: resolveWarmth(o.warmth),
   }
+}
+
+function resolveRedis(o: z.output<typeof redisSchema> | undefined, env: Env): ResolvedOptions['redis'] {
+  let url = o?.url
+  if (url === undefined) {
+    const fromEnv = readEnv(env, 'LLM_ROUTER_REDIS_URL')
+    if (fromEnv === undefined) return null
+    if (!redisUrl.safeParse(fromEnv).success) {
+      throw new RouterError(
+        ErrorCode.INVALID_OPTIONS,
+        'Invalid environment variable LLM_ROUTER_REDIS_URL: must be a redis:// or rediss:// URL (or pass options.redis.url)',
+        { issues: [{ path: 'LLM_ROUTER_REDIS_URL', message: 'must be a redis:// or rediss:// URL' }] },
+      )
+    }
+    url = fromEnv
+  }
+  return { url, prefix: o?.prefix ?? 'llm-router:', timeoutMs: o?.timeoutMs ?? 100 }
 }

@@ -8,7 +8,7 @@ import { validateChatRequest } from './chat/request.js'
 import type { ChatRequest, ChatResult, ChatStream } from './chat/types.js'
 import type { ConfigSnapshot } from './config/contract.js'
 import { createConfigSource } from './config/source.js'
-import type { AttemptContext } from './dispatch/attempt.js'
+import { type AttemptContext, requestHeaders } from './dispatch/attempt.js'
 import { chatChunks, chatOperation } from './dispatch/chat.js'
 import { CircuitRegistry } from './dispatch/circuit.js'
 import { type DispatchCore, primaryCandidates, runRequest } from './dispatch/dispatcher.js'
@@ -21,10 +21,16 @@ import { validateEmbedRequest } from './embed/request.js'
 import { runEmbed } from './embed/run.js'
 import type { EmbedRequest, EmbedResult } from './embed/types.js'
 import { ErrorCode, isRouterError, RouterError } from './errors.js'
+import { createAdminAgent } from './http/agent.js'
 import { type Clock, systemClock } from './internal/clock.js'
 import { createHttpSink } from './metrics/http-sink.js'
 import { createStatsCollector, type StatsEntry } from './metrics/stats.js'
 import { type ResolvedOptions, type RouterOptions, resolveOptions } from './options.js'
+import { SessionPins } from './pool/affinity.js'
+import { HealthMonitor } from './pool/health.js'
+import { LoadRegistry } from './pool/load.js'
+import type { MemberSignals } from './pool/signals.js'
+import { createFleet, type FleetInternals } from './store/fleet.js'
 import { createAgent, dispatchTransport, requestTransport } from './transport/http.js'
 import type {
   BackendKind,
@@ -34,6 +40,7 @@ import type {
   GenerateRequest,
   GenerateResult,
   GenerateStream,
+  MemberHealth,
   MetricRecord,
   MetricsSink,
   RouterEvents,
@@ -95,6 +102,15 @@ export interface LLMRouter {
   circuits(): CircuitInfo[]
   /** Rolling per model/backend/endpoint numbers computed locally. */
   stats(): StatsEntry[]
+  /** Every endpoint of the config in use: up / down / draining / cooling-down, why, since when, load, warm models. */
+  health(): MemberHealth[]
+  /**
+   * Stops sending new requests to `endpoint` (a record's endpoint_url, as results show it); requests
+   * in flight there finish. Returns whether it is in the config in use (the mark is kept either way).
+   */
+  drain(endpoint: string): boolean
+  /** Puts a drained endpoint back in rotation. Returns whether it was drained. */
+  undrain(endpoint: string): boolean
   /** Flushes metrics (within the sink's deadline), stops timers and closes connections. Idempotent. */
   close(): Promise<void>
   readonly closed: boolean
@@ -118,6 +134,10 @@ export interface RouterInternals {
   transport?: 'dispatch' | 'request'
   /** false: decoders never take the learned frame-shape fast path (bench comparison). */
   fastFrames?: boolean
+  /** Shared-state seams (limit window, lease TTL). */
+  fleet?: FleetInternals
+  /** Member health and warmth for pools (tests: a stand-in for the health checks). */
+  signals?: MemberSignals
 }
 
 export function createLLMRouter(options?: RouterOptions, internals: RouterInternals = {}): LLMRouter {
@@ -163,17 +183,47 @@ export function createLLMRouter(options?: RouterOptions, internals: RouterIntern
     }
   }
 
+  const fleet = createFleet(opts, clock, emit, internals.fleet)
+
   const config = createConfigSource({
     admin: { ...opts.admin, url: opts.adminUrl },
     ttlMs: opts.cacheTtlMs,
     env: opts.env,
     clock,
     dispatcher: agent,
-    emit,
+    // Config events also tell the fleet (a changed config is announced to the other instances).
+    emit: (event, payload) => {
+      emit(event, payload)
+      fleet.configEvent(event, payload)
+    },
+    lastGood: fleet.lastGood,
   })
 
   const routeCache = new RouteCache(opts.env, circuits)
-  const routes = (snapshot: ConfigSnapshot) => routeCache.get(snapshot)
+  // Probes and /api/ps get their own pool: behind long generations in the request pool they would time out.
+  const probeAgent = createAdminAgent(opts.connectTimeoutMs)
+  const health = new HealthMonitor({
+    clock,
+    healthCheck: opts.healthCheck,
+    warmth: opts.warmth,
+    currentTable: () => {
+      const s = config.current()
+      return s === null ? null : routeCache.get(s)
+    },
+    headersFor: (target) => requestHeaders(target, opts.env).headers,
+    probeDispatcher: probeAgent.dispatcher,
+    emit,
+  })
+  // In flight and recent latency per endpoint: the pools' own accounting (src/pool/load.ts).
+  const load = new LoadRegistry()
+  health.load = load
+  // Circuits opened or closed by other instances reach the health view too.
+  fleet.attach(config, circuits, (endpoint) => health.circuitChanged(endpoint))
+  const routes = (snapshot: ConfigSnapshot) => {
+    const table = routeCache.get(snapshot)
+    health.sync(table)
+    return table
+  }
 
   // A sink that asks (the OpenTelemetry sink) learns which model names have records of their own.
   if (sink?.attach !== undefined) {
@@ -211,6 +261,7 @@ export function createLLMRouter(options?: RouterOptions, internals: RouterIntern
 
   const core: DispatchCore = {
     options: opts,
+    limiter: fleet.limiter,
     env: opts.env,
     clock,
     circuits,
@@ -221,14 +272,22 @@ export function createLLMRouter(options?: RouterOptions, internals: RouterIntern
     recordMetric,
     circuitEvents: {
       opened: (info) => {
+        fleet.circuitChanged(info)
+        health.circuitChanged(info.endpoint)
         if (listens('circuit:open')) emit('circuit:open', info)
       },
       closed: (info) => {
+        fleet.circuitChanged(info)
+        health.circuitChanged(info.endpoint)
         if (listens('circuit:close')) emit('circuit:close', info)
       },
     },
     fastFrames: internals.fastFrames !== false,
     active: new Set(),
+    load,
+    signals: internals.signals ?? health,
+    pins: new SessionPins(clock, opts.pool.sessionTtlMs, opts.pool.maxSessions),
+    members: health,
   }
 
   let closed = false
@@ -425,10 +484,14 @@ export function createLLMRouter(options?: RouterOptions, internals: RouterIntern
 
     circuits: () => circuits.list(),
     stats: () => stats.snapshot(),
+    health: () => health.list().map((m) => ({ ...m, limited: fleet.limiter.limitedAt(m.endpoint) })),
+    drain: (endpoint) => health.drain(endpoint),
+    undrain: (endpoint) => health.undrain(endpoint),
 
     close(): Promise<void> {
       if (closing) return closing
       closed = true
+      health.close()
       closing = (async () => {
         config.close()
         // In-flight requests may finish within the grace period; then they are stopped with CLOSED.
@@ -459,6 +522,8 @@ export function createLLMRouter(options?: RouterOptions, internals: RouterIntern
         // close(): close() waits for requests undici still holds, such as an aborted one whose TCP
         // connect hangs (a full listen backlog), for up to connectTimeoutMs.
         await agent.destroy().catch(() => {})
+        await probeAgent.destroy()
+        await fleet.close().catch(() => {})
         emitter.removeAllListeners()
       })()
       return closing

@@ -3,6 +3,7 @@
  * Wire-level names (admin records, metric records) stay snake_case as the admin API has them.
  */
 import type { AttemptInfo, ErrorCode, RouterError } from './errors.js'
+import type { PickReason } from './pool/select.js'
 
 export type BackendType = 'ollama' | 'mlx' | 'auto'
 /** The protocol actually spoken on one attempt. `mlx` means OpenAI-compatible `/v1/completions`. */
@@ -34,6 +35,22 @@ export interface BackendRecord {
    * embeddings) skips records that declare capabilities without it. Absent: assumed able (any request).
    */
   capabilities?: Capability[]
+  /** Requests per minute this endpoint accepts (fleet-wide with a Redis store). */
+  rpm?: number
+  /** Tokens per minute (prompt + completion), reserved from an estimate and reconciled with real usage. */
+  tpm?: number
+  /** Tokens this endpoint may spend per `budget_period_seconds`; past it the endpoint is skipped until the period rolls over. */
+  token_budget?: number
+  /** @default 86400 (a day) */
+  budget_period_seconds?: number
+  /** Share of traffic within its pool (records of one model_name and priority). Default 1. */
+  weight?: number
+  /** Most requests this router has in flight to the endpoint; beyond it the pool's next member takes the request. */
+  max_concurrency?: number
+  /** Ollama: `keep_alive` sent with every request to the endpoint (seconds, or a duration such as "10m"). */
+  keep_alive?: number | string
+  /** The endpoint's context window in tokens: prompts that clearly cannot fit are not sent there; Ollama gets it as `num_ctx`. */
+  context_length?: number
 }
 
 /** What a backend record can declare it supports (`capabilities` in the admin record). */
@@ -155,6 +172,8 @@ export interface MetricRecord {
   config_origin: ConfigOrigin | null
   /** Which call made the record: `generate` (generate()/stream()), `chat` (chat()/streamChat()), `embed`. */
   operation: 'generate' | 'chat' | 'embed'
+  /** Pools only: why the member that answered (or failed last) was chosen (`affinity`, `warm`, `least-loaded`, ...). */
+  selected_by?: PickReason
 }
 
 /** A destination for metric records. `write` must not throw or block; the router guards it anyway. */
@@ -186,6 +205,42 @@ export interface CircuitInfo {
   lastError: ErrorCode | null
 }
 
+/**
+ * A member's state in `router.health()`: `up`; `down` (active probes failing, or back in rotation
+ * after a probe succeeded until one request succeeds: `inRotation` tells); `draining`
+ * (`router.drain()`); `cooling-down` (its circuit is open or half-open after repeated failures).
+ */
+export type MemberState = 'up' | 'down' | 'draining' | 'cooling-down'
+
+/** One endpoint of the config in use, as `router.health()` reports it. */
+export interface MemberHealth {
+  /** Base URL, as in results, attempts and metric records. */
+  endpoint: string
+  backend: BackendKind
+  /** Configured model names served there. */
+  models: string[]
+  state: MemberState
+  /** False when selection skips it (drained, or down by probes). An open circuit skips it on its own. */
+  inRotation: boolean
+  /** Why it is not `up` (the failing probe's answer, the circuit's last error); null when up. */
+  reason: string | null
+  /** Epoch ms since which it has been in `state` (or since it joined the config). */
+  since: number
+  /** Requests this router has in flight there. */
+  inFlight: number
+  /** Moving average of its successful attempts' latency (ms), as pools use it; null before any. */
+  recentLatencyMs: number | null
+  /** Ollama: tagged names of the loaded models from its last `/api/ps`; null when not fetched (or not Ollama). */
+  warmModels: string[] | null
+  /** The last active probe (`healthCheck`), or null. */
+  lastProbe: { at: number; ok: boolean; latencyMs: number | null; error: string | null } | null
+  /**
+   * A limit (`rpm`, `tpm`, `token_budget`, `max_concurrency` with a store) that refused a request here
+   * and has not lifted yet by its own estimate (`until`, epoch ms); null when none did.
+   */
+  limited: { limit: LimitField; until: number; model: string } | null
+}
+
 /** Event map of `router.on(...)`. */
 export interface RouterEvents {
   'config:loaded': { origin: ConfigOrigin; records: number; etag: string | null }
@@ -198,6 +253,8 @@ export interface RouterEvents {
   }
   'config:fallback': { origin: 'env' | 'default'; reason: string }
   'config:invalid-record': { index: number; modelName: string | null; field: string; message: string }
+  /** The admin was down at start: the last good config (kept in Redis or admin.snapshotFile) is served as `stale`. */
+  'config:restored': { from: 'redis' | 'file'; records: number; fetchedAt: number | null }
   'request:start': { requestId: string | null; model: string | undefined; stream: boolean }
   'request:end': {
     requestId: string | null
@@ -221,9 +278,33 @@ export interface RouterEvents {
   }
   'circuit:open': CircuitInfo
   'circuit:close': CircuitInfo
+  /** Active probes took a member out of rotation (`failures` consecutive failed probes). */
+  'member:down': { endpoint: string; backend: BackendKind; reason: string; failures: number }
+  /** A member that was down is up again: a probe succeeded, then a request there succeeded. */
+  'member:up': { endpoint: string; backend: BackendKind; downMs: number }
+  /** `router.drain()`: no new requests go there; `known`: it is in the config in use; `inFlight`: still running there. */
+  'member:drained': { endpoint: string; known: boolean; inFlight: number }
+  'member:undrained': { endpoint: string }
   metric: MetricRecord
   'metrics:dropped': { dropped: number; totalDropped: number }
   /** A metrics POST failed after its retries; `requeued`: its records stay queued for the next flush (else dropped). */
   'metrics:flush-failed': { error: unknown; records: number; requeued: boolean }
   'sink:error': { error: unknown }
+  /** An endpoint's limit (a record field) refused an attempt; the request takes the next candidate or waits. */
+  'limit:refused': {
+    model: string
+    backend: BackendKind
+    endpoint: string
+    limit: LimitField
+    retryAfterMs: number
+  }
+  /** Every candidate was at a limit: the request waits `waitMs` (within its deadline) and tries them again. */
+  'limit:wait': { model: string; waitMs: number; waiting: number }
+  /** The shared store (Redis) failed or ran over its time budget: local state is used until it answers again. */
+  'store:fallback': { error: unknown; operation: string }
+  /** The shared store answers again after a fallback. */
+  'store:rejoined': { kind: 'redis' }
 }
+
+/** The record field of a limit. */
+export type LimitField = 'rpm' | 'tpm' | 'token_budget' | 'max_concurrency'

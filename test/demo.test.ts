@@ -39,6 +39,8 @@ describe.concurrent('npm run demo', () => {
     expect(out).toContain('assistant: It is 19 °C and clear in Lisbon.')
     expect(out).toMatch(/✓ \d+ POSTs, (\d+) records: every request the router made is accounted for/)
     expect(out).toMatch(/backend +model +endpoint +requests +errors +p50 +p95 +tok\/s/)
+    expect(out).toMatch(/✓ \d+ of 24 sessions on the canary, each on the same member for both turns/)
+    expect(out).toMatch(/✓ canary stopped: its \d+ sessions moved to 127\.0\.0\.1:\d+, the other \d+ stayed/)
     expect(out).not.toMatch(/^ *✗/m)
     expect(out).not.toContain('\x1b[')
     expect(out).toMatch(/✓ demo passed in [\d.]+ s\n$/)

@@ -16,6 +16,7 @@ import {
   startOllamaServer,
 } from '../src/testing/index.js'
 import { ensureBuilt, root } from './helpers/build.js'
+import { redisAvailable, startRedis } from './helpers/redis-server.js'
 import { run, start } from './helpers/run.js'
 
 let ollama: OllamaServer
@@ -75,8 +76,10 @@ it('covers every file in examples/ (a new example needs a test here)', () => {
       'custom-sink.ts',
       'embeddings.ts',
       'env-only.ts',
+      'fleet-limits.ts',
       'http-service.ts',
       'opentelemetry.ts',
+      'pool-canary.ts',
       'streaming.ts',
       'testing-with-msw.ts',
     ].sort(),
@@ -236,6 +239,60 @@ describe.concurrent('examples', () => {
     expect(r.code, r.stderr).toBe(0)
     expect(r.stdout).toContain(`embedded 6 documents with gemma3 on ollama at ${ollama.url}: 2 batches`)
     expect(r.stdout).toContain(`attempt mlx ${mlx.url}: UNSUPPORTED_OPERATION`)
+  })
+
+  it('pool-canary: about 10 % of sessions on the canary, a conversation stays on one member', async () => {
+    const main = await startOllamaServer({ respond: 'main' })
+    const canary = await startOllamaServer({ respond: 'canary' })
+    try {
+      const r = await run([example('pool-canary')], {
+        OLLAMA_MAIN_URL: main.url,
+        OLLAMA_CANARY_URL: canary.url,
+      })
+      expect(r.code, r.stderr).toBe(0)
+      const share = Number(/canary share: ([\d.]+)% of 200 sessions/.exec(r.stdout)?.[1])
+      expect(share).toBeGreaterThan(3)
+      expect(share).toBeLessThan(20)
+      expect(generateCalls(canary)).toBe(
+        Math.round((share * 200) / 100) + (r.stdout.includes('user-7: canary') ? 5 : 0),
+      )
+      expect(r.stdout).toMatch(/session user-7: (main|canary) \(affinity\)(, \1 \(affinity\)){4}\n/)
+      expect(r.stdout).toMatch(/why members were chosen: affinity \d+/)
+    } finally {
+      await Promise.all([main.stop(), canary.stop()])
+    }
+  })
+
+  it('pool-canary: runs on its own testing-kit stand-ins when no servers are given', async () => {
+    const r = await run([example('pool-canary')])
+    expect(r.code, r.stderr).toBe(0)
+    expect(r.stdout).toMatch(/canary share: [\d.]+% of 200 sessions/)
+  })
+
+  it.skipIf(!redisAvailable())(
+    'fleet-limits: two processes share rpm 8 through Redis: 8 of 20 answered, the server saw 8',
+    async () => {
+      const redis = await startRedis()
+      const server = await startOllamaServer({ respond: 'Hi!' })
+      try {
+        const r = await run([example('fleet-limits')], {
+          LLM_ROUTER_REDIS_URL: redis.url,
+          OLLAMA_URL: server.url,
+        })
+        expect(r.code, r.stderr).toBe(0)
+        expect(r.stdout).toContain('fleet: 8 of 20 answered (rpm 8 shared through Redis)')
+        expect(r.stdout).toMatch(/instance A: .*RATE_LIMITED \(retry after \d+ s\)/)
+        expect(generateCalls(server)).toBe(8)
+      } finally {
+        await Promise.all([server.stop(), redis.stop()])
+      }
+    },
+  )
+
+  it('fleet-limits: says what it needs when LLM_ROUTER_REDIS_URL is not set', async () => {
+    const r = await run([example('fleet-limits')])
+    expect(r.code).toBe(1)
+    expect(r.stderr).toContain('Set LLM_ROUTER_REDIS_URL')
   })
 
   it('testing-with-msw: its node:test suite passes without any server', async () => {

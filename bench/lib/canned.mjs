@@ -111,7 +111,22 @@ export function openaiSseEvents() {
 /** Admin records for the bench. `ports` come from the server process. */
 export function adminRecords(ports) {
   const local = (port) => `http://127.0.0.1:${port}`
+  // `bench-pool`: four records of one model and priority, so the router chooses among them.
+  const pool = (ports.ollamaPool ?? []).map((port, i) => ({
+    id: 100 + i,
+    model_name: 'bench-pool',
+    backend_type: 'ollama',
+    endpoint_url: local(port),
+    backend_model: OLLAMA_MODEL,
+    enabled: true,
+    priority: 100,
+    max_tokens: 256,
+    temperature_default: 0.7,
+    timeout_seconds: 60,
+    description: `bench: pool member ${i + 1} of 4`,
+  }))
   return [
+    ...pool,
     {
       id: 1,
       model_name: 'bench-ollama',

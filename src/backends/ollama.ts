@@ -28,7 +28,7 @@ import {
   preview,
   streamError,
 } from './common.js'
-import { FrameShape } from './fast-frame.js'
+import { FrameShape, ShapeMemo } from './fast-frame.js'
 import { LineDecoder } from './lines.js'
 import type { BackendAdapter, BackendOutput, StreamDecoder, WireRequest } from './types.js'
 
@@ -140,6 +140,9 @@ export function withoutContext(json: string): string {
   return json
 }
 
+/** The delta-line shape last learned by any Ollama stream: the next stream's first line needs no parse. */
+const LEARNED = new ShapeMemo()
+
 class OllamaStreamDecoder extends LineDecoder {
   private text = ''
   private final: JsonObject | undefined = undefined
@@ -148,21 +151,25 @@ class OllamaStreamDecoder extends LineDecoder {
 
   constructor(fastFrames = true) {
     super()
-    this.shape = fastFrames ? new FrameShape('"response":"', 'created_at') : null
+    this.shape = fastFrames ? new FrameShape('"response":"', 'created_at', LEARNED) : null
+  }
+
+  /**
+   * Plain delta lines shaped like the last parsed one are read from their bytes (fast-frame.ts): no
+   * UTF-8 decoding of the line and no JSON.parse, the top items of a stream's client CPU profile.
+   */
+  protected override lineFrame(buf: Buffer, start: number, end: number, onText: OnText): boolean {
+    const fast = this.shape?.matchBytes(buf, start, end)
+    if (fast === undefined) return false
+    if (fast.length > 0) {
+      this.text += fast
+      onText(fast)
+    }
+    return true
   }
 
   protected onLine(line: string, onText: OnText): void {
     if (line.length === 0) return
-    // Plain delta lines shaped like the last parsed one skip JSON.parse (fast-frame.ts), which was
-    // the top item of a stream's client CPU profile.
-    const fast = this.shape?.match(line)
-    if (fast !== undefined) {
-      if (fast.length > 0) {
-        this.text += fast
-        onText(fast)
-      }
-      return
-    }
     let parsed: unknown
     try {
       parsed = JSON.parse(withoutContext(line))

@@ -39,7 +39,7 @@ import {
   rejectsRequest,
   streamError,
 } from './common.js'
-import { FrameShape } from './fast-frame.js'
+import { FrameShape, ShapeMemo } from './fast-frame.js'
 import { SseDecoder } from './sse.js'
 import type { BackendAdapter, BackendOutput, StreamDecoder, WireRequest } from './types.js'
 
@@ -110,6 +110,9 @@ function decode(body: string): BackendOutput {
   }
 }
 
+/** The chunk shape last learned by any SSE stream: the next stream's first chunk needs no parse. */
+const LEARNED = new ShapeMemo()
+
 class SseStreamDecoder extends SseDecoder<BackendOutput, string> {
   private text = ''
   /** null: every frame takes the full parse (the bench's comparison switch). */
@@ -121,7 +124,7 @@ class SseStreamDecoder extends SseDecoder<BackendOutput, string> {
 
   constructor(fastFrames = true) {
     super()
-    this.shape = fastFrames ? new FrameShape('"text":"') : null
+    this.shape = fastFrames ? new FrameShape('"text":"', null, LEARNED) : null
   }
 
   protected dispatch(data: string, event: string, onText: OnText): void {

@@ -6,6 +6,7 @@ import type { Dispatcher } from 'undici'
 import type { Clock } from '../internal/clock.js'
 import type { Env } from '../internal/env.js'
 import type { BackendRecord, ConfigOrigin, RouterEvents } from '../types.js'
+import type { LastGood } from './last-good.js'
 
 export interface ConfigSnapshot {
   /** Enabled records only, sorted by priority (lower first), stable for equal priorities. */
@@ -61,6 +62,8 @@ export interface ConfigSourceDeps {
   /** The router's undici dispatcher (keep-alive Agent). */
   dispatcher: Dispatcher
   emit: <K extends keyof RouterEvents>(event: K, payload: RouterEvents[K]) => void
+  /** Where the last good admin config is kept across restarts (Redis and/or `admin.snapshotFile`). */
+  lastGood?: LastGood | null
 }
 
 export interface ConfigSource {

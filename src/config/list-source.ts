@@ -55,7 +55,8 @@ export class ListConfigSource extends SourceBase implements ConfigSource {
     // Shared by every caller waiting on the first load; never rejects (env records instead).
     return this.#fetch().then(
       (snapshot) => snapshot,
-      () => this.#fallback ?? this.#closedFallback(),
+      () =>
+        this.#fallback ?? (this.#entry === null ? this.#closedFallback() : staleView(this.#entry.snapshot)),
     )
   }
 
@@ -89,9 +90,32 @@ export class ListConfigSource extends SourceBase implements ConfigSource {
         return this.#applySuccess(result)
       } catch (caught) {
         const error = this.asRouterError(caught)
+        // Admin down before any good load: the last good config (Redis or file) beats env records.
+        if (!this.closed && this.#entry === null && this.#fallback === null) await this.#restore()
         if (!this.closed) this.#applyFailure(error)
         throw error
       }
+    })
+  }
+
+  /** Installs the saved last good config as a failed entry, so it is served as `stale` (never as env). */
+  async #restore(): Promise<void> {
+    const saved = await this.deps.lastGood?.load().catch(() => null)
+    if (!saved || this.#entry !== null || this.closed) return
+    const key = contentKey(saved.records)
+    const snapshot = buildSnapshot({
+      allRecords: saved.records,
+      origin: 'admin',
+      etag: null,
+      fetchedAt: saved.fetchedAt,
+      version: this.#versions.next(key),
+      modelNotes: notesFor(saved.records, []),
+    })
+    this.#entry = { snapshot, key, etag: null, freshUntil: 0, failed: true }
+    this.emit('config:restored', {
+      from: saved.from,
+      records: snapshot.records.length,
+      fetchedAt: saved.fetchedAt,
     })
   }
 
@@ -166,6 +190,9 @@ export class ListConfigSource extends SourceBase implements ConfigSource {
     }
     this.#fallback = null
     this.scheduler.succeeded()
+    if (snapshot.origin === 'admin' && previous?.key !== key) {
+      this.deps.lastGood?.save(snapshot.allRecords, etag, now).catch(noop)
+    }
 
     if (snapshot.origin === 'admin' && !this.#loadedOnce) {
       this.#loadedOnce = true

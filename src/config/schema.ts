@@ -101,6 +101,19 @@ const envName = z
   .string({ error: 'must be an environment variable name' })
   .regex(ENV_NAME, 'must be an environment variable name (letters, digits, _), never a secret value')
 
+/** Go duration syntax, as Ollama parses a string `keep_alive` (time.ParseDuration): `5m`, `1h30m`, `-1s`, `0`. */
+const GO_DURATION = /^[-+]?(0|((\d+(\.\d*)?|\.\d+)(ns|us|µs|μs|ms|s|m|h))+)$/
+/** Ollama's `keep_alive`: seconds as a number (negative: keep loaded), or a Go duration string. */
+const KEEP_ALIVE_MESSAGE =
+  'must be seconds (a number; negative keeps the model loaded) or a duration such as "5m" or "1h"'
+const keepAlive = z.union(
+  [
+    z.number({ error: KEEP_ALIVE_MESSAGE }).finite(KEEP_ALIVE_MESSAGE),
+    z.string({ error: KEEP_ALIVE_MESSAGE }).regex(GO_DURATION, KEEP_ALIVE_MESSAGE),
+  ],
+  { error: KEEP_ALIVE_MESSAGE },
+)
+
 const bearerAuth = z.strictObject({ bearer_env: envName })
 const headerAuth = z.strictObject({
   header: z
@@ -141,6 +154,11 @@ const authSchema = z.unknown().transform((value, ctx): BackendAuth => {
     : { header: data.header, value_env: data.value_env }
 })
 
+const positiveInt = z
+  .number({ error: 'must be a positive integer' })
+  .int('must be a positive integer')
+  .positive('must be a positive integer')
+
 const recordShape = z.object({
   id: z.union([z.number(), z.string()], { error: 'id must be a number or a string' }).optional(),
   model_name: z.string({ error: 'must be a string' }).trim().min(1, 'must not be empty'),
@@ -178,6 +196,28 @@ const recordShape = z.object({
       { error: `must be a list of capabilities (${CAPABILITIES.join(', ')})` },
     )
     .optional(),
+  // Limits (issue 14): per endpoint, enforced through the store, fleet-wide when it is Redis.
+  rpm: positiveInt.optional(),
+  tpm: positiveInt.optional(),
+  token_budget: positiveInt.optional(),
+  budget_period_seconds: positiveInt.optional(),
+  // Pools (src/pool/): records of one model_name and priority share its traffic.
+  weight: z
+    .number({ error: 'must be a positive number' })
+    .finite('must be a positive number')
+    .positive('must be a positive number (share of the pool; disable a record with enabled: false)')
+    .optional(),
+  max_concurrency: z
+    .number({ error: 'must be a positive integer' })
+    .int('must be a positive integer')
+    .positive('must be a positive integer')
+    .optional(),
+  keep_alive: keepAlive.optional(),
+  context_length: z
+    .number({ error: 'must be a positive integer (tokens)' })
+    .int('must be a positive integer (tokens)')
+    .positive('must be a positive integer (tokens)')
+    .optional(),
 })
 
 /** Default priority when a record has none (lower is tried first). */
@@ -211,6 +251,14 @@ export const backendRecordSchema = z.preprocess(
     if (r.fallback_url !== undefined) out.fallback_url = r.fallback_url
     if (r.auth !== undefined) out.auth = r.auth
     if (r.capabilities !== undefined) out.capabilities = [...new Set(r.capabilities)]
+    if (r.rpm !== undefined) out.rpm = r.rpm
+    if (r.tpm !== undefined) out.tpm = r.tpm
+    if (r.token_budget !== undefined) out.token_budget = r.token_budget
+    if (r.budget_period_seconds !== undefined) out.budget_period_seconds = r.budget_period_seconds
+    if (r.weight !== undefined) out.weight = r.weight
+    if (r.max_concurrency !== undefined) out.max_concurrency = r.max_concurrency
+    if (r.keep_alive !== undefined) out.keep_alive = r.keep_alive
+    if (r.context_length !== undefined) out.context_length = r.context_length
     return out
   }),
 )

@@ -161,7 +161,10 @@ export interface AttemptLimits {
 }
 
 /** Headers of one request, and the credential value in them (to keep it out of error messages). */
-function requestHeaders(target: Target, env: Env): { headers: Record<string, string>; secret?: string } {
+export function requestHeaders(
+  target: Target,
+  env: Env,
+): { headers: Record<string, string>; secret?: string } {
   const auth = target.auth
   if (auth === undefined) return { headers: target.headers }
   if ('bearer_env' in auth) {

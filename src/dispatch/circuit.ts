@@ -58,6 +58,21 @@ export class Circuit {
     return false
   }
 
+  /**
+   * Another instance opened or closed this endpoint's circuit (shared through the store). Returns
+   * true when that changed this one: an open notice opens it until the later of the two deadlines,
+   * a close notice (their probe succeeded) closes it.
+   */
+  applyRemote(state: 'open' | 'closed', openUntil: number, lastError: ErrorCode | null): boolean {
+    if (state === 'closed') return this.state !== 'closed' && this.success()
+    if (this.state === 'open' && this.openUntil >= openUntil) return false
+    this.state = 'open'
+    this.openUntil = openUntil
+    this.probing = false
+    if (lastError !== null) this.lastError = lastError
+    return true
+  }
+
   /** A probe that ended without a verdict (abort, caller error) must not leave the circuit stuck. */
   release(): void {
     this.probing = false

@@ -29,6 +29,8 @@ const POLICIES: Record<ErrorCode, FailurePolicy> = {
   RESPONSE_TOO_LARGE: { retry: false, fallover: true, unhealthy: false },
   STREAM_ERROR: { retry: false, fallover: true, unhealthy: true },
   CIRCUIT_OPEN: { retry: false, fallover: true, unhealthy: false },
+  MEMBER_DRAINED: { retry: false, fallover: true, unhealthy: false },
+  MEMBER_DOWN: { retry: false, fallover: true, unhealthy: false },
   MISSING_CREDENTIAL: { retry: false, fallover: true, unhealthy: false },
   // A per-attempt limit (the record's timeout_seconds, first token, headers, idle) fired: this
   // backend is stuck, another may answer. The request's own deadline never gets here: a stopped
@@ -51,6 +53,9 @@ const POLICIES: Record<ErrorCode, FailurePolicy> = {
   // The model's own output (a tool call with broken JSON arguments): the server is healthy, and the
   // caller decides whether to ask again; falling over would hide which model produced it.
   INVALID_TOOL_ARGUMENTS: { retry: false, fallover: false, unhealthy: false },
+  // Pools: decided before sending (full, too long for the window, out of rotation): never an attempt's failure.
+  POOL_BUSY: { retry: false, fallover: false, unhealthy: false },
+  CONTEXT_TOO_LONG: { retry: false, fallover: false, unhealthy: false },
 }
 
 export function policyOf(code: ErrorCode): FailurePolicy {

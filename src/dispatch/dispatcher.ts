@@ -8,7 +8,15 @@ import type { ConfigSnapshot } from '../config/contract.js'
 import { type AttemptInfo, ErrorCode, isRouterError, RouterError } from '../errors.js'
 import type { Clock } from '../internal/clock.js'
 import type { Env } from '../internal/env.js'
+import { gateHost, LimitGate } from '../limits/gate.js'
+import type { Limiter } from '../limits/limiter.js'
 import type { ResolvedOptions } from '../options.js'
+import type { SessionPins } from '../pool/affinity.js'
+import type { MemberHooks } from '../pool/health.js'
+import type { LoadRegistry, MemberState } from '../pool/load.js'
+import { type PickReason, type Pool, type PoolMember, promptTokensAtLeast } from '../pool/select.js'
+import type { MemberSignals } from '../pool/signals.js'
+import { type PoolHost, walkPool } from '../pool/walk.js'
 import type { MetricRecord, RouterEvents } from '../types.js'
 import {
   type AttemptContext,
@@ -25,6 +33,8 @@ import { type Candidate, defaultCandidates, type RouteTable, type Target } from 
 
 export interface DispatchCore {
   options: ResolvedOptions
+  /** Endpoint limits through the store; null when no router-level limiter exists (tests of the bare core). */
+  limiter?: Limiter | null
   env: Env
   clock: Clock
   circuits: CircuitRegistry
@@ -40,6 +50,14 @@ export interface DispatchCore {
   fastFrames: boolean
   /** Requests in flight, so `close()` can stop the ones that outlive its grace period. */
   active: Set<RequestControl>
+  /** Pools: requests in flight and recent latency per endpoint, the wait queues (src/pool/load.ts). */
+  load: LoadRegistry
+  /** Pools: health and warmth of members (src/pool/signals.ts). */
+  signals: MemberSignals
+  /** Pools: where each session went (src/pool/affinity.ts). */
+  pins: SessionPins
+  /** Member health (drain, probes): skips endpoints out of rotation, counts attempts, hears outcomes. */
+  members?: MemberHooks
 }
 
 /** Hooks a streaming run passes in; a plain (one-answer) run passes none. */
@@ -138,6 +156,10 @@ class RequestRun<Req extends DispatchRequest, Out, Res extends DispatchResult, D
   last: RouterError | null = null
   previous: AttemptWhere | null = null
   fallback = false
+  /** Endpoint limits of this request (null: no limiter). */
+  readonly gate: LimitGate | null
+  /** Whether the current pass sent anything (false: every target was skipped by a limit, circuit or rotation). */
+  private sent = false
 
   constructor(
     readonly core: DispatchCore,
@@ -146,7 +168,9 @@ class RequestRun<Req extends DispatchRequest, Out, Res extends DispatchResult, D
     readonly stream: StreamHooks<Out, Delta> | null,
     readonly control: RequestControl,
     readonly t0: number,
-  ) {}
+  ) {
+    this.gate = core.limiter ? new LimitGate(core.limiter, req, gateHost(core, control)) : null
+  }
 
   delivered(): number {
     return this.stream?.delivered() ?? 0
@@ -178,44 +202,127 @@ class RequestRun<Req extends DispatchRequest, Out, Res extends DispatchResult, D
     return new CircuitGuard(target.circuit, core.circuits.options, core.clock, core.circuitEvents)
   }
 
-  /** Walks the candidates; resolves with the first success, throws the request's one error. */
+  /**
+   * Walks the candidates; resolves with the first success, throws the request's one error. When
+   * targets were refused by their limits (rpm, tpm, token_budget, fleet-wide max_concurrency), waits
+   * within the deadline and the wait bound, and walks again, trying only those.
+   */
   async walk(candidates: Candidate[]): Promise<Res> {
+    for (;;) {
+      this.sent = false
+      const out = await this.walkOnce(candidates)
+      if (out !== null) return out
+      const wait = this.gate?.nextWait(this.req.model, this.attempts, !this.sent) ?? null
+      if (wait === null)
+        throw allFailed(this.req.model, this.attempts, this.last, candidates[0]?.defaultReason)
+      await (this.gate as LimitGate)
+        .sleep((ms) => this.control.sleep(ms), wait)
+        .catch(() => {
+          throw this.stoppedError(this.previous ?? (this.attempts.at(-1) as AttemptWhere))
+        })
+    }
+  }
+
+  private async walkOnce(candidates: Candidate[]): Promise<Res | null> {
+    const tokens = this.promptTokens(candidates)
+    let pools: Pool[] | null = null
     for (const candidate of candidates) {
+      // A pool's members are chosen among themselves (src/pool/walk.ts), once per request.
+      const pool = candidate.pool
+      if (pool) {
+        if (pools?.includes(pool)) continue
+        if (pools === null) pools = [pool]
+        else pools.push(pool)
+        const out = await walkPool(pool, tokens, this.poolHost())
+        if (out !== null) return out
+        continue
+      }
       const unable = this.op.unable(this.req, candidate)
       if (unable !== null) {
         this.skip(candidate, unable)
         continue
       }
-      const limits = attemptLimits(
-        this.core.options,
-        this.req,
-        candidate.record.timeout_seconds,
-        this.stream !== null,
-      )
-      for (const target of candidate.targets) {
-        const where: AttemptWhere = {
-          model: candidate.model,
-          backend: target.kind,
-          endpoint: target.endpoint,
-        }
-        if (this.control.stopped) throw this.stoppedError(this.previous ?? where)
-        const guard = this.guard(target)
-        if (!guard.allow()) {
-          this.last = new RouterError(
-            ErrorCode.CIRCUIT_OPEN,
-            `${target.kind} at ${target.endpoint} is cooling down after repeated failures; skipped without connecting`,
-            where,
-          )
-          this.attempts.push(attemptInfo(where, 0, performance.now(), this.last))
-          continue
-        }
-        if (this.previous !== null && this.last !== null) this.announceFallback(where, this.last)
-        const out = await this.tryTarget(candidate, target, where, guard, limits)
-        if (out !== null) return out
-        this.previous = where
+      const window = candidate.record.context_length
+      if (tokens > 0 && window !== undefined && tokens > window) {
+        this.skipTooLong(candidate, tokens)
+        continue
       }
+      const out = await this.walkCandidate(candidate, false, undefined)
+      if (out !== null) return out
     }
-    throw allFailed(this.req.model, this.attempts, this.last, candidates[0]?.defaultReason)
+    return null
+  }
+
+  /**
+   * Walks one candidate's targets (an `auto` record has two). `heldFirst`: a pool already holds the
+   * first target's slot; every other target takes one here, released when it is done.
+   */
+  private async walkCandidate(
+    candidate: Candidate,
+    heldFirst: boolean,
+    selectedBy: PickReason | undefined,
+  ): Promise<Res | null> {
+    const { core } = this
+    const limits = attemptLimits(
+      core.options,
+      this.req,
+      candidate.record.timeout_seconds,
+      this.stream !== null,
+    )
+    const targets = candidate.targets
+    for (let i = 0; i < targets.length; i++) {
+      const target = targets[i] as Target
+      const where: AttemptWhere = {
+        model: candidate.model,
+        backend: target.kind,
+        endpoint: target.endpoint,
+      }
+      if (this.control.stopped) throw this.stoppedError(this.previous ?? where)
+      const gate = this.gate
+      if (gate !== null && !gate.includes(target)) continue
+      const skipped = core.members?.skip(where) ?? null
+      if (skipped !== null) {
+        this.last = skipped
+        this.attempts.push(attemptInfo(where, 0, performance.now(), skipped))
+        continue
+      }
+      const guard = this.guard(target)
+      if (!guard.allow()) {
+        this.last = new RouterError(
+          ErrorCode.CIRCUIT_OPEN,
+          `${target.kind} at ${target.endpoint} is cooling down after repeated failures; skipped without connecting`,
+          where,
+        )
+        this.attempts.push(attemptInfo(where, 0, performance.now(), this.last))
+        continue
+      }
+      const admitted = gate === null ? null : await gate.admit(candidate, target, where)
+      if (admitted instanceof RouterError) {
+        guard.release()
+        this.last = admitted
+        this.attempts.push(attemptInfo(where, 0, performance.now(), admitted))
+        continue
+      }
+      if (this.previous !== null && this.last !== null) this.announceFallback(where, this.last)
+      this.sent = true
+      let load = target.load
+      if (load === undefined) {
+        load = core.load.member(target.endpoint)
+        target.load = load
+      }
+      const held = i === 0 && heldFirst
+      if (!held) load.inFlight++
+      let out: Res | null = null
+      try {
+        out = await this.tryTarget(candidate, target, where, guard, limits, selectedBy)
+      } finally {
+        if (!held) load.release()
+        admitted?.done(out)
+      }
+      if (out !== null) return out
+      this.previous = where
+    }
+    return null
   }
 
   /** Attempts one target until it answers (result), the policy moves on (null) or fails (throws). */
@@ -225,6 +332,7 @@ class RequestRun<Req extends DispatchRequest, Out, Res extends DispatchResult, D
     where: AttemptWhere,
     guard: CircuitGuard,
     limits: AttemptLimits,
+    selectedBy: PickReason | undefined,
   ): Promise<Res | null> {
     const { core, control, stream, op } = this
     const adapter = op.adapter(target.kind)
@@ -234,6 +342,7 @@ class RequestRun<Req extends DispatchRequest, Out, Res extends DispatchResult, D
       const startedAt = performance.now()
       stream?.onAttempt(candidate, target)
       const decoder = stream === null ? null : stream.createDecoder(adapter)
+      core.members?.started(target.endpoint)
       try {
         const out = await sendAttempt(
           core.attemptContext,
@@ -247,15 +356,23 @@ class RequestRun<Req extends DispatchRequest, Out, Res extends DispatchResult, D
           stream?.onText ?? null,
           limits,
         )
+        core.members?.ended(target.endpoint, true)
         guard.success()
-        this.attempts.push(attemptInfo(where, n, startedAt, null))
+        const info = attemptInfo(where, n, startedAt, null)
+        if (selectedBy !== undefined) info.selectedBy = selectedBy
+        this.attempts.push(info)
+        ;(target.load as MemberState).observe(info.latencyMs)
         return op.result(out, where, this.attempts, this.timings())
       } catch (caught) {
         const error = asRouterError(caught)
-        this.attempts.push(attemptInfo(where, n, startedAt, error))
+        const info = attemptInfo(where, n, startedAt, error)
+        if (selectedBy !== undefined) info.selectedBy = selectedBy
+        this.attempts.push(info)
         // Wall time, not the injected clock: "fast" is a round trip on the wire (policy.ts).
         const failure = classifyFailure(error, control.stopped, n, performance.now() - startedAt)
-        if (chargesCircuit(failure)) guard.failure(error.code)
+        const charged = chargesCircuit(failure)
+        core.members?.ended(target.endpoint, charged ? false : null)
+        if (charged) guard.failure(error.code)
         else guard.release()
         const decision = this.decide(failure, n, where)
         if (decision.action === 'fail') throw decision.error.withDetails({ attempts: this.attempts })
@@ -303,6 +420,92 @@ class RequestRun<Req extends DispatchRequest, Out, Res extends DispatchResult, D
       `No backend for model "${model ?? '(default)'}" can serve this ${this.op.name} request: ${reasons.join('; ')}. Declare the capability on a record that has it (capabilities in the admin config) or drop that part of the request; nothing was sent`,
       { attempts: this.attempts, ...(model === undefined ? {} : { model }) },
     )
+  }
+
+  /**
+   * Lower bound of the prompt's tokens when some candidate declares a `context_length`, else 0 (no
+   * check). When none can hold it, fails with CONTEXT_TOO_LONG before anything is sent.
+   */
+  private promptTokens(candidates: readonly Candidate[]): number {
+    let largest = 0
+    let unlimited = false
+    for (const c of candidates) {
+      const window = c.record.context_length
+      if (window === undefined) unlimited = true
+      else if (window > largest) largest = window
+    }
+    if (largest === 0) return 0
+    const tokens = this.countTokens()
+    if (unlimited || tokens <= largest) return tokens
+    for (const c of candidates) this.skipTooLong(c, tokens)
+    const model = this.req.model
+    throw new RouterError(
+      ErrorCode.CONTEXT_TOO_LONG,
+      `The prompt is too long for every backend of model "${model ?? '(default)'}": at least ${tokens} tokens, and the largest context_length is ${largest}. Shorten the prompt, or add a record with a larger context_length; nothing was sent`,
+      { attempts: this.attempts, ...(model === undefined ? {} : { model }) },
+    )
+  }
+
+  private countTokens(): number {
+    const chars = this.op.promptChars?.(this.req)
+    return chars === undefined ? 0 : promptTokensAtLeast(chars)
+  }
+
+  private skipTooLong(candidate: Candidate, tokens: number): void {
+    for (const target of candidate.targets) {
+      const where = { model: candidate.model, backend: target.kind, endpoint: target.endpoint }
+      this.note(
+        where,
+        new RouterError(
+          ErrorCode.CONTEXT_TOO_LONG,
+          `The prompt (at least ${tokens} tokens) does not fit the context_length ${candidate.record.context_length} of ${target.endpoint}; skipped without connecting`,
+          where,
+        ),
+      )
+    }
+  }
+
+  /** Lists a target that was left out (never connected to) in the attempts. */
+  private note(where: AttemptWhere, error: RouterError): void {
+    this.last ??= error
+    this.attempts.push(attemptInfo(where, 0, performance.now(), error))
+  }
+
+  private poolHost(): PoolHost<Res> {
+    const { core } = this
+    return {
+      load: core.load,
+      signals: core.signals,
+      pins: core.pins,
+      clock: core.clock,
+      maxQueued: core.options.pool.maxQueued,
+      control: this.control,
+      model: this.req.model,
+      sessionId: this.req.metadata?.sessionId,
+      unable: (candidate) => this.op.unable(this.req, candidate),
+      skipUnable: (candidate, why) => this.skip(candidate, why),
+      outOfRotation: (where) =>
+        core.members?.skip(where) ??
+        new RouterError(
+          ErrorCode.MEMBER_DOWN,
+          `${where.backend} at ${where.endpoint} is out of rotation; skipped without connecting. router.health() shows why`,
+          where,
+        ),
+      note: (member, error) =>
+        this.note(
+          { model: member.candidate.model, backend: error.backend ?? 'ollama', endpoint: member.endpoint },
+          error,
+        ),
+      attempt: (member: PoolMember, reason) => this.walkCandidate(member.candidate, true, reason),
+      stoppedError: (member) =>
+        this.stoppedError(
+          this.previous ?? {
+            model: member.candidate.model,
+            backend: member.candidate.targets[0]?.kind ?? 'ollama',
+            endpoint: member.endpoint,
+          },
+        ),
+    }
   }
 
   /** A candidate whose record lacks a capability the request needs: listed in the attempts, never sent. */

@@ -18,7 +18,10 @@ function toWire(req: GenerateRequest, candidate: Candidate, target: Target, stre
   const maxTokens = req.maxTokens ?? record.max_tokens
   if (maxTokens !== undefined) wire.maxTokens = maxTokens
   if (req.stop !== undefined) wire.stop = req.stop
-  if (req.options !== undefined) wire.options = req.options
+  // The record's Ollama fields (keep_alive, num_ctx) first, so the request's own options win.
+  const extras = target.extras
+  if (extras !== null) wire.options = req.options === undefined ? extras : { ...extras, ...req.options }
+  else if (req.options !== undefined) wire.options = req.options
   if (target.sendModel !== undefined) wire.model = target.sendModel
   return wire
 }
@@ -28,6 +31,7 @@ export const generateOperation: Operation<GenerateRequest, BackendOutput, Genera
   adapter: adapterFor,
   // A prompt needs no capability: every record can complete one.
   unable: () => null,
+  promptChars: (req) => req.prompt.length + (req.system?.length ?? 0),
   encode: (req, candidate, target, stream) =>
     adapterFor(target.kind).encode(toWire(req, candidate, target, stream)),
   result: (out, where, attempts, t) =>

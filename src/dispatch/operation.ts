@@ -49,6 +49,11 @@ export interface Operation<Req extends DispatchRequest, Out, Res extends Dispatc
    * that cannot are skipped before anything is sent, and the skip is listed in the attempts.
    */
   unable(req: Req, candidate: Candidate): string | null
+  /**
+   * Characters of the request's text the model reads (prompt, system, messages), for the context-length
+   * check of records with `context_length` (src/pool/). Absent: such records are not checked.
+   */
+  promptChars?(req: Req): number
   /** JSON body for one target (computed once per target, reused by its retries). */
   encode(req: Req, candidate: Candidate, target: Target, stream: boolean): string
   /** The caller's result from the adapter's output of the successful attempt. */

@@ -106,7 +106,7 @@ export function metricFrom(
   const md = req.metadata
   const last = attempts[attempts.length - 1]
   const latencyMs = result?.latencyMs ?? performance.now() - t.t0
-  return {
+  const record: MetricRecord = {
     timestamp: ctx.timestampSec,
     model: result?.model ?? last?.model ?? req.model ?? 'default',
     backend: result?.backend ?? last?.backend ?? 'none',
@@ -130,4 +130,7 @@ export function metricFrom(
     config_origin: ctx.origin,
     operation: ctx.operation,
   }
+  // Pools: why the member that answered (or failed last) was chosen.
+  if (last?.selectedBy !== undefined) record.selected_by = last.selectedBy
+  return record
 }

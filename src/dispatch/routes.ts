@@ -11,6 +11,9 @@ import type { ConfigSnapshot } from '../config/contract.js'
 import { ANY_MODEL, defaultOllamaUrl, envRecords, SEED_RECORD_DEFAULTS } from '../config/env.js'
 import { ErrorCode, RouterError } from '../errors.js'
 import type { Env } from '../internal/env.js'
+import { assignPools, recordExtras } from '../pool/groups.js'
+import type { MemberState } from '../pool/load.js'
+import type { Pool } from '../pool/select.js'
 import type { BackendAuth, BackendKind, BackendRecord } from '../types.js'
 import type { Circuit, CircuitRegistry } from './circuit.js'
 
@@ -31,6 +34,10 @@ export interface Target {
   /** Static headers; auth headers are added per request from the env. */
   headers: Record<string, string>
   circuit: Circuit | null
+  /** Ollama body fields from the record (`keep_alive`, `num_ctx` from `context_length`); the request's own win. */
+  extras: Readonly<Record<string, unknown>> | null
+  /** The endpoint's in-flight accounting, bound on first use by the dispatcher (src/pool/load.ts). */
+  load?: MemberState
 }
 
 export interface Candidate {
@@ -40,6 +47,8 @@ export interface Candidate {
   targets: Target[]
   /** Set on default-backend candidates: why the model went to the default backend. */
   defaultReason?: string
+  /** The pool this record belongs to (same model and priority; src/pool/groups.ts), or null. */
+  pool?: Pool | null
 }
 
 export interface RouteTable {
@@ -95,6 +104,7 @@ function makeTarget(
     auth,
     headers,
     circuit: circuits.options === null ? null : circuits.get(`${kind} ${parsed.endpoint}`),
+    extras: null,
   }
 }
 
@@ -142,6 +152,8 @@ export function compileCandidate(
       makeTarget('ollama', fallback, model, record.fallback_url ? record.auth : undefined, circuits),
     )
   }
+  const extras = recordExtras(record)
+  if (extras !== null) for (const t of targets) if (t.kind === 'ollama') t.extras = extras
   return { model, record, targets }
 }
 
@@ -160,6 +172,7 @@ export function compileRoutes(snapshot: ConfigSnapshot, env: Env, circuits: Circ
     if (list) list.push(candidate)
     else byModel.set(record.model_name, [candidate])
   }
+  for (const list of byModel.values()) assignPools(list)
   return {
     fallbackReason: snapshot.fallbackReason,
     modelNotes: snapshot.modelNotes,
@@ -243,6 +256,7 @@ export function defaultCandidates(
     candidate.defaultReason = reason
     return candidate
   })
+  assignPools(list)
   if (table.wildcardCache.size < WILDCARD_CACHE_MAX) table.wildcardCache.set(model ?? NO_MODEL, list)
   return list
 }

@@ -62,6 +62,13 @@ export class StreamRun<Req extends DispatchRequest, Out, Res extends DispatchRes
   private deliveredChars = 0
   private firstAt: number | null = null
   private lastAt: number | null = null
+  /** A delta arrived after `lastAt` was taken; `stamp` (queued as a microtask) brings it up to date. */
+  private stampDue = false
+  private readonly stamp = (): void => {
+    if (!this.stampDue) return
+    this.stampDue = false
+    this.lastAt = performance.now()
+  }
   private model = ''
   private backend: BackendKind = 'ollama'
   /** An abort requested before the request's control existed. */
@@ -102,9 +109,15 @@ export class StreamRun<Req extends DispatchRequest, Out, Res extends DispatchRes
   }
 
   readonly onText = (delta: Delta): void => {
-    const now = performance.now()
-    if (this.firstAt === null) this.firstAt = now
-    this.lastAt = now
+    if (this.firstAt === null) {
+      this.firstAt = performance.now()
+      this.lastAt = this.firstAt
+    } else if (!this.stampDue) {
+      // The deltas of one burst (a socket read holds many frames at load) share one clock read, taken
+      // when the burst's synchronous work is done: one performance.now() per read, not per token.
+      this.stampDue = true
+      queueMicrotask(this.stamp)
+    }
     this.deliveredChars += this.chunks.size(delta)
     const waiter = this.waiters.shift()
     if (waiter !== undefined) {
@@ -134,6 +147,7 @@ export class StreamRun<Req extends DispatchRequest, Out, Res extends DispatchRes
   }
 
   lastTextAt(): number | null {
+    this.stamp()
     return this.lastAt
   }
 

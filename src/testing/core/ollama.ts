@@ -44,6 +44,12 @@ export interface OllamaOptions extends GenerationOptions, ConversationOptions, R
    * model without the capability. Default true: every model.
    */
   toolModels?: boolean | string[]
+  /**
+   * Models loaded at start (listed by `GET /api/ps`, no `loadMs` on their first request), kept loaded
+   * as with `keep_alive: -1` until a request says otherwise. Others load on first use: they pay
+   * `loadMs` and appear in `/api/ps` once that load is over, as on the real server. Default none.
+   */
+  loaded?: string[]
 }
 
 /** Ollama's exact queue-full text (two spaces after the period). */
@@ -106,10 +112,24 @@ export class OllamaCore extends ServiceCore implements OllamaChatHost {
   }
   /** Loaded models (tagged name -> keep-alive expiry, epoch ms; null = forever). */
   readonly loaded = new Map<string, number | null>()
+  /** Tagged name -> epoch ms when its cold load is over (until then it is not in `/api/ps`). */
+  readonly #loadingUntil = new Map<string, number>()
   readonly #seen = new Set<string>()
 
   constructor(readonly options: OllamaOptions = {}) {
     super(options)
+    for (const name of options.loaded ?? []) this.loaded.set(withTag(name), null)
+  }
+
+  /** Loads `model` now (no `loadMs` on its next request), as `ollama run` would; kept loaded until told otherwise. */
+  load(model: string): void {
+    this.loaded.set(withTag(model), null)
+    this.#loadingUntil.delete(withTag(model))
+  }
+
+  /** Whether a request is a generation (the route the concurrency limit applies to). */
+  isGeneration(req: IncomingRequest): boolean {
+    return this.isPrimary(req)
   }
 
   protected isPrimary(req: IncomingRequest): boolean {
@@ -135,10 +155,19 @@ export class OllamaCore extends ServiceCore implements OllamaChatHost {
   admit(model: string, keepAliveMs: number): number {
     const tagged = withTag(model)
     this.#seen.add(tagged)
+    // A request that arrives while its model is loading waits for the rest of that load.
+    const now = Date.now()
+    const loadingUntil = this.#loadingUntil.get(tagged)
     const cold = !this.loaded.has(tagged)
+    const loadMs = cold
+      ? (this.options.loadMs ?? 0)
+      : loadingUntil !== undefined && loadingUntil > now
+        ? loadingUntil - now
+        : 0
+    if (cold && loadMs > 0) this.#loadingUntil.set(tagged, now + loadMs)
     if (keepAliveMs === 0) this.loaded.delete(tagged)
-    else this.loaded.set(tagged, keepAliveMs < 0 ? null : Date.now() + keepAliveMs)
-    return cold ? (this.options.loadMs ?? 0) : 0
+    else this.loaded.set(tagged, keepAliveMs < 0 ? null : now + keepAliveMs)
+    return loadMs
   }
 
   #knows(model: string): boolean {
@@ -203,6 +232,11 @@ export class OllamaCore extends ServiceCore implements OllamaChatHost {
         this.loaded.delete(name)
         continue
       }
+      const loadingUntil = this.#loadingUntil.get(name)
+      if (loadingUntil !== undefined) {
+        if (loadingUntil > now) continue
+        this.#loadingUntil.delete(name)
+      }
       out.push({
         ...this.#tagEntry(name),
         expires_at: new Date(expires ?? now + 10 * 365 * 86_400_000).toISOString(),
@@ -216,6 +250,7 @@ export class OllamaCore extends ServiceCore implements OllamaChatHost {
   /** Unloads every model, so the next request pays `loadMs` again. */
   unloadAll(): void {
     this.loaded.clear()
+    this.#loadingUntil.clear()
   }
 
   #generate(req: IncomingRequest, fault: FaultSpec | null): Action {

@@ -67,6 +67,12 @@ export interface OpenAIOptions extends GenerationOptions, ConversationOptions, R
   /** `max_tokens` when the request has none. Default 512 for mlx, -1 (unlimited) for llama.cpp. */
   defaultMaxTokens?: number
   /**
+   * llama.cpp only: the model is still loading for this long after start. Meanwhile llama-server answers
+   * `GET /v1/models` as usual and every other route (`/health` included) with 503
+   * `{"error":{"code":503,"message":"Loading model","type":"unavailable_error"}}`. Default 0.
+   */
+  loadingMs?: number
+  /**
    * llama.cpp only: the context size in prompt tokens. A longer prompt is rejected as current
    * llama-server builds do: 400 `{"error":{code:400,…,type:"invalid_request_error"}}` without a
    * stream; with one, HTTP 200, then an SSE `error:` field with that error and `data: [DONE]`.
@@ -108,10 +114,13 @@ export class OpenAICore extends ServiceCore implements OpenAIChatHost {
   readonly flavor: OpenAIFlavor
   protected readonly errors: ErrorShape
   readonly #loaded = new Set<string>()
+  /** Epoch ms when llama.cpp's startup load is over. */
+  readonly #readyAt: number
 
   constructor(readonly options: OpenAIOptions = {}) {
     super(options)
     this.flavor = options.flavor ?? 'mlx'
+    this.#readyAt = Date.now() + (options.loadingMs ?? 0)
     const nested = this.flavor === 'llamacpp'
     const vllm = this.flavor === 'vllm'
     this.errors = {
@@ -179,6 +188,14 @@ export class OpenAICore extends ServiceCore implements OpenAIChatHost {
 
   protected route(req: IncomingRequest, fault: FaultSpec | null): Action {
     const { method, path } = req
+    if (
+      this.flavor === 'llamacpp' &&
+      Date.now() < this.#readyAt &&
+      method !== 'OPTIONS' &&
+      path !== '/v1/models'
+    ) {
+      return this.errors.error(503, 'Loading model')
+    }
     if (method === 'OPTIONS') {
       return emptyReply(204, {
         'access-control-allow-origin': '*',
@@ -189,7 +206,12 @@ export class OpenAICore extends ServiceCore implements OpenAIChatHost {
     if (method === 'GET' || method === 'HEAD') {
       if (this.flavor === 'vllm' && path === '/health') return emptyReply(200, { 'content-length': '0' })
       if (path === '/health' || (this.flavor === 'llamacpp' && path === '/v1/health')) {
-        return bodyReply(200, 'application/json', '{"status": "ok"}')
+        // mlx_lm.server writes json.dumps() output (with the space); llama-server its compact JSON.
+        return bodyReply(
+          200,
+          'application/json',
+          this.flavor === 'mlx' ? '{"status": "ok"}' : '{"status":"ok"}',
+        )
       }
       if (path === '/v1/models') return this.#models()
       return this.#notFound()

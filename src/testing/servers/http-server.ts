@@ -59,6 +59,18 @@ function headersOf(req: IncomingMessage): Record<string, string> {
   return out
 }
 
+/**
+ * A limit on generations running at once, as Ollama's scheduler has (`OLLAMA_NUM_PARALLEL` slots,
+ * `OLLAMA_MAX_QUEUE` waiting): a request beyond the slots waits for one, beyond the queue it gets
+ * the server's busy answer. A waiting request is recorded (and its fault chosen) when it starts.
+ */
+export interface ConcurrencyLimit {
+  parallel: number
+  maxQueue: number
+  applies(req: IncomingRequest): boolean
+  busy(): Action
+}
+
 /** Base class of the node:http stand-ins. */
 export class HttpStandIn<C extends ServiceCore> implements StandInServer {
   readonly #server: Server
@@ -68,12 +80,17 @@ export class HttpStandIn<C extends ServiceCore> implements StandInServer {
   #port: number
   #listening = false
   #downByFault = false
+  readonly #limit: ConcurrencyLimit | null
+  #running = 0
+  #peak = 0
+  readonly #waiting: (() => void)[] = []
 
   protected constructor(
     /** The protocol logic; exposed to subclasses for their extra controls. */
     protected readonly core: C,
-    options: ServerOptions & { keepAlive: boolean },
+    options: ServerOptions & { keepAlive: boolean; limit?: ConcurrencyLimit | null },
   ) {
+    this.#limit = options.limit ?? null
     this.#host = options.host ?? '127.0.0.1'
     this.#port = options.port ?? 0
     this.#keepAlive = options.keepAlive
@@ -110,6 +127,21 @@ export class HttpStandIn<C extends ServiceCore> implements StandInServer {
     return this.#listening
   }
 
+  /** Limited requests (generations, when a concurrency limit is set) being answered right now. */
+  get inFlight(): number {
+    return this.#running
+  }
+
+  /** The most limited requests that ran at once since start (or `reset()`). */
+  get peakInFlight(): number {
+    return this.#peak
+  }
+
+  /** Limited requests waiting for a slot. */
+  get queued(): number {
+    return this.#waiting.length
+  }
+
   get fault(): FaultSpec | null {
     return this.core.faults.fault
   }
@@ -133,6 +165,7 @@ export class HttpStandIn<C extends ServiceCore> implements StandInServer {
 
   reset(): void {
     this.core.reset()
+    this.#peak = this.#running
   }
 
   async listen(): Promise<void> {
@@ -188,18 +221,49 @@ export class HttpStandIn<C extends ServiceCore> implements StandInServer {
         rawBody: Buffer.concat(chunks).toString('utf8'),
         checkContentLength: req.method === 'POST',
       }
-      let action: Action
-      try {
-        action = this.core.handle(incoming)
-      } catch (err) {
-        res.writeHead(500, { 'content-type': 'text/plain' }).end(`stand-in error: ${String(err)}`)
+      const limit = this.#limit
+      if (limit === null || !limit.applies(incoming)) {
+        this.#answer(incoming, res)
         return
       }
-      const ac = new AbortController()
-      res.once('close', () => ac.abort(new Error('response closed')))
-      this.#write(res, action, ac.signal).catch(() => {
-        // Client went away or the server stopped: nothing left to write to.
-      })
+      const start = () => {
+        this.#running++
+        this.#peak = Math.max(this.#peak, this.#running)
+        res.once('close', () => {
+          this.#running--
+          this.#waiting.shift()?.()
+        })
+        this.#answer(incoming, res)
+      }
+      if (this.#running < limit.parallel) start()
+      else if (this.#waiting.length < limit.maxQueue) {
+        const wait = () => start()
+        this.#waiting.push(wait)
+        // A client that gives up while queued leaves the queue.
+        res.once('close', () => {
+          const i = this.#waiting.indexOf(wait)
+          if (i >= 0) this.#waiting.splice(i, 1)
+        })
+      } else {
+        const ac = new AbortController()
+        res.once('close', () => ac.abort(new Error('response closed')))
+        this.#write(res, limit.busy(), ac.signal).catch(() => {})
+      }
+    })
+  }
+
+  #answer(incoming: IncomingRequest, res: ServerResponse): void {
+    let action: Action
+    try {
+      action = this.core.handle(incoming)
+    } catch (err) {
+      res.writeHead(500, { 'content-type': 'text/plain' }).end(`stand-in error: ${String(err)}`)
+      return
+    }
+    const ac = new AbortController()
+    res.once('close', () => ac.abort(new Error('response closed')))
+    this.#write(res, action, ac.signal).catch(() => {
+      // Client went away or the server stopped: nothing left to write to.
     })
   }
 

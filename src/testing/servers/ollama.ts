@@ -2,18 +2,42 @@
  * In-process Ollama stand-in on node:http.
  * @module
  */
-import { OllamaCore, type OllamaOptions } from '../core/ollama.js'
+import { OLLAMA_BUSY_MESSAGE, OllamaCore, type OllamaOptions } from '../core/ollama.js'
+import { jsonReply } from '../core/reply.js'
 import type { ServerOptions } from '../types.js'
 import { HttpStandIn } from './http-server.js'
 
 /** Options of {@link startOllamaServer}. */
-export interface OllamaServerOptions extends OllamaOptions, ServerOptions {}
+export interface OllamaServerOptions extends OllamaOptions, ServerOptions {
+  /**
+   * Generations run at once (`OLLAMA_NUM_PARALLEL`); more wait for a slot. Default: no limit (the
+   * real server's default is 1; tests that do not study queueing want none).
+   */
+  numParallel?: number
+  /** Generations that may wait for a slot (`OLLAMA_MAX_QUEUE`, real default 512); beyond it, 503 busy. Default 512. */
+  maxQueue?: number
+}
 
 /** A running Ollama stand-in. See {@link startOllamaServer}. */
 export class OllamaServer extends HttpStandIn<OllamaCore> {
   /** Use {@link startOllamaServer}. */
   constructor(options: OllamaServerOptions = {}) {
-    super(new OllamaCore(options), { ...options, keepAlive: true })
+    const core = new OllamaCore(options)
+    const limit =
+      options.numParallel === undefined
+        ? null
+        : {
+            parallel: options.numParallel,
+            maxQueue: options.maxQueue ?? 512,
+            applies: (req: Parameters<OllamaCore['isGeneration']>[0]) => core.isGeneration(req),
+            busy: () =>
+              jsonReply(
+                503,
+                { error: OLLAMA_BUSY_MESSAGE },
+                { 'content-type': 'application/json; charset=utf-8' },
+              ),
+          }
+    super(core, { ...options, keepAlive: true, limit })
   }
 
   /** Tagged names of the models currently loaded (what `GET /api/ps` lists). */
@@ -25,6 +49,11 @@ export class OllamaServer extends HttpStandIn<OllamaCore> {
   unloadAll(): void {
     this.core.unloadAll()
   }
+
+  /** Loads `model` now, as `ollama run` would: listed by `/api/ps`, no `loadMs` on its next request. */
+  loadModel(model: string): void {
+    this.core.load(model)
+  }
 }
 
 /**
@@ -35,7 +64,9 @@ export class OllamaServer extends HttpStandIn<OllamaCore> {
  * `POST /api/chat` (the same framing; `message.content`, `message.thinking` for models in `thinking`,
  * `message.tool_calls` whole in one chunk with object arguments and no id, `format` answered with JSON;
  * scripted with `chat`), `POST /api/embed` (unit vectors in input order) and the legacy
- * `POST /api/embeddings`, `GET /` (`Ollama is running`), `GET /api/version`, `GET /api/tags`, `GET /api/ps`. Unknown models
+ * `POST /api/embeddings`, `GET /` (`Ollama is running`), `GET /api/version`, `GET /api/tags`, `GET /api/ps` (models loaded at
+ * start with `loaded`, or by a finished cold load of `loadMs`). `numParallel`/`maxQueue` limit generations
+ * running at once like the real scheduler (`inFlight`, `peakInFlight`, `queued` show it). Unknown models
  * (when `models` is set) get 404 `{"error":"model 'x' not found"}`. Honours `options.num_predict`,
  * `options.stop`, `system`, `raw` and `keep_alive` (0 unloads).
  *

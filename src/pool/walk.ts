@@ -1,0 +1,173 @@
+/**
+ * One request's walk through one pool: pick a member (select.ts), take its slot, attempt it (the
+ * dispatcher's candidate walk: retries, circuit, fallback target), and on failure pick again among
+ * the members not tried yet. When every remaining member is full the request waits for a slot in
+ * the bounded queue (load.ts) within its deadline. Returns null when the pool is exhausted, so the
+ * dispatcher goes on to the next priority.
+ *
+ * Members the filter leaves out are listed in the attempts (attempt 0, with why), like a lone record
+ * that is skipped. A session is pinned to the member that answered it when that member was its affinity choice (or
+ * its move after a failure); an overflow or a queued slot elsewhere leaves the pin where it was.
+ */
+import type { RequestControl } from '../dispatch/attempt.js'
+import type { Candidate } from '../dispatch/routes.js'
+import { ErrorCode, RouterError } from '../errors.js'
+import type { Clock } from '../internal/clock.js'
+import type { BackendKind } from '../types.js'
+import { hashString, type SessionPins } from './affinity.js'
+import { bindPool } from './groups.js'
+import type { LoadRegistry } from './load.js'
+import { type PickReason, type Pool, type PoolMember, pickMember, type SkipCode } from './select.js'
+import type { MemberSignals } from './signals.js'
+
+/** What the walk needs from the dispatcher's request run. */
+export interface PoolHost<Res> {
+  load: LoadRegistry
+  signals: MemberSignals
+  pins: SessionPins
+  clock: Pick<Clock, 'now' | 'random'>
+  maxQueued: number
+  control: RequestControl
+  model: string | undefined
+  sessionId: string | undefined
+  /** Why the operation cannot use this candidate (capabilities), or null. */
+  unable(candidate: Candidate): string | null
+  /** Lists a candidate the operation cannot use in the attempts. */
+  skipUnable(candidate: Candidate, why: string): void
+  /** Lists a member left out (never connected to) in the attempts. */
+  note(member: PoolMember, error: RouterError): void
+  /** Why a member is out of rotation (drained, probes failing: MEMBER_DRAINED / MEMBER_DOWN), as its attempt entry. */
+  outOfRotation(where: { model: string; backend: BackendKind; endpoint: string }): RouterError
+  /** Attempts the member, its slot already held: the result, or null when the policy moves on. */
+  attempt(member: PoolMember, reason: PickReason): Promise<Res | null>
+  /** The request's error now that it stopped (deadline, abort, close), last seen at `member`. */
+  stoppedError(member: PoolMember): RouterError
+}
+
+export async function walkPool<Res>(
+  pool: Pool,
+  promptTokens: number,
+  host: PoolHost<Res>,
+): Promise<Res | null> {
+  bindPool(pool, host.load)
+  const tried: PoolMember[] = []
+  const listed: PoolMember[] = []
+  for (const m of pool.members) {
+    const why = host.unable(m.candidate)
+    if (why !== null) {
+      host.skipUnable(m.candidate, why)
+      tried.push(m)
+    }
+  }
+  const sessionId = host.sessionId
+  const pinKey = sessionId === undefined ? null : `${pool.key}\u0000${sessionId}`
+  const sessionHash = sessionId === undefined ? null : hashString(sessionId)
+  for (;;) {
+    if (host.control.stopped) throw host.stoppedError(pool.members[0] as PoolMember)
+    const pick = pickMember({
+      pool,
+      tried,
+      signals: host.signals,
+      now: host.clock.now(),
+      promptTokens,
+      sessionHash,
+      pinned: pinKey === null ? undefined : host.pins.get(pinKey),
+      random: host.clock.random,
+    })
+    // Members left out (out of rotation, open circuit, prompt too long) are listed once, as a lone
+    // record would be, so the attempts say why they got nothing.
+    for (const s of pick.skipped) {
+      if (listed.includes(s.member)) continue
+      listed.push(s.member)
+      host.note(
+        s.member,
+        s.code === 'OUT_OF_ROTATION'
+          ? host.outOfRotation(where(s.member))
+          : skippedError(s.member, s.code, promptTokens),
+      )
+    }
+    let member = pick.member
+    let reason = pick.reason
+    if (member !== null) member.state.inFlight++
+    else if (pick.full.length > 0) {
+      member = await waitForSlot(pick.full, host)
+      reason = 'queued'
+      if (member === null) {
+        for (const m of pick.full) host.note(m, queueFull(m, host.maxQueued))
+      }
+    }
+    if (member === null) return null
+    tried.push(member)
+    let out: Res | null
+    try {
+      out = await host.attempt(member, reason)
+    } finally {
+      member.state.release()
+    }
+    if (out !== null) {
+      if (pinKey !== null && (reason === 'affinity' || reason === 'affinity-moved'))
+        host.pins.set(pinKey, member.endpoint)
+      return out
+    }
+  }
+}
+
+/** Waits for the first slot on any of `full`; null when their queue is full. Holds the slot it returns. */
+async function waitForSlot<Res>(full: PoolMember[], host: PoolHost<Res>): Promise<PoolMember | null> {
+  const waiter = host.load.wait(
+    full.map((m) => m.state),
+    full.map((m) => m.limit),
+    host.maxQueued,
+  )
+  if (waiter === null) return null
+  const startedAt = host.clock.now()
+  try {
+    const state = await host.control.wait(waiter.promise)
+    return full.find((m) => m.state === state) as PoolMember
+  } catch (caught) {
+    waiter.cancel()?.release()
+    const stopped = host.control.stopped
+    if (stopped?.code === ErrorCode.TIMEOUT) {
+      const which = full.map((m) => `${m.endpoint} (${m.limit})`).join(', ')
+      throw new RouterError(
+        ErrorCode.POOL_BUSY,
+        `Every backend for model "${host.model ?? '(default)'}" that could take the request was at its max_concurrency for the whole wait (${host.clock.now() - startedAt} ms, until the request's ${host.control.timeoutMs} ms deadline): ${which}. Raise max_concurrency, add pool members, send fewer requests at once, or allow a longer timeoutMs`,
+        { cause: stopped, ...(host.model === undefined ? {} : { model: host.model }) },
+      )
+    }
+    if (stopped !== null) throw host.stoppedError(full[0] as PoolMember)
+    throw caught
+  }
+}
+
+function where(m: PoolMember) {
+  const target = m.candidate.targets[0]
+  return { model: m.candidate.model, backend: target?.kind ?? 'ollama', endpoint: m.endpoint } as const
+}
+
+function queueFull(m: PoolMember, maxQueued: number): RouterError {
+  return new RouterError(
+    ErrorCode.POOL_BUSY,
+    `${m.endpoint} is at its max_concurrency (${m.limit}) and ${maxQueued} requests already wait for it (pool.maxQueued); skipped`,
+    where(m),
+  )
+}
+
+function skippedError(
+  m: PoolMember,
+  code: Exclude<SkipCode, 'OUT_OF_ROTATION'>,
+  promptTokens: number,
+): RouterError {
+  const w = where(m)
+  if (code === 'CIRCUIT_OPEN')
+    return new RouterError(
+      ErrorCode.CIRCUIT_OPEN,
+      `${w.backend} at ${m.endpoint} is cooling down after repeated failures; skipped without connecting`,
+      w,
+    )
+  return new RouterError(
+    ErrorCode.CONTEXT_TOO_LONG,
+    `The prompt (at least ${promptTokens} tokens) does not fit the context_length ${m.contextLength} of ${m.endpoint}; skipped without connecting`,
+    w,
+  )
+}
