@@ -3,6 +3,7 @@
 // - Ollama `POST /api/generate`: JSON (`"stream":false`) or NDJSON (chunked).
 // - OpenAI-compatible `POST /v1/completions`: JSON or SSE (chunked).
 // - Chat on the same servers: Ollama `POST /api/chat`, OpenAI-compatible `POST /v1/chat/completions`.
+// - Embeddings on the same servers: Ollama `POST /api/embed`, OpenAI-compatible `POST /v1/embeddings`.
 // - Streams come whole in one write, or one write per token under the `/tokens` path prefix.
 // - Admin API: `GET /api/llm-backends/public` (records, ETag/304), `POST /api/llm-backends/metrics` (counted),
 //   and bench controls under `/_bench/` (counters, reset, server CPU).
@@ -19,6 +20,8 @@
 import net from 'node:net'
 import {
   adminRecords,
+  MLX_MODEL,
+  OLLAMA_MODEL,
   ollamaChatJson,
   ollamaChatStreamLines,
   ollamaJson,
@@ -28,6 +31,7 @@ import {
   openaiJson,
   openaiSseEvents,
 } from './lib/canned.mjs'
+import { ollamaEmbedJson, openaiEmbeddingsJson } from './lib/canned-embed.mjs'
 
 const DATE = 'Mon, 23 Nov 2026 12:00:00 GMT'
 
@@ -87,6 +91,7 @@ let adminList = null
 const STREAM_TRUE = Buffer.from('"stream":true')
 const PROMPT_KEY = Buffer.from('"prompt":')
 const MESSAGES_KEY = Buffer.from('"messages":')
+const INPUT_KEY = Buffer.from('"input":')
 
 function send(socket, parts) {
   if (Buffer.isBuffer(parts)) socket.write(parts)
@@ -143,12 +148,21 @@ function httpServer(handle) {
  * client reads many small packets); under the plain path the whole stream leaves in one write, which keeps
  * the server cheap enough never to be the bottleneck and puts the client's line parsing in focus.
  */
-function backend(path, json, stream, chat) {
+function backend(path, json, stream, chat, embed) {
   const tokensPath = `/tokens${path}`
   const whole = Buffer.concat(stream)
-  const chatWhole = Buffer.concat(chat.stream)
+  // `chat` and `embed` are optional: the pool members answer generation only.
+  const chatWhole = chat === undefined ? null : Buffer.concat(chat.stream)
   return httpServer((socket, method, p, body) => {
-    const isChat = p === chat.path
+    if (method === 'POST' && embed !== undefined && p === embed.path) {
+      if (body.indexOf(INPUT_KEY) === -1) {
+        counters.bad++
+        return send(socket, BAD)
+      }
+      counters.backendRequests++
+      return send(socket, embed.json)
+    }
+    const isChat = chat !== undefined && p === chat.path
     if (method !== 'POST' || (p !== path && p !== tokensPath && !isChat)) return send(socket, NOT_FOUND)
     if (body.indexOf(isChat ? MESSAGES_KEY : PROMPT_KEY) === -1) {
       counters.bad++
@@ -161,16 +175,24 @@ function backend(path, json, stream, chat) {
   })
 }
 
-const ollama = backend('/api/generate', OLLAMA_JSON, OLLAMA_STREAM, {
-  path: '/api/chat',
-  json: OLLAMA_CHAT_JSON,
-  stream: OLLAMA_CHAT_STREAM,
-})
-const openai = backend('/v1/completions', OPENAI_JSON, OPENAI_STREAM, {
-  path: '/v1/chat/completions',
-  json: OPENAI_CHAT_JSON,
-  stream: OPENAI_CHAT_STREAM,
-})
+const ollama = backend(
+  '/api/generate',
+  OLLAMA_JSON,
+  OLLAMA_STREAM,
+  { path: '/api/chat', json: OLLAMA_CHAT_JSON, stream: OLLAMA_CHAT_STREAM },
+  // The bench records' backend_model, as the router sends it.
+  {
+    path: '/api/embed',
+    json: fixed('200 OK', 'application/json; charset=utf-8', ollamaEmbedJson(OLLAMA_MODEL)),
+  },
+)
+const openai = backend(
+  '/v1/completions',
+  OPENAI_JSON,
+  OPENAI_STREAM,
+  { path: '/v1/chat/completions', json: OPENAI_CHAT_JSON, stream: OPENAI_CHAT_STREAM },
+  { path: '/v1/embeddings', json: fixed('200 OK', 'application/json', openaiEmbeddingsJson(MLX_MODEL)) },
+)
 
 const admin = httpServer((socket, method, path, body, lower) => {
   if (method === 'GET' && path === '/api/llm-backends/public') {

@@ -18,6 +18,7 @@ import {
   PROMPT,
   TEXT,
 } from './lib/canned.mjs'
+import { EMBED_INPUTS, EMBEDDINGS } from './lib/canned-embed.mjs'
 
 const job = JSON.parse(process.argv[2])
 const { ports } = job
@@ -147,6 +148,52 @@ async function makeChatScenario(name) {
   }
 }
 
+/** The embeddings body the router builds from a bench record: the record's model, `input` always a list. */
+const rawEmbedBody = (model) => JSON.stringify({ model, input: EMBED_INPUTS })
+
+/**
+ * Embeddings scenarios (issue 12): `raw-<backend>-embed` (undici.request with the same body, vectors read
+ * out in input order) and `router-<backend>-embed` (router.embed), 8 inputs of 384 dimensions per call.
+ */
+async function makeEmbedScenario(name) {
+  const isOllama = name.includes('-ollama')
+  const last = EMBED_INPUTS.length - 1
+  if (name.startsWith('raw-')) {
+    const url = `http://127.0.0.1:${isOllama ? ports.ollama : ports.openai}${isOllama ? '/api/embed' : '/v1/embeddings'}`
+    const body = rawEmbedBody(isOllama ? OLLAMA_MODEL : MLX_MODEL)
+    const vectors = isOllama
+      ? (j) => j.embeddings
+      : (j) => {
+          const out = new Array(j.data.length)
+          for (const d of j.data) out[d.index] = d.embedding
+          return out
+        }
+    return {
+      op: async () => {
+        const res = await request(url, { method: 'POST', headers: JSON_HEADERS, body })
+        const v = vectors(await res.body.json())
+        if (res.statusCode !== 200 || v.length !== EMBED_INPUTS.length || v[last][0] !== EMBEDDINGS[last][0])
+          wrong(`${name}: ${res.statusCode}`)
+      },
+    }
+  }
+  const { createLLMRouter } = await loadRouter()
+  const router = createLLMRouter({ adminUrl: admin, env: {}, connectionsPerEndpoint: null })
+  const backend = isOllama ? 'ollama' : 'mlx'
+  return {
+    router,
+    op: async () => {
+      const r = await router.embed({ model: `bench-${backend}`, input: EMBED_INPUTS })
+      if (
+        r.backend !== backend ||
+        r.embeddings.length !== EMBED_INPUTS.length ||
+        r.embeddings[last][0] !== EMBEDDINGS[last][0]
+      )
+        wrong(`${name}: bad result`)
+    },
+  }
+}
+
 /**
  * Scenario names: `raw-<backend>[-stream|-tokens]` and
  * `router-<backend>[-stream|-tokens][-nometrics][-request][-noframes][-nolimits]`, plus
@@ -161,6 +208,7 @@ async function makeChatScenario(name) {
  */
 async function makeScenario(name) {
   if (name.includes('-chat')) return makeChatScenario(name)
+  if (name.includes('-embed')) return makeEmbedScenario(name)
   const isOllama = name.includes('-ollama')
   const flavour = name.includes('-tokens') ? 'tokens' : name.includes('-stream') ? 'stream' : 'json'
   if (name.startsWith('raw-')) {

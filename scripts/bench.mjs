@@ -41,6 +41,7 @@ if (args.includes('--help')) {
       '  -noframes  stream decoders (Ollama and OpenAI-compatible) without the learned frame-shape fast path\n' +
       '  -nolimits  streams without the first-token and idle timers\n' +
       'Chat scenarios: raw-<ollama|mlx>-chat[-stream], router-<ollama|mlx>-chat[-stream] (router.chat / streamChat)\n' +
+      'Embeddings scenarios: raw-<ollama|mlx>-embed, router-<ollama|mlx>-embed (router.embed, 8 inputs x 384 dims)\n' +
       'Pool scenarios: router-ollama-pool (4 records of one model and priority), router-ollama-pool-sessions\n' +
       '  (the same with 100 metadata.sessionId values, round robin)\n' +
       'Service scenarios (also run at c=16): service-<ollama|mlx>[-stream|-tokens][-single][-nometrics]: every\n' +
@@ -284,6 +285,25 @@ for (const backend of ['ollama', 'mlx']) {
       label: `router.streamChat, ${backend} record`,
       base: `raw-${backend}-chat-stream`,
       stream: true,
+    },
+  )
+}
+
+// Embeddings (issue 12): router.embed against raw undici with the same body, 8 inputs of 384 dimensions.
+for (const backend of ['ollama', 'mlx']) {
+  const wire = backend === 'ollama' ? 'Ollama /api/embed' : 'OpenAI /v1/embeddings'
+  SCENARIOS.push(
+    {
+      name: `raw-${backend}-embed`,
+      label: `raw undici.request, ${wire}`,
+      base: `raw-${backend}-embed`,
+      stream: false,
+    },
+    {
+      name: `router-${backend}-embed`,
+      label: `router.embed, ${backend} record`,
+      base: `raw-${backend}-embed`,
+      stream: false,
     },
   )
 }

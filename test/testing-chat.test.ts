@@ -286,6 +286,20 @@ describe('Ollama stand-in: POST /api/chat', () => {
     expect(s.requests.map((r) => r.fault)).toEqual(['error-mid-stream', '503', 'cut-stream'])
   })
 
+  it('turn counts per stand-in, even when two stand-ins share one responder', async () => {
+    const seen: string[] = []
+    const chat = ({ server, turn }: { server: string; turn: number }) => {
+      seen.push(`${server}:${turn}`)
+      return 'ok'
+    }
+    const a = await ollama({ chat })
+    const b = await openai({ chat })
+    await post(`${a.url}/api/chat`, { model: 'm', messages: USER, stream: false })
+    await post(`${b.url}/v1/chat/completions`, { messages: USER })
+    await post(`${a.url}/api/chat`, { model: 'm', messages: USER, stream: false })
+    expect(seen).toEqual(['ollama:0', 'openai:0', 'ollama:1'])
+  })
+
   it('a function responder sees the messages, the tools and the turn number', async () => {
     const s = await ollama({
       chat: ({ messages, tools, turn }) =>

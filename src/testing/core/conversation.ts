@@ -54,7 +54,11 @@ export interface ChatContext {
   messages: ReceivedMessage[]
   /** `body.tools`, or `[]`. */
   tools: unknown[]
-  /** How many requests this responder has answered before this one (0 for the first), for multi-turn scripts. */
+  /**
+   * How many chat requests this stand-in has answered before this one (0 for the first), for multi-turn
+   * scripts. Counted per stand-in: two stand-ins sharing one responder each count their own. Scripts
+   * that must not depend on which server answered can decide by `messages` instead (e.g. the last role).
+   */
   turn: number
 }
 
@@ -114,19 +118,20 @@ export function promptText(messages: ReceivedMessage[]): string {
   return messages.map((m) => messageText(m.content)).join('\n')
 }
 
+/** Chat requests each stand-in has answered (per stand-in, even when two share one responder). */
 const turns = new WeakMap<object, number>()
 
-/** Runs the responder for a request. */
+/** Runs the stand-in's responder for a request. */
 export function resolveTurn(
-  options: ConversationOptions,
+  host: { readonly options: ConversationOptions },
   context: Omit<ChatContext, 'turn'>,
   thinks: boolean,
 ): ResolvedTurn {
-  const responder = options.chat
+  const responder = host.options.chat
   let reply: string | ScriptedReply
   if (typeof responder === 'function') {
-    const turn = turns.get(responder) ?? 0
-    turns.set(responder, turn + 1)
+    const turn = turns.get(host) ?? 0
+    turns.set(host, turn + 1)
     reply = responder({ ...context, turn })
   } else {
     reply = responder ?? defaultFor(context.messages)

@@ -245,7 +245,7 @@ export function ollamaChat(host: OllamaChatHost, rawBody: string, fault: FaultSp
   // An absent `think` on a thinking model means on, as the real server does.
   const thinkingOn = thinks && think !== false
   const turn = resolveTurn(
-    host.options,
+    host,
     { model, server: 'ollama', body, messages, tools: Array.isArray(body.tools) ? body.tools : [] },
     thinkingOn,
   )

@@ -330,7 +330,7 @@ export function openAIChat(host: OpenAIChatHost, req: IncomingRequest, fault: Fa
     kwargs !== null &&
     (kwargs as Record<string, unknown>).enable_thinking === false
   const turn = resolveTurn(
-    host.options,
+    host,
     { model, server: 'openai', body, messages, tools: Array.isArray(body.tools) ? body.tools : [] },
     canThink(host.options, model) && !thinkingOff,
   )
