@@ -4,12 +4,18 @@
  */
 import type { AttemptInfo, ErrorCode, RouterError } from './errors.js'
 
-export type BackendType = 'ollama' | 'mlx' | 'auto'
+export type BackendType = 'ollama' | 'mlx' | 'auto' | 'openai'
 /** The protocol actually spoken on one attempt. `mlx` means OpenAI-compatible `/v1/completions`. */
 export type BackendKind = 'ollama' | 'mlx'
 
-/** Credentials are referenced by environment variable name, never by value. */
-export type BackendAuth = { bearer_env: string } | { header: string; value_env: string }
+/**
+ * Credentials are referenced by environment variable name, never by value; or, for seed 003's
+ * `api_key_encrypted`, a Fernet token decrypted per request with the key in `key_env`.
+ */
+export type BackendAuth =
+  | { bearer_env: string }
+  | { header: string; value_env: string }
+  | { bearer_encrypted: string; key_env: string }
 
 /** One validated backend record, as the admin API sends it (unknown fields dropped). */
 export interface BackendRecord {
@@ -29,6 +35,24 @@ export interface BackendRecord {
   /** Ollama server an `auto` record falls back to. */
   fallback_url?: string
   auth?: BackendAuth
+  // --- Fields the `llms` and `providers` admin schemas set (src/config/schemas/) ---
+  /**
+   * Environment variable holding the base URL, read per request. Unset: `endpoint_url` is used, or,
+   * when that is '' (no default), the request fails with MISSING_CREDENTIAL naming the variable.
+   */
+  endpoint_url_env?: string
+  /** Path appended to the base URL read from `endpoint_url_env` (Azure: `/openai/v1`). */
+  endpoint_path?: string
+  /** Environment variable holding the model id sent to the backend (Azure's deployment name), read per request. */
+  backend_model_env?: string
+  /** The model a request without `model` uses (the first enabled one in priority order). */
+  is_default?: boolean
+  /** Provider the record belongs to: `fallbackModels: 'priority'` tries the same provider's records first. */
+  provider?: string
+  /** Requests per minute the provider allows (seed 003's `rpm_limit`). */
+  rpm?: number
+  /** Tokens per minute the provider allows (seed 003's `tpm_limit`). */
+  tpm?: number
 }
 
 /**

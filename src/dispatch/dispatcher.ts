@@ -68,7 +68,7 @@ export function primaryCandidates(
 ): { list: Candidate[]; usesDefault: boolean } {
   const own =
     model === undefined
-      ? table.ordered[0] && table.byModel.get(table.ordered[0].model)
+      ? table.byModel.get(table.defaultModel ?? (table.ordered[0]?.model as string))
       : table.byModel.get(model)
   if (own) return { list: own, usesDefault: false }
   if (model !== undefined && core.options.strictModels) {
@@ -97,8 +97,12 @@ function resolveCandidates(core: DispatchCore, snapshot: ConfigSnapshot, req: Di
       }
     }
   }
-  if (fb === 'priority') add(table.ordered)
-  else
+  if (fb === 'priority') {
+    // Seed 003: a provider's models are tried in fallback_priority order before other providers'.
+    const provider = primary[0]?.record.provider
+    if (provider !== undefined) add(table.ordered.filter((c) => c.record.provider === provider))
+    add(table.ordered)
+  } else
     for (const name of fb)
       add(table.byModel.get(name) ?? defaultCandidates(table, name, core.env, core.circuits))
   return chain
@@ -228,7 +232,9 @@ class RequestRun<Req extends DispatchRequest, Out, Res extends DispatchResult, D
   ): Promise<Res | null> {
     const { core, control, stream, op } = this
     const adapter = op.adapter(target.kind)
-    const path = target.basePath + adapter.path
+    const path =
+      target.basePath +
+      (target.versionedBase === true ? adapter.path.replace(/^\/v1(?=\/)/, '') : adapter.path)
     const body = op.encode(this.req, candidate, target, stream !== null)
     for (let n = 1; ; n++) {
       const startedAt = performance.now()

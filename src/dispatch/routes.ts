@@ -9,8 +9,9 @@
  */
 import type { ConfigSnapshot } from '../config/contract.js'
 import { ANY_MODEL, defaultOllamaUrl, envRecords, SEED_RECORD_DEFAULTS } from '../config/env.js'
+import { normalizeBaseUrl } from '../config/schema.js'
 import { ErrorCode, RouterError } from '../errors.js'
-import type { Env } from '../internal/env.js'
+import { type Env, readEnv } from '../internal/env.js'
 import type { BackendAuth, BackendKind, BackendRecord } from '../types.js'
 import type { Circuit, CircuitRegistry } from './circuit.js'
 
@@ -31,6 +32,16 @@ export interface Target {
   /** Static headers; auth headers are added per request from the env. */
   headers: Record<string, string>
   circuit: Circuit | null
+  /**
+   * Set when an environment variable the record needs per request (base URL, model id) is unset or
+   * unusable: the attempt fails with MISSING_CREDENTIAL and this message, before anything is sent.
+   */
+  envProblem?: string
+  /**
+   * `openai` (hosted) records: the base URL already carries the API version, as OpenAI's SDKs expect
+   * (`https://api.openai.com/v1`, Gemini's `.../v1beta/openai`), so the adapter's `/v1` is not added.
+   */
+  versionedBase?: boolean
 }
 
 export interface Candidate {
@@ -55,6 +66,10 @@ export interface RouteTable {
   wildcard: BackendRecord[]
   /** Materialised wildcard candidates per requested model (bounded). */
   wildcardCache: Map<string, Candidate[]>
+  /** Model of the first enabled `is_default` record, for requests without `model`; null when none. */
+  defaultModel: string | null
+  /** Environment variables the compiled targets read (`endpoint_url_env`, `backend_model_env`) and their values then. */
+  envRefs: readonly [name: string, value: string | undefined][]
 }
 
 const JSON_HEADERS = { 'content-type': 'application/json', accept: 'application/json' } as const
@@ -81,7 +96,7 @@ function makeTarget(
   url: string,
   sendModel: string | undefined,
   auth: BackendAuth | undefined,
-  circuits: CircuitRegistry,
+  circuits: CircuitRegistry | null,
 ): Target {
   const parsed = parseEndpoint(url)
   const headers: Record<string, string> = { ...JSON_HEADERS }
@@ -94,7 +109,8 @@ function makeTarget(
     sendModel,
     auth,
     headers,
-    circuit: circuits.options === null ? null : circuits.get(`${kind} ${parsed.endpoint}`),
+    circuit:
+      circuits === null || circuits.options === null ? null : circuits.get(`${kind} ${parsed.endpoint}`),
   }
 }
 
@@ -120,6 +136,59 @@ function withGenerationDefaults(record: BackendRecord): BackendRecord {
   return filled
 }
 
+/** Base URL and model id of a record whose values come from the environment (read per compile). */
+interface EnvValues {
+  url: string
+  model: string | undefined
+  problem?: string
+}
+
+const UNRESOLVED_URL = 'http://unresolved.invalid'
+
+function fromEnv(record: BackendRecord, model: string, env: Env): EnvValues {
+  let url = record.endpoint_url
+  let sendModel = record.backend_model
+  const where = `The record for model "${model}"`
+  if (record.endpoint_url_env !== undefined) {
+    const name = record.endpoint_url_env
+    const raw = readEnv(env, name)
+    if (raw === undefined) {
+      if (url === '') {
+        return {
+          url: UNRESOLVED_URL,
+          model: sendModel,
+          problem: `${where} reads its base URL from the environment variable ${name}, which is not set`,
+        }
+      }
+    } else {
+      const path = record.endpoint_path ?? ''
+      const trimmed = raw.replace(/\/+$/, '')
+      const checked = normalizeBaseUrl(path === '' || trimmed.endsWith(path) ? trimmed : `${trimmed}${path}`)
+      if ('error' in checked) {
+        return {
+          url: UNRESOLVED_URL,
+          model: sendModel,
+          problem: `${where} reads its base URL from the environment variable ${name}, which ${checked.error}`,
+        }
+      }
+      url = checked.url
+    }
+  }
+  if (record.backend_model_env !== undefined) {
+    const name = record.backend_model_env
+    const value = readEnv(env, name)
+    if (value === undefined) {
+      return {
+        url,
+        model: sendModel,
+        problem: `${where} reads the model id it sends from the environment variable ${name}, which is not set`,
+      }
+    }
+    sendModel = value
+  }
+  return { url, model: sendModel }
+}
+
 /** Targets of one record, for a request that asked for `model`. */
 export function compileCandidate(
   source: BackendRecord,
@@ -128,12 +197,46 @@ export function compileCandidate(
   circuits: CircuitRegistry,
 ): Candidate {
   const record = withGenerationDefaults(source)
+  if (record.endpoint_url_env !== undefined || record.backend_model_env !== undefined) {
+    const values = fromEnv(record, model, env)
+    const kind: BackendKind = record.backend_type === 'ollama' ? 'ollama' : 'mlx'
+    const sent =
+      kind === 'ollama'
+        ? (values.model ?? model)
+        : record.backend_type === 'mlx'
+          ? values.model
+          : (values.model ?? model)
+    const target = makeTarget(
+      kind,
+      values.url,
+      sent,
+      record.auth,
+      values.problem === undefined ? circuits : null,
+    )
+    if (record.backend_type === 'openai') target.versionedBase = true
+    if (values.problem !== undefined) {
+      target.envProblem = values.problem
+      target.endpoint = `(${record.endpoint_url_env ?? record.backend_model_env} unset)`
+    }
+    return { model, record, targets: [target] }
+  }
   const ollamaModel = record.backend_type === 'ollama' ? (record.backend_model ?? model) : model
   const targets: Target[] = []
   if (record.backend_type === 'ollama') {
     targets.push(makeTarget('ollama', record.endpoint_url, ollamaModel, record.auth, circuits))
   } else if (record.backend_type === 'mlx') {
     targets.push(makeTarget('mlx', record.endpoint_url, record.backend_model, record.auth, circuits))
+  } else if (record.backend_type === 'openai') {
+    // Hosted APIs require `model` in the body (mlx_lm.server answers with whatever is loaded).
+    const target = makeTarget(
+      'mlx',
+      record.endpoint_url,
+      record.backend_model ?? model,
+      record.auth,
+      circuits,
+    )
+    target.versionedBase = true
+    targets.push(target)
   } else {
     // auto: MLX first with backend_model; then Ollama with the Ollama-style model name.
     targets.push(makeTarget('mlx', record.endpoint_url, record.backend_model, record.auth, circuits))
@@ -149,7 +252,14 @@ export function compileRoutes(snapshot: ConfigSnapshot, env: Env, circuits: Circ
   const byModel = new Map<string, Candidate[]>()
   const ordered: Candidate[] = []
   const wildcard: BackendRecord[] = []
+  let defaultModel: string | null = null
+  const envNames = new Set<string>()
   for (const record of snapshot.records) {
+    if (record.endpoint_url_env !== undefined) envNames.add(record.endpoint_url_env)
+    if (record.backend_model_env !== undefined) envNames.add(record.backend_model_env)
+    if (record.is_default === true && defaultModel === null && record.model_name !== ANY_MODEL) {
+      defaultModel = record.model_name
+    }
     if (record.model_name === ANY_MODEL) {
       wildcard.push(record)
       continue
@@ -167,7 +277,15 @@ export function compileRoutes(snapshot: ConfigSnapshot, env: Env, circuits: Circ
     ordered,
     wildcard,
     wildcardCache: new Map(),
+    defaultModel,
+    envRefs: [...envNames].map((name) => [name, readEnv(env, name)] as [string, string | undefined]),
   }
+}
+
+/** True when an environment variable the table's targets were compiled from has changed since. */
+function envChanged(table: RouteTable, env: Env): boolean {
+  for (const [name, value] of table.envRefs) if (readEnv(env, name) !== value) return true
+  return false
 }
 
 /** Compiled route tables of one router, keyed by snapshot identity (see the module comment). */
@@ -183,7 +301,8 @@ export class RouteCache {
 
   get(snapshot: ConfigSnapshot): RouteTable {
     let table = this.#tables.get(snapshot.records)
-    if (table === undefined) {
+    // Base URLs and model ids referenced by `_env` are read per request: a changed value recompiles.
+    if (table === undefined || (table.envRefs.length > 0 && envChanged(table, this.#env))) {
       table = compileRoutes(snapshot, this.#env, this.#circuits)
       this.#tables.set(snapshot.records, table)
     }

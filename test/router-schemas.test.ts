@@ -1,0 +1,293 @@
+/**
+ * The `llms` and `providers` admin schemas end to end: seed-shaped payloads served by the kit's admin,
+ * requests routed to a strict hosted stand-in (key and `model` required) and the kit's Ollama, all on
+ * 127.0.0.1.
+ */
+import { afterEach, describe, expect, it } from 'vitest'
+import { fernetEncrypt, fernetGenerateKey } from '../src/config/fernet.js'
+import { createLLMRouter, hasErrorCode, isRouterError, type LLMRouter } from '../src/index.js'
+import { startAdminServer, startOllamaServer } from '../src/testing/index.js'
+import type { RouterEvents } from '../src/types.js'
+import { llmsSeedRows, providersSeed } from './fixtures/seed-tables.js'
+import { type HostedServer, startHostedServer } from './helpers/hosted.js'
+import { ManualClock } from './helpers/manual-clock.js'
+
+const cleanups: (() => Promise<unknown>)[] = []
+afterEach(async () => {
+  await Promise.all(cleanups.splice(0).map((c) => c()))
+})
+
+async function hosted(options: Parameters<typeof startHostedServer>[0]): Promise<HostedServer> {
+  const server = await startHostedServer(options)
+  cleanups.push(() => server.close())
+  return server
+}
+
+async function ollama() {
+  const server = await startOllamaServer()
+  cleanups.push(() => server.stop())
+  return server
+}
+
+async function admin(payload: unknown, listPath?: string) {
+  const server = await startAdminServer(listPath === undefined ? {} : { listPath })
+  server.setPayload(payload)
+  cleanups.push(() => server.stop())
+  return server
+}
+
+function router(options: Parameters<typeof createLLMRouter>[0]): LLMRouter {
+  const r = createLLMRouter(
+    { metrics: false, retry: { maxRetries: 0 }, ...options },
+    { clock: new ManualClock(Date.now()) },
+  )
+  cleanups.push(() => r.close())
+  return r
+}
+
+/** The message of the error that ended the last attempt (ALL_BACKENDS_FAILED carries it as cause). */
+function causeText(error: unknown): string {
+  const cause = (error as { cause?: unknown }).cause
+  return cause instanceof Error ? cause.message : String(error)
+}
+
+function collect<K extends keyof RouterEvents>(r: LLMRouter, event: K): RouterEvents[K][] {
+  const out: RouterEvents[K][] = []
+  r.on(event, (p) => out.push(p))
+  return out
+}
+
+describe("admin.schema 'llms'", () => {
+  it('routes the seed rows: the default (GPT-4) to the hosted API with its key and model_name, Ollama Llama2 to Ollama', async () => {
+    const api = await hosted({ key: 'sk-openai-test', models: ['gpt-4', 'gpt-3.5-turbo'] })
+    const local = await ollama()
+    const adm = await admin(llmsSeedRows())
+    const env = { OPENAI_API_KEY: 'sk-openai-test', OPENAI_API_BASE: api.url, OLLAMA_BASE_URL: local.url }
+    const r = router({ adminUrl: adm.url, admin: { schema: 'llms' }, env })
+    const invalid = collect(r, 'config:invalid-record')
+
+    const first = await r.generate({ prompt: 'Hi' })
+    expect(first.model).toBe('OpenAI GPT-4')
+    expect(first.response).toBe('Hello from gpt-4')
+    expect(first.endpoint).toBe(api.url)
+    const sent = api.requests[0]
+    expect(sent?.headers.authorization).toBe('Bearer sk-openai-test')
+    expect(sent?.body).toMatchObject({ model: 'gpt-4', max_tokens: 2000, temperature: 0 })
+
+    const second = await r.generate({ model: 'Ollama Llama2', prompt: 'Hi' })
+    expect(second.backend).toBe('ollama')
+    expect(local.requests.at(-1)?.body).toMatchObject({ model: 'llama2', options: { temperature: 0.7 } })
+
+    expect(invalid.map((i) => i.modelName)).toEqual([
+      'Claude 3 Haiku',
+      'Claude 3 Sonnet',
+      'Claude 3 Opus',
+      'Bedrock Claude v2',
+    ])
+    const info = r.config()
+    expect(info?.records.map((x) => x.model_name)).toEqual([
+      'OpenAI GPT-4',
+      'OpenAI GPT-3.5 Turbo',
+      'Ollama Llama2',
+    ])
+  })
+
+  it('reads _env references per request: a changed OPENAI_API_BASE is used by the next request, an unset key is MISSING_CREDENTIAL naming it', async () => {
+    const a = await hosted({ key: 'sk-a' })
+    const b = await hosted({ key: 'sk-b' })
+    const adm = await admin(llmsSeedRows().slice(0, 1))
+    const env: Record<string, string | undefined> = { OPENAI_API_KEY: 'sk-a', OPENAI_API_BASE: a.url }
+    const r = router({ adminUrl: adm.url, admin: { schema: 'llms' }, env })
+    await r.generate({ prompt: 'one' })
+    env.OPENAI_API_BASE = b.url
+    env.OPENAI_API_KEY = 'sk-b'
+    const moved = await r.generate({ prompt: 'two' })
+    expect(moved.endpoint).toBe(b.url)
+    expect([a.requests.length, b.requests.length]).toEqual([1, 1])
+
+    env.OPENAI_API_BASE = undefined
+    const resolved = await r.resolve()
+    expect(resolved.targets[0]).toMatchObject({ endpoint: 'https://api.openai.com/v1', sendModel: 'gpt-4' })
+
+    env.OPENAI_API_BASE = b.url
+    env.OPENAI_API_KEY = undefined
+    const error = await r.generate({ prompt: 'three' }).catch((e: unknown) => e)
+    expect(hasErrorCode(error, 'MISSING_CREDENTIAL')).toBe(true)
+    expect(causeText(error)).toContain('environment variable OPENAI_API_KEY, which is not set')
+    expect(b.requests.length).toBe(1)
+  })
+
+  it('Azure: {endpoint}/openai/v1, the deployment name from its env var as model, the key in api-key; unset endpoint names the variable', async () => {
+    const api = await hosted({ key: 'azure-key', prefix: '/openai/v1', keyHeader: 'api-key' })
+    const rows = llmsSeedRows().filter((row) => row.provider === 'azure')
+    ;(rows[0] as { enabled: boolean }).enabled = true
+    const adm = await admin(rows)
+    const base = api.url.replace(/\/openai\/v1$/, '')
+    const env: Record<string, string | undefined> = {
+      AZURE_OPENAI_API_KEY: 'azure-key',
+      AZURE_OPENAI_API_BASE: base,
+      AZURE_OPENAI_DEPLOYMENT_NAME: 'my-gpt35-deployment',
+      AZURE_OPENAI_API_VERSION: '2024-10-21',
+    }
+    const r = router({ adminUrl: adm.url, admin: { schema: 'llms' }, env })
+    const result = await r.generate({ model: 'Azure OpenAI', prompt: 'Hi' })
+    expect(result.endpoint).toBe(`${base}/openai/v1`)
+    expect(api.requests[0]?.headers['api-key']).toBe('azure-key')
+    expect(api.requests[0]?.headers.authorization).toBeUndefined()
+    expect(api.requests[0]?.body.model).toBe('my-gpt35-deployment')
+
+    env.AZURE_OPENAI_API_BASE = undefined
+    const error = await r.generate({ model: 'Azure OpenAI', prompt: 'Hi' }).catch((e: unknown) => e)
+    expect(hasErrorCode(error, 'MISSING_CREDENTIAL')).toBe(true)
+    expect(causeText(error)).toContain('environment variable AZURE_OPENAI_API_BASE, which is not set')
+    expect(api.requests.length).toBe(1)
+  })
+
+  it('scope: only that scope and global are used, and its default serves requests without a model', async () => {
+    const local = await ollama()
+    const rows = [
+      ...llmsSeedRows(),
+      {
+        name: 'Tenant Phi',
+        provider: 'ollama',
+        model_name: 'phi3:mini',
+        auth_meta: { base_url_env: 'OLLAMA_BASE_URL' },
+        enabled: true,
+        is_default: true,
+        priority: 90,
+        scope: 'tenant-a',
+      },
+      {
+        name: 'Tenant B',
+        provider: 'ollama',
+        model_name: 'qwen',
+        enabled: true,
+        is_default: true,
+        scope: 'tenant-b',
+      },
+    ]
+    const adm = await admin(rows)
+    const r = router({
+      adminUrl: adm.url,
+      admin: { schema: 'llms' },
+      scope: 'tenant-a',
+      env: { OLLAMA_BASE_URL: local.url },
+    })
+    const result = await r.generate({ prompt: 'Hi' })
+    expect(result.model).toBe('Tenant Phi')
+    expect(local.requests.at(-1)?.body).toMatchObject({ model: 'phi3:mini' })
+    expect(r.config()?.allRecords.map((x) => x.model_name)).not.toContain('Tenant B')
+  })
+})
+
+describe("admin.schema 'providers'", () => {
+  async function seedServers() {
+    const groq = await hosted({ key: 'gsk-groq', prefix: '/openai/v1' })
+    const cerebras = await hosted({ key: 'csk-cerebras', models: ['llama3.1-8b'] })
+    const google = await hosted({ key: 'AIza-google', prefix: '/v1beta/openai' })
+    const mistral = await hosted({ key: 'mistral-key' })
+    const local = await ollama()
+    return { groq, cerebras, google, mistral, local }
+  }
+
+  it('the champion is the default; fallbackModels priority tries the same provider by fallback_priority first; decrypted keys as bearer', async () => {
+    const s = await seedServers()
+    const key = fernetGenerateKey()
+    const payload = providersSeed(
+      {
+        groq: s.groq.url,
+        cerebras: s.cerebras.url,
+        ollama: s.local.url,
+        google: s.google.url,
+        mistral: s.mistral.url,
+      },
+      {
+        groq: fernetEncrypt('gsk-groq', key),
+        cerebras: fernetEncrypt('csk-cerebras', key),
+        google: fernetEncrypt('AIza-google', key),
+        mistral: fernetEncrypt('mistral-key', key),
+      },
+    )
+    const adm = await admin(payload, '/api/providers/all')
+    const r = router({
+      adminUrl: adm.url,
+      admin: { schema: 'providers' },
+      env: { LLM_ROUTER_ENCRYPTION_KEY: key },
+    })
+
+    const byDefault = await r.generate({ prompt: 'Hi' })
+    expect(byDefault.model).toBe('llama-3.3-70b-versatile')
+    expect(s.groq.requests[0]?.headers.authorization).toBe('Bearer gsk-groq')
+
+    // Cerebras' champion is not served there (404 model_not_found): its next model, not Groq's, answers.
+    const fell = await r.generate({ model: 'gpt-oss-120b', prompt: 'Hi', fallbackModels: 'priority' })
+    expect(fell.model).toBe('llama3.1-8b')
+    expect(fell.attempts.map((a) => [a.model, a.ok])).toEqual([
+      ['gpt-oss-120b', false],
+      ['llama3.1-8b', true],
+    ])
+    expect(s.cerebras.requests.map((q) => q.headers.authorization)).toEqual([
+      'Bearer csk-cerebras',
+      'Bearer csk-cerebras',
+    ])
+
+    const gemini = await r.generate({ model: 'gemini-2.5-flash', prompt: 'Hi' })
+    expect(gemini.endpoint).toBe(s.google.url)
+    expect(s.google.requests[0]?.path).toBe('/v1beta/openai/completions')
+
+    const info = r.config()
+    expect(info?.records.find((x) => x.model_name === 'gpt-oss-120b')).toMatchObject({ rpm: 600, tpm: 48000 })
+  })
+
+  it('a wrong key makes the provider invalid (reported); an unset key env is MISSING_CREDENTIAL naming it', async () => {
+    const s = await seedServers()
+    const key = fernetGenerateKey()
+    const urls = {
+      groq: s.groq.url,
+      cerebras: s.cerebras.url,
+      ollama: s.local.url,
+      google: s.google.url,
+      mistral: s.mistral.url,
+    }
+    const adm = await admin(
+      providersSeed(urls, { groq: fernetEncrypt('gsk-groq', fernetGenerateKey()) }),
+      '/api/providers/all',
+    )
+    const r = router({
+      adminUrl: adm.url,
+      admin: { schema: 'providers' },
+      env: { LLM_ROUTER_ENCRYPTION_KEY: key },
+    })
+    const invalid = collect(r, 'config:invalid-record')
+    await r.refresh()
+    expect(invalid).toEqual([
+      expect.objectContaining({
+        modelName: 'groq',
+        field: 'api_key_encrypted',
+        message: expect.stringContaining('wrong key'),
+      }),
+    ])
+
+    const adm2 = await admin(
+      providersSeed(urls, { mistral: fernetEncrypt('mistral-key', key) }),
+      '/api/providers/all',
+    )
+    const r2 = router({
+      adminUrl: adm2.url,
+      admin: { schema: 'providers', encryptionKeyEnv: 'PROVIDER_KEYS_FERNET' },
+      env: {},
+    })
+    const error = await r2.generate({ model: 'mistral-small-latest', prompt: 'Hi' }).catch((e: unknown) => e)
+    expect(isRouterError(error) && hasErrorCode(error, 'MISSING_CREDENTIAL')).toBe(true)
+    expect(causeText(error)).toContain(
+      'the environment variable PROVIDER_KEYS_FERNET (the Fernet key) is not set',
+    )
+    expect(s.mistral.requests.length).toBe(0)
+  })
+
+  it('rejects lookup: model with a non-default schema', () => {
+    expect(() =>
+      createLLMRouter({ adminUrl: 'http://127.0.0.1:1', admin: { schema: 'providers', lookup: 'model' } }),
+    ).toThrow(/'model' works with the llm_backends schema only/)
+  })
+})
