@@ -285,6 +285,88 @@ describe("admin.schema 'providers'", () => {
     expect(s.mistral.requests.length).toBe(0)
   })
 
+  it('the decrypted key never shows: not in events, errors, metrics, logs or router.config(), even when the API echoes it', async () => {
+    const plaintext = 'csk-PLAINTEXT-never-leak-4242'
+    const s = await seedServers()
+    const key = fernetGenerateKey()
+    const echoing = await hosted({ key: 'a-different-key' })
+    const good = await hosted({ key: plaintext, models: ['llama3.1-8b'] })
+    const urls = {
+      groq: echoing.url,
+      cerebras: good.url,
+      ollama: s.local.url,
+      google: s.google.url,
+      mistral: s.mistral.url,
+    }
+    const tokens = { cerebras: fernetEncrypt(plaintext, key), groq: fernetEncrypt(plaintext, key) }
+    const adm = await admin(providersSeed(urls, tokens), '/api/providers/all')
+    const seen: unknown[] = []
+    const logs: string[] = []
+    const spies = (['log', 'info', 'warn', 'error', 'debug'] as const).map((level) => {
+      const original = console[level]
+      console[level] = (...args: unknown[]) => {
+        logs.push(args.map(String).join(' '))
+      }
+      return () => {
+        console[level] = original
+      }
+    })
+    try {
+      const sink = {
+        write: (record: unknown) => seen.push(record),
+        flush: async () => {},
+        close: async () => {},
+      }
+      const r = router({
+        adminUrl: adm.url,
+        admin: { schema: 'providers' },
+        env: { LLM_ROUTER_ENCRYPTION_KEY: key },
+        metrics: sink,
+      })
+      const events = [
+        'config:loaded',
+        'config:refreshed',
+        'config:failed',
+        'config:fallback',
+        'config:invalid-record',
+        'request:start',
+        'request:end',
+        'request:retry',
+        'request:fallback',
+        'circuit:open',
+        'circuit:close',
+        'metric',
+        'metrics:dropped',
+        'metrics:flush-failed',
+        'sink:error',
+      ] as const
+      for (const name of events) r.on(name, (payload: unknown) => seen.push({ name, payload }))
+      // Cerebras accepts the key (llama3.1-8b); the echoing API answers 401 "Incorrect API key provided: <key>".
+      const ok = await r.generate({ model: 'llama3.1-8b', prompt: 'Hi' })
+      expect(good.requests[0]?.headers.authorization).toBe(`Bearer ${plaintext}`)
+      seen.push(ok)
+      const denied = await r
+        .generate({ model: 'llama-3.3-70b-versatile', prompt: 'Hi' })
+        .catch((e: unknown) => e)
+      expect(hasErrorCode(denied, 'UNAUTHORIZED')).toBe(true)
+      expect(echoing.requests[0]?.headers.authorization).toBe(`Bearer ${plaintext}`)
+      const streamed = r.stream({ model: 'gpt-oss-120b', prompt: 'Hi' })
+      const streamError = await streamed.result.catch((e: unknown) => e)
+      seen.push(r.config(), r.stats(), r.circuits(), await r.resolve('llama3.1-8b'))
+      const errorText = (e: unknown): string => {
+        if (!(e instanceof Error)) return String(e)
+        const attempts = (e as { attempts?: unknown }).attempts
+        return `${e.message} ${e.stack} ${JSON.stringify(attempts)} ${errorText((e as { cause?: unknown }).cause)}`
+      }
+      const everything = `${JSON.stringify(seen)} ${errorText(denied)} ${errorText(streamError)} ${logs.join('\n')}`
+      expect(everything).toContain('Incorrect API key provided: [redacted]')
+      expect(everything).not.toContain(plaintext)
+      expect(seen.some((x) => (x as { name?: string }).name === 'metric')).toBe(true)
+    } finally {
+      for (const restore of spies) restore()
+    }
+  })
+
   it('rejects lookup: model with a non-default schema', () => {
     expect(() =>
       createLLMRouter({ adminUrl: 'http://127.0.0.1:1', admin: { schema: 'providers', lookup: 'model' } }),
