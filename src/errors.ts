@@ -54,6 +54,8 @@ export const ErrorCode = {
   CLOSED: 'CLOSED',
   /** No candidate record declares a capability the request needs (tools, vision, json_schema, thinking, embeddings); nothing was sent. Also the code of a skipped record in `attempts`. */
   NO_CAPABLE_BACKEND: 'NO_CAPABLE_BACKEND',
+  /** A backend returned a tool call whose arguments are not a JSON object (the model produced malformed JSON). */
+  INVALID_TOOL_ARGUMENTS: 'INVALID_TOOL_ARGUMENTS',
 } as const
 
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode]

@@ -4,6 +4,21 @@
  * @module
  */
 
+export type {
+  AssistantMessage,
+  ChatBackendOptions,
+  ChatFunctionTool,
+  ChatMessage,
+  ChatRequest,
+  ChatResult,
+  ChatRole,
+  ChatStream,
+  ChatStreamChunk,
+  ChatTool,
+  ChatUsage,
+  ToolCall,
+  ToolChoice,
+} from './chat/types.js'
 export type { AttemptInfo } from './errors.js'
 export { ErrorCode, hasErrorCode, isRouterError, RouterError } from './errors.js'
 // The callback, fan-out and OpenTelemetry sinks are in `llm-backend-router/sinks` (src/metrics/sinks.ts).
@@ -17,6 +32,7 @@ export type {
   BackendKind,
   BackendRecord,
   BackendType,
+  Capability,
   CircuitInfo,
   CircuitState,
   ConfigOrigin,

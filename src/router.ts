@@ -4,15 +4,19 @@
  * once per config snapshot and cached by its identity (dispatch/routes.ts).
  */
 import { EventEmitter } from 'eventemitter3'
+import { validateChatRequest } from './chat/request.js'
+import type { ChatRequest, ChatResult, ChatStream } from './chat/types.js'
 import type { ConfigSnapshot } from './config/contract.js'
 import { createConfigSource } from './config/source.js'
 import type { AttemptContext } from './dispatch/attempt.js'
+import { chatChunks, chatOperation } from './dispatch/chat.js'
 import { CircuitRegistry } from './dispatch/circuit.js'
 import { type DispatchCore, primaryCandidates, runRequest } from './dispatch/dispatcher.js'
 import { generateOperation } from './dispatch/generate.js'
+import type { DispatchRequest, DispatchResult, Operation } from './dispatch/operation.js'
 import { validateRequest } from './dispatch/request.js'
 import { RouteCache } from './dispatch/routes.js'
-import { StreamRun, textChunks } from './dispatch/stream.js'
+import { type ChunkShape, StreamRun, textChunks } from './dispatch/stream.js'
 import { ErrorCode, isRouterError, RouterError } from './errors.js'
 import { type Clock, systemClock } from './internal/clock.js'
 import { createHttpSink } from './metrics/http-sink.js'
@@ -68,6 +72,10 @@ export interface LLMRouter {
   generate(request: GenerateRequest): Promise<GenerateResult>
   /** Streams the answer: `for await (const chunk of router.stream(req)) chunk.text`; `.result` has the totals. */
   stream(request: GenerateRequest): GenerateStream
+  /** Sends a conversation and resolves with the assistant's message (text, reasoning, tool calls) and the totals. */
+  chat(request: ChatRequest): Promise<ChatResult>
+  /** Streams the assistant's answer: chunks with `text`, `reasoning` and complete `toolCalls`; `.result` has the whole answer. */
+  streamChat(request: ChatRequest): ChatStream
   /** Subscribes to an event; returns a function that unsubscribes. */
   on<K extends keyof RouterEvents>(event: K, listener: Listener<K>): () => void
   once<K extends keyof RouterEvents>(event: K, listener: Listener<K>): () => void
@@ -211,11 +219,11 @@ export function createLLMRouter(options?: RouterOptions, internals: RouterIntern
   const closedError = () =>
     new RouterError(ErrorCode.CLOSED, 'This router was closed; create a new one with createLLMRouter()')
 
-  const requestStart = (req: GenerateRequest, stream: boolean) => {
+  const requestStart = (req: DispatchRequest, stream: boolean) => {
     if (listens('request:start'))
       emit('request:start', { requestId: req.metadata?.requestId ?? null, model: req.model, stream })
   }
-  const requestEnd = (req: GenerateRequest, result: GenerateResult | null, error: unknown, t0: number) => {
+  const requestEnd = (req: DispatchRequest, result: DispatchResult | null, error: unknown, t0: number) => {
     if (!listens('request:end')) return
     emit('request:end', {
       requestId: req.metadata?.requestId ?? null,
@@ -226,74 +234,94 @@ export function createLLMRouter(options?: RouterOptions, internals: RouterIntern
     })
   }
 
+  /** One answer of any operation: validation, events, in-flight tracking for close(). */
+  const once = <Req extends DispatchRequest, Out, Res extends DispatchResult, Delta>(
+    op: Operation<Req, Out, Res, Delta>,
+    validate: (request: unknown) => asserts request is Req,
+    request: Req,
+  ): Promise<Res> => {
+    if (closed) return Promise.reject(closedError())
+    try {
+      validate(request)
+    } catch (error) {
+      return Promise.reject(error)
+    }
+    const t0 = performance.now()
+    requestStart(request, false)
+    const p = runRequest(core, op, request, config.get(request.model, request.fallbackModels), null, t0)
+    inflight.add(p)
+    return p.then(
+      (result) => {
+        inflight.delete(p)
+        requestEnd(request, result, null, t0)
+        return result
+      },
+      (error: unknown) => {
+        inflight.delete(p)
+        requestEnd(request, null, error, t0)
+        throw error
+      },
+    )
+  }
+
+  /** A stream of any operation; it starts on first use (see StreamRun). */
+  const streamed = <Req extends DispatchRequest, Out, Res extends DispatchResult, Delta, Chunk>(
+    op: Operation<Req, Out, Res, Delta>,
+    chunks: ChunkShape<Delta, Chunk>,
+    validate: (request: unknown) => asserts request is Req,
+    request: Req,
+  ): StreamRun<Req, Out, Res, Delta, Chunk> => {
+    // Like generate(): a closed router or a bad request fails on first use (next() / result), not here.
+    let invalid: RouterError | null = closed ? closedError() : null
+    if (invalid === null) {
+      try {
+        validate(request)
+      } catch (error) {
+        invalid = error as RouterError
+      }
+    }
+    const t0 = performance.now()
+    let tracked: Promise<unknown> | null = null
+    return new StreamRun(
+      core,
+      op,
+      chunks,
+      request,
+      {
+        snapshot: () => {
+          // A stream made before close() but first read after it: the agent is gone, say so.
+          if (closed) throw closedError()
+          requestStart(request, true)
+          return config.get(request.model, request.fallbackModels)
+        },
+        started: (p) => {
+          tracked = p.catch(() => {})
+          inflight.add(tracked)
+        },
+        settled: (result, error) => {
+          if (tracked) inflight.delete(tracked)
+          requestEnd(request, result, error, t0)
+        },
+      },
+      invalid,
+    )
+  }
+
   const router: LLMRouter = {
     generate(request: GenerateRequest): Promise<GenerateResult> {
-      if (closed) return Promise.reject(closedError())
-      try {
-        validateRequest(request)
-      } catch (error) {
-        return Promise.reject(error)
-      }
-      const t0 = performance.now()
-      requestStart(request, false)
-      const p = runRequest(
-        core,
-        generateOperation,
-        request,
-        config.get(request.model, request.fallbackModels),
-        null,
-        t0,
-      )
-      inflight.add(p)
-      return p.then(
-        (result) => {
-          inflight.delete(p)
-          requestEnd(request, result, null, t0)
-          return result
-        },
-        (error: unknown) => {
-          inflight.delete(p)
-          requestEnd(request, null, error, t0)
-          throw error
-        },
-      )
+      return once(generateOperation, validateRequest, request)
     },
 
     stream(request: GenerateRequest): GenerateStream {
-      // Like generate(): a closed router or a bad request fails on first use (next() / result), not here.
-      let invalid: RouterError | null = closed ? closedError() : null
-      if (invalid === null) {
-        try {
-          validateRequest(request)
-        } catch (error) {
-          invalid = error as RouterError
-        }
-      }
-      const t0 = performance.now()
-      let tracked: Promise<unknown> | null = null
-      return new StreamRun(
-        core,
-        generateOperation,
-        textChunks,
-        request,
-        {
-          snapshot: () => {
-            // A stream made before close() but first read after it: the agent is gone, say so.
-            if (closed) throw closedError()
-            requestStart(request, true)
-            return config.get(request.model, request.fallbackModels)
-          },
-          started: (p) => {
-            tracked = p.catch(() => {})
-            inflight.add(tracked)
-          },
-          settled: (result, error) => {
-            if (tracked) inflight.delete(tracked)
-            requestEnd(request, result, error, t0)
-          },
-        },
-        invalid,
-      )
+      return streamed(generateOperation, textChunks, validateRequest, request)
+    },
+
+    chat(request: ChatRequest): Promise<ChatResult> {
+      return once(chatOperation, validateChatRequest, request)
+    },
+
+    streamChat(request: ChatRequest): ChatStream {
+      return streamed(chatOperation, chatChunks, validateChatRequest, request)
     },
 
     on(event, listener) {

@@ -53,7 +53,15 @@ export interface BackendRecord {
   rpm?: number
   /** Tokens per minute the provider allows (seed 003's `tpm_limit`). */
   tpm?: number
+  /**
+   * What the record's model can do. A request that needs one (tools, images, a JSON schema, `think`,
+   * embeddings) skips records that declare capabilities without it. Absent: assumed able (any request).
+   */
+  capabilities?: Capability[]
 }
+
+/** What a backend record can declare it supports (`capabilities` in the admin record). */
+export type Capability = 'tools' | 'vision' | 'json_schema' | 'thinking' | 'embeddings'
 
 /**
  * Where the records in use came from: `admin` (fetched, or cached within the TTL), `stale` (the last

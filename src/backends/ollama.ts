@@ -89,7 +89,7 @@ function encode(request: WireRequest): string {
 }
 
 /** Output fields of a final (`done:true` or non-streaming) object. */
-function finalOutput(object: JsonObject, text: string): BackendOutput {
+export function finalOutput(object: JsonObject, text: string): BackendOutput {
   const reason = object.done_reason
   const output: BackendOutput = {
     text,

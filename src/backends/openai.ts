@@ -40,7 +40,7 @@ import {
   streamError,
 } from './common.js'
 import { FrameShape } from './fast-frame.js'
-import { LineDecoder } from './lines.js'
+import { SseDecoder } from './sse.js'
 import type { BackendAdapter, BackendOutput, StreamDecoder, WireRequest } from './types.js'
 
 const LABEL = 'OpenAI-compatible backend'
@@ -77,7 +77,7 @@ function encode(request: WireRequest): string {
   return JSON.stringify(body)
 }
 
-function isErrorPayload(object: JsonObject): boolean {
+export function isErrorPayload(object: JsonObject): boolean {
   return (object.error !== undefined && object.error !== null) || object.object === 'error'
 }
 
@@ -110,13 +110,10 @@ function decode(body: string): BackendOutput {
   }
 }
 
-class SseStreamDecoder extends LineDecoder {
+class SseStreamDecoder extends SseDecoder<BackendOutput, string> {
   private text = ''
   /** null: every frame takes the full parse (the bench's comparison switch). */
   private readonly shape: FrameShape | null
-  /** Data of the event being read; null when no `data:` line was seen since the last dispatch. */
-  private data: string | null = null
-  private event = ''
   private doneReason: string | null = null
   private sawFinish = false
   private promptTokens = 0
@@ -127,44 +124,7 @@ class SseStreamDecoder extends LineDecoder {
     this.shape = fastFrames ? new FrameShape('"text":"') : null
   }
 
-  protected onLine(line: string, onText: OnText): void {
-    if (line.length === 0) {
-      const data = this.data
-      const event = this.event
-      this.data = null
-      this.event = ''
-      if (data !== null && data.length > 0) this.dispatch(data, event, onText)
-      return
-    }
-    // Fast path: the usual `data: {...}` line.
-    if (line.startsWith('data:')) {
-      const value = line.charCodeAt(5) === 0x20 ? line.slice(6) : line.slice(5)
-      this.data = this.data === null ? value : `${this.data}\n${value}`
-      return
-    }
-    if (line.charCodeAt(0) === 0x3a /* : */) return
-    const colon = line.indexOf(':')
-    const field = colon === -1 ? line : line.slice(0, colon)
-    if (field === 'data') {
-      // A bare `data` line (no colon) is an empty data line per the SSE spec.
-      this.data = this.data === null ? '' : `${this.data}\n`
-    } else if (field === 'event') {
-      this.event = fieldValue(line, colon)
-    } else if (field === 'error') {
-      // llama.cpp: an `error:` field line carrying a JSON error object, followed by `data: [DONE]`.
-      const raw = fieldValue(line, colon)
-      let payload: unknown = raw
-      try {
-        payload = JSON.parse(raw)
-      } catch {
-        // Not JSON: the raw text is the message.
-      }
-      throw this.errorFrame(payload)
-    }
-    // `id:`, `retry:` and unknown fields carry nothing a completion needs.
-  }
-
-  private dispatch(data: string, event: string, onText: OnText): void {
+  protected dispatch(data: string, event: string, onText: OnText): void {
     if (data === '[DONE]') {
       if (!this.sawFinish) {
         throw streamError(
@@ -247,7 +207,7 @@ class SseStreamDecoder extends LineDecoder {
     }
   }
 
-  private errorFrame(payload: unknown): Error {
+  protected errorFrame(payload: unknown): Error {
     if (rejectsRequest(payload)) return rejectedInBand('mlx', LABEL, payload)
     return streamError(
       'mlx',
@@ -256,15 +216,6 @@ class SseStreamDecoder extends LineDecoder {
       this.text.length,
       payload,
     )
-  }
-
-  protected onEof(onText: OnText): void {
-    // Per the SSE spec an event without its blank line is dropped; we dispatch it instead so that a body
-    // ending in `data: [DONE]` without the final blank line still counts as complete.
-    const data = this.data
-    const event = this.event
-    this.data = null
-    if (data !== null && data.length > 0) this.dispatch(data, event, onText)
   }
 
   protected truncated(): Error {
@@ -283,12 +234,6 @@ class SseStreamDecoder extends LineDecoder {
       completionTokens: this.completionTokens,
     }
   }
-}
-
-/** Value of an SSE field line: after the first colon, minus one leading space. */
-function fieldValue(line: string, colon: number): string {
-  if (colon === -1) return ''
-  return line.slice(line.charCodeAt(colon + 1) === 0x20 ? colon + 2 : colon + 1)
 }
 
 /** Adapter for OpenAI-compatible `/v1/completions` (SSE when streaming). */

@@ -14,7 +14,7 @@
  */
 import { z } from 'zod'
 import { ErrorCode, RouterError } from '../errors.js'
-import type { BackendAuth, BackendRecord, BackendType } from '../types.js'
+import type { BackendAuth, BackendRecord, BackendType, Capability } from '../types.js'
 
 /** One invalid record in a payload: `index` in the array (-1 when not tied to an array element). */
 export interface InvalidRecord {
@@ -34,6 +34,13 @@ export interface ParseRecordsResult {
 }
 
 const BACKEND_TYPES = ['ollama', 'mlx', 'auto', 'openai'] as const satisfies readonly BackendType[]
+const CAPABILITIES = [
+  'tools',
+  'vision',
+  'json_schema',
+  'thinking',
+  'embeddings',
+] as const satisfies readonly Capability[]
 export const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/
 /** RFC 9110 token characters. */
 const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/
@@ -191,6 +198,16 @@ const recordShape = z.object({
   provider: nonEmpty.optional(),
   rpm: positiveInt.optional(),
   tpm: positiveInt.optional(),
+  // An unknown name rejects the record (a typo such as "tool" would otherwise skip it for every tool call).
+  capabilities: z
+    .array(
+      z.enum(CAPABILITIES, {
+        error: (issue) =>
+          `unknown capability ${JSON.stringify(String(issue.input).slice(0, 40))}; expected ${CAPABILITIES.join(', ')}`,
+      }),
+      { error: `must be a list of capabilities (${CAPABILITIES.join(', ')})` },
+    )
+    .optional(),
 })
 
 /** Default priority when a record has none (lower is tried first). */
@@ -238,6 +255,7 @@ export const backendRecordSchema = z.preprocess(
     if (r.provider !== undefined) out.provider = r.provider
     if (r.rpm !== undefined) out.rpm = r.rpm
     if (r.tpm !== undefined) out.tpm = r.tpm
+    if (r.capabilities !== undefined) out.capabilities = [...new Set(r.capabilities)]
     return out
   }),
 )

@@ -46,6 +46,9 @@ const POLICIES: Record<ErrorCode, FailurePolicy> = {
   CLOSED: { retry: false, fallover: false, unhealthy: false },
   // Decided before sending (a record lacks a capability the request needs): never an attempt's failure.
   NO_CAPABLE_BACKEND: { retry: false, fallover: false, unhealthy: false },
+  // The model's own output (a tool call with broken JSON arguments): the server is healthy, and the
+  // caller decides whether to ask again; falling over would hide which model produced it.
+  INVALID_TOOL_ARGUMENTS: { retry: false, fallover: false, unhealthy: false },
 }
 
 export function policyOf(code: ErrorCode): FailurePolicy {

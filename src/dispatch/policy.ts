@@ -100,7 +100,8 @@ export function decide(input: DecisionInput): Decision {
     }
   }
   // Text already reached the consumer: another backend would answer differently, so nothing is resumed.
-  if (input.delivered > 0) {
+  // Broken tool-call arguments are not an interruption (the stream ended): they keep their own code.
+  if (input.delivered > 0 && error.code !== ErrorCode.INVALID_TOOL_ARGUMENTS) {
     return {
       action: 'fail',
       error: new RouterError(

@@ -5,7 +5,7 @@
 import { ErrorCode, RouterError } from '../errors.js'
 import type { GenerateRequest } from '../types.js'
 
-function fail(path: string, message: string): never {
+export function fail(path: string, message: string): never {
   throw new RouterError(ErrorCode.INVALID_REQUEST, `Invalid request: ${path} ${message}`, {
     issues: [{ path, message }],
   })
@@ -25,9 +25,19 @@ export function validateRequest(req: unknown): asserts req is GenerateRequest {
   if (typeof req !== 'object' || req === null) fail('request', 'must be an object with at least a prompt')
   const r = req as Record<string, unknown>
   if (typeof r.prompt !== 'string') fail('prompt', 'must be a string')
+  if (r.system !== undefined && typeof r.system !== 'string') fail('system', 'must be a string')
+  validateShared(r)
+  if (
+    r.options !== undefined &&
+    (typeof r.options !== 'object' || r.options === null || Array.isArray(r.options))
+  )
+    fail('options', 'must be a plain object')
+}
+
+/** The fields every operation's request shares with generate(): model, sampling basics, limits, signal, fallbacks, metadata. */
+export function validateShared(r: Record<string, unknown>): void {
   if (r.model !== undefined && (typeof r.model !== 'string' || r.model === ''))
     fail('model', 'must be a non-empty string')
-  if (r.system !== undefined && typeof r.system !== 'string') fail('system', 'must be a string')
   if (r.temperature !== undefined) {
     const t = r.temperature
     if (typeof t !== 'number' || !Number.isFinite(t) || t < 0) fail('temperature', 'must be a number >= 0')
@@ -71,9 +81,4 @@ export function validateRequest(req: unknown): asserts req is GenerateRequest {
       if (m[key] !== undefined && typeof m[key] !== 'string') fail(`metadata.${key}`, 'must be a string')
     }
   }
-  if (
-    r.options !== undefined &&
-    (typeof r.options !== 'object' || r.options === null || Array.isArray(r.options))
-  )
-    fail('options', 'must be a plain object')
 }
