@@ -72,7 +72,13 @@ describe("admin.schema 'llms'", () => {
     expect(first.endpoint).toBe(api.url)
     const sent = api.requests[0]
     expect(sent?.headers.authorization).toBe('Bearer sk-openai-test')
-    expect(sent?.body).toMatchObject({ model: 'gpt-4', max_tokens: 2000, temperature: 0 })
+    expect(sent?.path).toBe('/v1/chat/completions')
+    expect(sent?.body).toMatchObject({
+      model: 'gpt-4',
+      max_tokens: 2000,
+      temperature: 0,
+      messages: [{ role: 'user', content: 'Hi' }],
+    })
 
     const second = await r.generate({ model: 'Ollama Llama2', prompt: 'Hi' })
     expect(second.backend).toBe('ollama')
@@ -90,6 +96,44 @@ describe("admin.schema 'llms'", () => {
       'OpenAI GPT-3.5 Turbo',
       'Ollama Llama2',
     ])
+  })
+
+  it('hosted records: generate with a system prompt, stream and chat all go through chat completions with model and key', async () => {
+    const api = await hosted({ key: 'sk-openai-test', models: ['gpt-4'] })
+    const adm = await admin(llmsSeedRows().slice(0, 1))
+    const env = { OPENAI_API_KEY: 'sk-openai-test', OPENAI_API_BASE: api.url }
+    const r = router({ adminUrl: adm.url, admin: { schema: 'llms' }, env })
+    const generated = await r.generate({
+      model: 'OpenAI GPT-4',
+      system: 'Be brief.',
+      prompt: 'Hi',
+      maxTokens: 50,
+    })
+    expect(generated.usage).toEqual({ promptTokens: 12, completionTokens: 4 })
+    expect(api.requests[0]?.body).toEqual({
+      model: 'gpt-4',
+      messages: [
+        { role: 'system', content: 'Be brief.' },
+        { role: 'user', content: 'Hi' },
+      ],
+      max_tokens: 50,
+      temperature: 0,
+      stream: false,
+    })
+    const stream = r.stream({ prompt: 'Hi' })
+    let text = ''
+    for await (const chunk of stream) text += chunk.text
+    expect(text).toBe('Hello from gpt-4')
+    expect((await stream.result).usage.completionTokens).toBe(4)
+    expect(api.requests[1]?.body).toMatchObject({
+      model: 'gpt-4',
+      stream: true,
+      stream_options: { include_usage: true },
+    })
+    const chat = await r.chat({ model: 'OpenAI GPT-4', messages: [{ role: 'user', content: 'Hello?' }] })
+    expect(chat.message).toEqual({ role: 'assistant', content: 'Hello from gpt-4' })
+    expect(api.requests[2]?.path).toBe('/v1/chat/completions')
+    expect(api.requests.map((q) => q.headers.authorization)).toEqual(Array(3).fill('Bearer sk-openai-test'))
   })
 
   it('reads _env references per request: a changed OPENAI_API_BASE is used by the next request, an unset key is MISSING_CREDENTIAL naming it', async () => {
@@ -233,7 +277,7 @@ describe("admin.schema 'providers'", () => {
 
     const gemini = await r.generate({ model: 'gemini-2.5-flash', prompt: 'Hi' })
     expect(gemini.endpoint).toBe(s.google.url)
-    expect(s.google.requests[0]?.path).toBe('/v1beta/openai/completions')
+    expect(s.google.requests[0]?.path).toBe('/v1beta/openai/chat/completions')
 
     const info = r.config()
     expect(info?.records.find((x) => x.model_name === 'gpt-oss-120b')).toMatchObject({ rpm: 600, tpm: 48000 })

@@ -39,9 +39,10 @@ export interface Target {
   envProblem?: string
   /**
    * `openai` (hosted) records: the base URL already carries the API version, as OpenAI's SDKs expect
-   * (`https://api.openai.com/v1`, Gemini's `.../v1beta/openai`), so the adapter's `/v1` is not added.
+   * (`https://api.openai.com/v1`, Gemini's `.../v1beta/openai`), so the adapter's `/v1` is not added;
+   * generation goes through chat completions (backends/hosted-generate.ts).
    */
-  versionedBase?: boolean
+  hosted?: boolean
 }
 
 export interface Candidate {
@@ -213,7 +214,7 @@ export function compileCandidate(
       record.auth,
       values.problem === undefined ? circuits : null,
     )
-    if (record.backend_type === 'openai') target.versionedBase = true
+    if (record.backend_type === 'openai') target.hosted = true
     if (values.problem !== undefined) {
       target.envProblem = values.problem
       target.endpoint = `(${record.endpoint_url_env ?? record.backend_model_env} unset)`
@@ -235,7 +236,7 @@ export function compileCandidate(
       record.auth,
       circuits,
     )
-    target.versionedBase = true
+    target.hosted = true
     targets.push(target)
   } else {
     // auto: MLX first with backend_model; then Ollama with the Ollama-style model name.
