@@ -53,6 +53,10 @@ export interface BackendRecord {
   rpm?: number
   /** Tokens per minute the provider allows (seed 003's `tpm_limit`). */
   tpm?: number
+  /** Price per million prompt tokens; with `output_cost_per_million`, results and metrics carry `cost`. */
+  input_cost_per_million?: number
+  /** Price per million completion tokens. */
+  output_cost_per_million?: number
   /**
    * What the record's model can do. A request that needs one (tools, images, a JSON schema, `think`,
    * embeddings) skips records that declare capabilities without it. Absent: assumed able (any request).
@@ -133,6 +137,8 @@ export interface GenerateResult {
   /** Ollama's `load_duration`, in milliseconds, when reported. */
   loadMs?: number
   attempts: AttemptInfo[]
+  /** From the answering record's prices per million tokens; absent when it has none for these tokens. */
+  cost?: number
 }
 
 export interface StreamChunk {
@@ -177,6 +183,11 @@ export interface MetricRecord {
   load_seconds: number | null
   /** Where the config in use came from; null when the request was stopped before the first config load finished. */
   config_origin: ConfigOrigin | null
+  /**
+   * Cost of the call from the record's prices per million tokens; null when unpriced or failed. Not a
+   * seed field; the router always sets it (optional for records built elsewhere).
+   */
+  cost?: number | null
   /** Which call made the record: `generate` (generate()/stream()), `chat` (chat()/streamChat()), `embed`. */
   operation: 'generate' | 'chat' | 'embed'
 }

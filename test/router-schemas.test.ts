@@ -5,6 +5,7 @@
  */
 import { afterEach, describe, expect, it } from 'vitest'
 import { fernetEncrypt, fernetGenerateKey } from '../src/config/fernet.js'
+import { parseRows } from '../src/config/schemas/index.js'
 import { createLLMRouter, hasErrorCode, isRouterError, type LLMRouter } from '../src/index.js'
 import { startAdminServer, startOllamaServer } from '../src/testing/index.js'
 import type { RouterEvents } from '../src/types.js'
@@ -415,5 +416,121 @@ describe("admin.schema 'providers'", () => {
     expect(() =>
       createLLMRouter({ adminUrl: 'http://127.0.0.1:1', admin: { schema: 'providers', lookup: 'model' } }),
     ).toThrow(/'model' works with the llm_backends schema only/)
+  })
+})
+
+describe('cost', () => {
+  it('priced records put cost on results, metric records and stats(); unpriced ones report none, not zero', async () => {
+    const api = await hosted({ key: 'k', models: ['priced', 'unpriced', 'half'] })
+    const adm = await admin(
+      [
+        {
+          id: 'p',
+          base_url: api.url,
+          models: [
+            { id: 'priced', fallback_priority: 1, input_cost_per_million: 0.6, output_cost_per_million: 2.4 },
+            { id: 'unpriced', fallback_priority: 2 },
+            { id: 'half', fallback_priority: 3, input_cost_per_million: 1 },
+          ],
+        },
+      ],
+      '/api/providers/all',
+    )
+    const metrics: { model: string; cost?: number | null }[] = []
+    const sink = {
+      write: (m: { model: string; cost?: number | null }) => metrics.push(m),
+      flush: async () => {},
+      close: async () => {},
+    }
+    const r = router({
+      adminUrl: adm.url,
+      admin: { schema: 'providers' },
+      metrics: sink,
+      env: {},
+    })
+    // No api_key_encrypted: the stand-in answers 401; the priced call below uses a keyed copy of the records.
+    const denied = await r.generate({ model: 'priced', prompt: 'Hi' }).catch((e: unknown) => e)
+    expect(hasErrorCode(denied, 'UNAUTHORIZED')).toBe(true)
+    expect(metrics.at(-1)?.cost).toBeNull()
+
+    const records = [
+      {
+        model_name: 'priced',
+        backend_type: 'openai',
+        endpoint_url: api.url,
+        auth: { bearer_env: 'KEY' },
+        input_cost_per_million: 0.6,
+        output_cost_per_million: 2.4,
+      },
+      { model_name: 'unpriced', backend_type: 'openai', endpoint_url: api.url, auth: { bearer_env: 'KEY' } },
+      {
+        model_name: 'half',
+        backend_type: 'openai',
+        endpoint_url: api.url,
+        auth: { bearer_env: 'KEY' },
+        input_cost_per_million: 1,
+      },
+    ]
+    const r2 = router({ env: { LLM_ROUTER_BACKENDS: JSON.stringify(records), KEY: 'k' }, metrics: sink })
+    const priced = await r2.generate({ model: 'priced', prompt: 'Hi' })
+    // 12 prompt tokens at 0.6/M + 4 completion tokens at 2.4/M
+    expect(priced.cost).toBeCloseTo((12 * 0.6 + 4 * 2.4) / 1e6, 12)
+    const chat = await r2.chat({ model: 'priced', messages: [{ role: 'user', content: 'Hi' }] })
+    expect(chat.cost).toBeCloseTo((12 * 0.6 + 4 * 2.4) / 1e6, 12)
+    const unpriced = await r2.generate({ model: 'unpriced', prompt: 'Hi' })
+    expect('cost' in unpriced).toBe(false)
+    const half = await r2.generate({ model: 'half', prompt: 'Hi' })
+    expect('cost' in half).toBe(false)
+    expect(metrics.slice(-4).map((m) => [m.model, m.cost])).toEqual([
+      ['priced', priced.cost],
+      ['priced', chat.cost],
+      ['unpriced', null],
+      ['half', null],
+    ])
+    const stats = Object.fromEntries(r2.stats().map((s) => [s.model, s.cost]))
+    expect(stats.priced).toBeCloseTo(2 * ((12 * 0.6 + 4 * 2.4) / 1e6), 12)
+    expect(stats.unpriced).toBeNull()
+    expect(stats.half).toBeNull()
+  })
+
+  it('the schemas carry prices: llms rows in config, providers per model', () => {
+    const llms = parseRows(
+      'llms',
+      [
+        {
+          name: 'GPT-4o',
+          provider: 'openai',
+          model_name: 'gpt-4o',
+          config: { input_cost_per_million: 2.5, output_cost_per_million: 10 },
+        },
+      ],
+      { scope: 'global', env: {}, encryptionKeyEnv: 'K' },
+    )
+    expect(llms.records[0]).toMatchObject({ input_cost_per_million: 2.5, output_cost_per_million: 10 })
+    const bad = parseRows(
+      'llms',
+      [{ name: 'x', provider: 'openai', model_name: 'y', config: { output_cost_per_million: -1 } }],
+      {
+        scope: 'global',
+        env: {},
+        encryptionKeyEnv: 'K',
+      },
+    )
+    expect(bad.invalid).toEqual([expect.objectContaining({ field: 'config.output_cost_per_million' })])
+    const providers = parseRows(
+      'providers',
+      [
+        {
+          id: 'groq',
+          base_url: 'https://api.groq.com/openai/v1',
+          models: [{ id: 'm', input_cost_per_million: 0.05, output_cost_per_million: 0.08 }],
+        },
+      ],
+      { scope: 'global', env: {}, encryptionKeyEnv: 'K' },
+    )
+    expect(providers.records[0]).toMatchObject({
+      input_cost_per_million: 0.05,
+      output_cost_per_million: 0.08,
+    })
   })
 })

@@ -198,6 +198,8 @@ const recordShape = z.object({
   provider: nonEmpty.optional(),
   rpm: positiveInt.optional(),
   tpm: positiveInt.optional(),
+  input_cost_per_million: nonNegative.optional(),
+  output_cost_per_million: nonNegative.optional(),
   // An unknown name rejects the record (a typo such as "tool" would otherwise skip it for every tool call).
   capabilities: z
     .array(
@@ -255,6 +257,8 @@ export const backendRecordSchema = z.preprocess(
     if (r.provider !== undefined) out.provider = r.provider
     if (r.rpm !== undefined) out.rpm = r.rpm
     if (r.tpm !== undefined) out.tpm = r.tpm
+    if (r.input_cost_per_million !== undefined) out.input_cost_per_million = r.input_cost_per_million
+    if (r.output_cost_per_million !== undefined) out.output_cost_per_million = r.output_cost_per_million
     if (r.capabilities !== undefined) out.capabilities = [...new Set(r.capabilities)]
     return out
   }),

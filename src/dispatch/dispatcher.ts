@@ -18,6 +18,7 @@ import {
   sendAttempt,
 } from './attempt.js'
 import { type CircuitEvents, CircuitGuard, type CircuitRegistry } from './circuit.js'
+import { costOf } from './cost.js'
 import type { DispatchRequest, DispatchResult, Operation } from './operation.js'
 import { type AttemptWhere, attemptInfo, type MetricContext, metricFrom, type Timings } from './outcome.js'
 import { chargesCircuit, classifyFailure, type Decision, decide, type Failure } from './policy.js'
@@ -254,7 +255,10 @@ class RequestRun<Req extends DispatchRequest, Out, Res extends DispatchResult, D
         )
         guard.success()
         this.attempts.push(attemptInfo(where, n, startedAt, null))
-        return op.result(out, where, this.attempts, this.timings())
+        const result = op.result(out, where, this.attempts, this.timings())
+        const cost = costOf(candidate.record, result.usage)
+        if (cost !== undefined) result.cost = cost
+        return result
       } catch (caught) {
         const error = asRouterError(caught)
         this.attempts.push(attemptInfo(where, n, startedAt, error))

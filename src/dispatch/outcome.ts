@@ -129,5 +129,6 @@ export function metricFrom(
     load_seconds: result?.loadMs === undefined ? null : result.loadMs / 1000,
     config_origin: ctx.origin,
     operation: ctx.operation,
+    cost: result?.cost ?? null,
   }
 }

@@ -61,7 +61,11 @@ const FIELDS: Readonly<Record<string, string>> = {
   endpoint_url_env: 'auth_meta.base_url_env',
   backend_model_env: 'auth_meta.deployment_name_env',
   auth: 'auth_meta.api_key_env',
+  input_cost_per_million: 'config.input_cost_per_million',
+  output_cost_per_million: 'config.output_cost_per_million',
 }
+
+const COST_FIELDS = ['input_cost_per_million', 'output_cost_per_million'] as const
 
 function checkAuthKeys(
   authMeta: Record<string, unknown>,
@@ -147,6 +151,8 @@ function mapRow(row: Record<string, unknown>, ctx: SchemaContext): Record<string
   // `streaming` is the caller's choice per call (generate or stream), so it is not read.
   if (config.temperature !== undefined) out.temperature_default = config.temperature
   if (config.max_tokens !== undefined) out.max_tokens = config.max_tokens
+  // Prices live in `config` too: the table has no columns for them.
+  for (const key of COST_FIELDS) if (config[key] !== undefined) out[key] = config[key]
   return out
 }
 

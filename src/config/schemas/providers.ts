@@ -147,6 +147,10 @@ export function mapProviderRows(rows: readonly unknown[], ctx: SchemaContext): P
         const out: Record<string, unknown> = { ...provider.fields, model_name: id, backend_model: id }
         out.enabled = provider.enabled && flagOf(model.enabled, `${prefix}enabled`)
         if (model.fallback_priority !== undefined) out.priority = model.fallback_priority
+        if (model.input_cost_per_million !== undefined)
+          out.input_cost_per_million = model.input_cost_per_million
+        if (model.output_cost_per_million !== undefined)
+          out.output_cost_per_million = model.output_cost_per_million
         mapped.push(validate(out, MODEL_FIELDS, prefix))
       } catch (error) {
         invalid.push(invalidOf(index, nameOf(model, 'id'), error))
