@@ -143,7 +143,7 @@ function mapRow(row: Record<string, unknown>, ctx: SchemaContext): Record<string
     const keyEnv = apiKeyEnv()
     if (keyEnv !== undefined) out.auth = { bearer_env: keyEnv }
   }
-  out.provider = provider
+  // No `provider` field: seed 002 falls back by priority across providers, not within one first.
   if (row.description !== undefined) out.description = row.description
   if (row.enabled !== undefined) out.enabled = row.enabled
   if (row.priority !== undefined) out.priority = row.priority
