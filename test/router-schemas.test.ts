@@ -137,6 +137,20 @@ describe("admin.schema 'llms'", () => {
     expect(api.requests.map((q) => q.headers.authorization)).toEqual(Array(3).fill('Bearer sk-openai-test'))
   })
 
+  it("fallbackModels 'priority' walks the rows by priority across providers (GPT-4, GPT-3.5, then Ollama Llama2)", async () => {
+    const api = await hosted({ key: 'sk-openai-test', models: [] })
+    const local = await ollama()
+    const adm = await admin(llmsSeedRows())
+    const env = { OPENAI_API_KEY: 'sk-openai-test', OPENAI_API_BASE: api.url, OLLAMA_BASE_URL: local.url }
+    const r = router({ adminUrl: adm.url, admin: { schema: 'llms' }, env })
+    const result = await r.generate({ prompt: 'Hi', fallbackModels: 'priority' })
+    expect(result.attempts.map((a) => [a.model, a.code ?? 'ok'])).toEqual([
+      ['OpenAI GPT-4', 'MODEL_NOT_FOUND'],
+      ['OpenAI GPT-3.5 Turbo', 'MODEL_NOT_FOUND'],
+      ['Ollama Llama2', 'ok'],
+    ])
+  })
+
   it('reads _env references per request: a changed OPENAI_API_BASE is used by the next request, an unset key is MISSING_CREDENTIAL naming it', async () => {
     const a = await hosted({ key: 'sk-a' })
     const b = await hosted({ key: 'sk-b' })
@@ -181,11 +195,16 @@ describe("admin.schema 'llms'", () => {
     expect(api.requests[0]?.headers.authorization).toBeUndefined()
     expect(api.requests[0]?.body.model).toBe('my-gpt35-deployment')
 
+    // A variable that already ends with /openai/v1 is used as is.
+    env.AZURE_OPENAI_API_BASE = api.url
+    await r.generate({ model: 'Azure OpenAI', prompt: 'Hi' })
+    expect(api.requests[1]?.path).toBe('/openai/v1/chat/completions')
+
     env.AZURE_OPENAI_API_BASE = undefined
     const error = await r.generate({ model: 'Azure OpenAI', prompt: 'Hi' }).catch((e: unknown) => e)
     expect(hasErrorCode(error, 'MISSING_CREDENTIAL')).toBe(true)
     expect(causeText(error)).toContain('environment variable AZURE_OPENAI_API_BASE, which is not set')
-    expect(api.requests.length).toBe(1)
+    expect(api.requests.length).toBe(2)
   })
 
   it('scope: only that scope and global are used, and its default serves requests without a model', async () => {
@@ -409,6 +428,17 @@ describe("admin.schema 'providers'", () => {
       expect(seen.some((x) => (x as { name?: string }).name === 'metric')).toBe(true)
     } finally {
       for (const restore of spies) restore()
+    }
+  })
+
+  it('accepts {"providers": [...]} and {"data": [...]} wrappers', async () => {
+    const local = await ollama()
+    const rows = [{ id: 'ollama', base_url: local.url, models: [{ id: 'llama3.2', fallback_priority: 1 }] }]
+    for (const payload of [{ providers: rows }, { data: rows }]) {
+      const adm = await admin(payload, '/api/providers/all')
+      const r = router({ adminUrl: adm.url, admin: { schema: 'providers' } })
+      const result = await r.generate({ model: 'llama3.2', prompt: 'Hi' })
+      expect(result.endpoint).toBe(local.url)
     }
   })
 
