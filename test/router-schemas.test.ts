@@ -10,6 +10,7 @@ import { createLLMRouter, hasErrorCode, isRouterError, type LLMRouter } from '..
 import { startAdminServer, startOllamaServer } from '../src/testing/index.js'
 import type { RouterEvents } from '../src/types.js'
 import { llmsSeedRows, providersSeed } from './fixtures/seed-tables.js'
+import { ROUTER_EVENTS } from './helpers/events.js'
 import { type HostedServer, startHostedServer } from './helpers/hosted.js'
 import { ManualClock } from './helpers/manual-clock.js'
 
@@ -387,24 +388,7 @@ describe("admin.schema 'providers'", () => {
         env: { LLM_ROUTER_ENCRYPTION_KEY: key },
         metrics: sink,
       })
-      const events = [
-        'config:loaded',
-        'config:refreshed',
-        'config:failed',
-        'config:fallback',
-        'config:invalid-record',
-        'request:start',
-        'request:end',
-        'request:retry',
-        'request:fallback',
-        'circuit:open',
-        'circuit:close',
-        'metric',
-        'metrics:dropped',
-        'metrics:flush-failed',
-        'sink:error',
-      ] as const
-      for (const name of events) r.on(name, (payload: unknown) => seen.push({ name, payload }))
+      for (const name of ROUTER_EVENTS) r.on(name, (payload: unknown) => seen.push({ name, payload }))
       // Cerebras accepts the key (llama3.1-8b); the echoing API answers 401 "Incorrect API key provided: <key>".
       const ok = await r.generate({ model: 'llama3.1-8b', prompt: 'Hi' })
       expect(good.requests[0]?.headers.authorization).toBe(`Bearer ${plaintext}`)

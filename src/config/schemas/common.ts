@@ -18,6 +18,14 @@ export interface SchemaContext {
   encryptionKeyEnv: string
 }
 
+/** Providers both schemas report instead of mapping, and why (checked against the providers' own docs). */
+export const UNSUPPORTED_PROVIDERS: Readonly<Record<string, string>> = {
+  anthropic:
+    "provider anthropic is not supported: Anthropic's Messages API is not OpenAI-compatible (its OpenAI SDK compatibility layer is documented as for testing, not production)",
+  bedrock:
+    'provider bedrock is not supported: AWS Bedrock is called with AWS SigV4 credentials, not an OpenAI-compatible API key',
+}
+
 /** A row field that could not be mapped. */
 export class RowError extends Error {
   constructor(

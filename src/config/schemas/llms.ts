@@ -19,6 +19,7 @@ import {
   RowError,
   requiredString,
   type SchemaContext,
+  UNSUPPORTED_PROVIDERS,
   validate,
 } from './common.js'
 
@@ -35,12 +36,6 @@ const HOSTED: Readonly<Record<string, HostedProvider>> = {
 }
 
 /** Why a provider in the table is not mapped. */
-const UNSUPPORTED: Readonly<Record<string, string>> = {
-  anthropic:
-    "provider anthropic is not supported: Anthropic's Messages API is not OpenAI-compatible (its OpenAI SDK compatibility layer is documented as for testing, not production)",
-  bedrock:
-    'provider bedrock is not supported: AWS Bedrock is called with AWS SigV4 credentials (aws_access_key_id_env, ...), not an OpenAI-compatible API key',
-}
 
 const KNOWN = 'openai, azure, fireworks, google, ollama'
 
@@ -100,7 +95,7 @@ function mapRow(row: Record<string, unknown>, ctx: SchemaContext): Record<string
   if (row.id !== undefined && row.id !== null) out.id = row.id
   out.model_name = name
   out.backend_model = modelName
-  const unsupported = UNSUPPORTED[provider]
+  const unsupported = UNSUPPORTED_PROVIDERS[provider]
   if (unsupported !== undefined) throw new RowError('provider', unsupported)
   const apiKeyEnv = () => envNameAt(authMeta, 'api_key_env', 'auth_meta.api_key_env')
   if (provider === 'azure') {

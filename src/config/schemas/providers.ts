@@ -26,15 +26,10 @@ import {
   RowError,
   requiredString,
   type SchemaContext,
+  UNSUPPORTED_PROVIDERS,
   validate,
 } from './common.js'
 
-const UNSUPPORTED: Readonly<Record<string, string>> = {
-  anthropic:
-    "provider anthropic is not supported: Anthropic's Messages API is not OpenAI-compatible (its OpenAI SDK compatibility layer is documented as for testing, not production)",
-  bedrock:
-    'provider bedrock is not supported: AWS Bedrock is called with AWS SigV4 credentials, not an OpenAI-compatible API key',
-}
 const GOOGLE_IDS = new Set(['google', 'gemini', 'google-ai-studio', 'google_ai_studio'])
 
 /** Record field -> provider/model field, for reporting validation errors under the payload's names. */
@@ -69,7 +64,7 @@ interface ProviderBase {
 function mapProvider(row: Record<string, unknown>, ctx: SchemaContext): ProviderBase {
   const id = requiredString(row, 'id')
   const kind = id.toLowerCase()
-  const unsupported = UNSUPPORTED[kind]
+  const unsupported = UNSUPPORTED_PROVIDERS[kind]
   if (unsupported !== undefined) throw new RowError('id', unsupported)
   const fields: Record<string, unknown> = { provider: id }
   const baseUrl = row.base_url
