@@ -160,14 +160,19 @@ describe("admin.schema 'providers' (seed 003)", () => {
       providersSeed({ ...URLS, google: 'https://generativelanguage.googleapis.com/v1beta' }),
       ctx(),
     )
-    expect(invalid).toEqual([
-      expect.objectContaining({
-        index: 3,
-        modelName: 'google',
-        field: 'base_url',
-        message: expect.stringContaining('not OpenAI-compatible'),
-      }),
-    ])
+    // One report per model the provider's error leaves without a record, each naming the provider.
+    expect(invalid).toEqual(
+      ['gemini-2.5-flash', 'gemini-2.5-pro'].map((modelName) =>
+        expect.objectContaining({
+          index: 3,
+          modelName,
+          field: 'base_url',
+          message: expect.stringMatching(
+            /^provider google: is Google's native Gemini API, .*not OpenAI-compatible/,
+          ),
+        }),
+      ),
+    )
     const cerebras = records.filter((r) => r.provider === 'cerebras')
     expect(cerebras).toEqual([
       {
@@ -240,7 +245,8 @@ describe("admin.schema 'providers' (seed 003)", () => {
       key_env: 'LLM_ROUTER_ENCRYPTION_KEY',
     })
     expect(ok.invalid).toEqual([
-      expect.objectContaining({ index: 0, modelName: 'groq', field: 'api_key_encrypted' }),
+      expect.objectContaining({ index: 0, modelName: 'llama-3.3-70b-versatile', field: 'api_key_encrypted' }),
+      expect.objectContaining({ index: 0, modelName: 'llama-3.1-8b-instant', field: 'api_key_encrypted' }),
     ])
     expect(ok.invalid[0]?.message).toMatch(
       /cannot be decrypted with the key in LLM_ROUTER_ENCRYPTION_KEY: .*(signature|base64)/,
@@ -250,13 +256,15 @@ describe("admin.schema 'providers' (seed 003)", () => {
       providersSeed(URLS, { cerebras: token }),
       ctx({ env: { LLM_ROUTER_ENCRYPTION_KEY: fernetGenerateKey() } }),
     )
-    expect(wrong.invalid).toEqual([
-      expect.objectContaining({
-        modelName: 'cerebras',
-        field: 'api_key_encrypted',
-        message: expect.stringContaining('wrong key'),
-      }),
-    ])
+    expect(wrong.invalid).toEqual(
+      ['gpt-oss-120b', 'llama3.1-8b'].map((modelName) =>
+        expect.objectContaining({
+          modelName,
+          field: 'api_key_encrypted',
+          message: expect.stringMatching(/^provider cerebras: cannot be decrypted .*wrong key/),
+        }),
+      ),
+    )
     // Without the key the token cannot be checked: the records stay, the request says what is missing.
     const unset = parseRows('providers', providersSeed(URLS, { cerebras: token }), ctx())
     expect(unset.invalid).toEqual([])
@@ -282,7 +290,7 @@ describe("admin.schema 'providers' (seed 003)", () => {
     const { records, invalid } = parseRows('providers', seed, ctx())
     expect(records.map((r) => r.model_name)).toEqual(['c'])
     expect(invalid.map((i) => [i.index, i.modelName, i.field])).toEqual([
-      [0, 'anthropic', 'id'],
+      [0, 'claude', 'id'],
       [1, 'groq', 'base_url'],
       [2, 'x', 'rpm_limit'],
       [3, 'a', 'models[0].fallback_priority'],

@@ -325,13 +325,24 @@ describe("admin.schema 'providers'", () => {
     })
     const invalid = collect(r, 'config:invalid-record')
     await r.refresh()
-    expect(invalid).toEqual([
-      expect.objectContaining({
-        modelName: 'groq',
-        field: 'api_key_encrypted',
-        message: expect.stringContaining('wrong key'),
-      }),
+    expect(invalid.map((i) => [i.modelName, i.field])).toEqual([
+      ['llama-3.3-70b-versatile', 'api_key_encrypted'],
+      ['llama-3.1-8b-instant', 'api_key_encrypted'],
     ])
+    expect(invalid[0]?.message).toMatch(/^provider groq: cannot be decrypted .*wrong key/)
+    // A request for one of its models says why it has no record (strictModels: nothing is sent).
+    const strict = router({
+      adminUrl: adm.url,
+      admin: { schema: 'providers' },
+      env: { LLM_ROUTER_ENCRYPTION_KEY: key },
+      strictModels: true,
+    })
+    const refused = await strict
+      .generate({ model: 'llama-3.1-8b-instant', prompt: 'Hi' })
+      .catch((e: unknown) => e)
+    expect(hasErrorCode(refused, 'MODEL_NOT_CONFIGURED')).toBe(true)
+    const route = await r.resolve('llama-3.1-8b-instant')
+    expect(route.defaultReason).toMatch(/its only record is invalid \(provider groq: cannot be decrypted/)
 
     const adm2 = await admin(
       providersSeed(urls, { mistral: fernetEncrypt('mistral-key', key) }),

@@ -117,13 +117,20 @@ export function mapProviderRows(rows: readonly unknown[], ctx: SchemaContext): P
     try {
       if (!isObject(row)) throw new RowError('(record)', 'a provider must be a JSON object')
       provider = mapProvider(row, ctx)
-      // Provider fields once, so a bad base_url is one report, not one per model.
+      // Provider fields checked once, before the models.
       validate({ ...provider.fields, model_name: provider.id }, PROVIDER_FIELDS)
       const list = row.models ?? []
       if (!Array.isArray(list)) throw new RowError('models', 'must be a list of models')
       models = list
     } catch (error) {
-      invalid.push(invalidOf(index, nameOf(row, 'id'), error))
+      // Reported once per model it leaves without a record, so a request for one of them says why
+      // (see the notes routing uses); a provider without models is reported by its id.
+      const ids = isObject(row) && Array.isArray(row.models) ? row.models.map((m) => nameOf(m, 'id')) : []
+      const base = invalidOf(index, nameOf(row, 'id'), error)
+      if (ids.length === 0) invalid.push(base)
+      const provider = nameOf(row, 'id') ?? `#${index}`
+      for (const id of ids)
+        invalid.push({ ...base, modelName: id, message: `provider ${provider}: ${base.message}` })
       return
     }
     const mapped: BackendRecord[] = []
