@@ -205,6 +205,9 @@ describe("admin.schema 'llms'", () => {
     const error = await r.generate({ model: 'Azure OpenAI', prompt: 'Hi' }).catch((e: unknown) => e)
     expect(hasErrorCode(error, 'MISSING_CREDENTIAL')).toBe(true)
     expect(causeText(error)).toContain('environment variable AZURE_OPENAI_API_BASE, which is not set')
+    expect((error as { attempts: { endpoint: string }[] }).attempts[0]?.endpoint).toBe(
+      'env:AZURE_OPENAI_API_BASE',
+    )
     expect(api.requests.length).toBe(2)
   })
 

@@ -217,7 +217,8 @@ export function compileCandidate(
     if (record.backend_type === 'openai') target.hosted = true
     if (values.problem !== undefined) {
       target.envProblem = values.problem
-      target.endpoint = `(${record.endpoint_url_env ?? record.backend_model_env} unset)`
+      // No URL to show: errors, attempts and metrics name the variable instead.
+      if (values.url === UNRESOLVED_URL) target.endpoint = `env:${record.endpoint_url_env}`
     }
     return { model, record, targets: [target] }
   }
