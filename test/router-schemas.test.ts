@@ -135,7 +135,15 @@ describe("admin.schema 'llms'", () => {
     const chat = await r.chat({ model: 'OpenAI GPT-4', messages: [{ role: 'user', content: 'Hello?' }] })
     expect(chat.message).toEqual({ role: 'assistant', content: 'Hello from gpt-4' })
     expect(api.requests[2]?.path).toBe('/v1/chat/completions')
-    expect(api.requests.map((q) => q.headers.authorization)).toEqual(Array(3).fill('Bearer sk-openai-test'))
+    const chatStream = r.streamChat({
+      model: 'OpenAI GPT-4',
+      messages: [{ role: 'user', content: 'Hello?' }],
+    })
+    let chatText = ''
+    for await (const chunk of chatStream) chatText += chunk.text
+    expect(chatText).toBe('Hello from gpt-4')
+    expect(api.requests[3]?.body).toMatchObject({ model: 'gpt-4', stream: true })
+    expect(api.requests.map((q) => q.headers.authorization)).toEqual(Array(4).fill('Bearer sk-openai-test'))
   })
 
   it("fallbackModels 'priority' walks the rows by priority across providers (GPT-4, GPT-3.5, then Ollama Llama2)", async () => {
