@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import { fernetEncrypt, fernetGenerateKey } from '../src/config/fernet.js'
+import { parseRecord } from '../src/config/schema.js'
 import { parseRows, type SchemaContext } from '../src/config/schemas/index.js'
 import { llmsSeedRows, providersSeed } from './fixtures/seed-tables.js'
 
@@ -297,5 +298,38 @@ describe("admin.schema 'providers' (seed 003)", () => {
       [3, null, 'models[1].id'],
       [3, 'b', 'models[2].provider_id'],
     ])
+  })
+})
+
+describe('the new record fields in llm_backends records', () => {
+  it('accepts env references, an empty endpoint_url only with endpoint_url_env, and no env references on auto records', () => {
+    const base = { model_name: 'm', backend_type: 'openai' }
+    expect(parseRecord({ ...base, endpoint_url: '', endpoint_url_env: 'BASE' })).toMatchObject({ ok: true })
+    expect(parseRecord({ ...base, endpoint_url: '' })).toMatchObject({ ok: false, field: 'endpoint_url' })
+    expect(
+      parseRecord({ ...base, endpoint_url: 'http://127.0.0.1:1', endpoint_path: 'openai' }),
+    ).toMatchObject({
+      ok: false,
+      field: 'endpoint_path',
+    })
+    expect(
+      parseRecord({
+        model_name: 'm',
+        backend_type: 'auto',
+        endpoint_url: 'http://127.0.0.1:1',
+        endpoint_url_env: 'X',
+      }),
+    ).toMatchObject({ ok: false, field: 'endpoint_url_env' })
+    expect(parseRecord({ ...base, endpoint_url: 'http://127.0.0.1:1', rpm: 0 })).toMatchObject({
+      ok: false,
+      field: 'rpm',
+    })
+    expect(
+      parseRecord({
+        ...base,
+        endpoint_url: 'http://127.0.0.1:1',
+        auth: { bearer_encrypted: 'gAAAA', key_env: 'sk-x y' },
+      }),
+    ).toMatchObject({ ok: false, field: 'auth.key_env' })
   })
 })

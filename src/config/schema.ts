@@ -229,6 +229,17 @@ function dropNulls(value: unknown): unknown {
 export const backendRecordSchema = z.preprocess(
   dropNulls,
   recordShape.transform((r, ctx): BackendRecord => {
+    if (
+      r.backend_type === 'auto' &&
+      (r.endpoint_url_env !== undefined || r.backend_model_env !== undefined)
+    ) {
+      ctx.addIssue({
+        code: 'custom',
+        path: [r.endpoint_url_env !== undefined ? 'endpoint_url_env' : 'backend_model_env'],
+        message: 'is not supported on auto records (use an mlx and an ollama record)',
+      })
+      return z.NEVER
+    }
     if (r.endpoint_url === '' && r.endpoint_url_env === undefined) {
       ctx.addIssue({
         code: 'custom',
