@@ -5,8 +5,12 @@
 import type { AttemptInfo, ErrorCode, RouterError } from './errors.js'
 
 export type BackendType = 'ollama' | 'mlx' | 'auto' | 'openai'
-/** The protocol actually spoken on one attempt. `mlx` means OpenAI-compatible `/v1/completions`. */
-export type BackendKind = 'ollama' | 'mlx'
+/**
+ * The protocol actually spoken on one attempt. `mlx` means a local OpenAI-compatible server
+ * (`/v1/completions`); `openai` a hosted OpenAI-compatible API (`backend_type: 'openai'`: chat completions,
+ * `model` and key always sent).
+ */
+export type BackendKind = 'ollama' | 'mlx' | 'openai'
 
 /**
  * Credentials are referenced by environment variable name, never by value; or, for seed 003's

@@ -570,3 +570,84 @@ describe('cost', () => {
     })
   })
 })
+
+describe("hosted records report backend 'openai'", () => {
+  it('results, attempts, stream and chat chunks, metric records, stats() and resolve() say openai (llms rows: URL from the env)', async () => {
+    const api = await hosted({ key: 'sk-openai-test', models: ['gpt-4'] })
+    const adm = await admin(llmsSeedRows().slice(0, 1))
+    const env = { OPENAI_API_KEY: 'sk-openai-test', OPENAI_API_BASE: api.url }
+    const r = router({ adminUrl: adm.url, admin: { schema: 'llms' }, env })
+    const metrics = collect(r, 'metric')
+
+    const route = await r.resolve('OpenAI GPT-4')
+    expect(route.targets.map((t) => [t.backend, t.endpoint, t.sendModel])).toEqual([
+      ['openai', api.url, 'gpt-4'],
+    ])
+    const generated = await r.generate({ model: 'OpenAI GPT-4', prompt: 'Hi' })
+    expect(generated.backend).toBe('openai')
+    expect(generated.attempts.map((a) => a.backend)).toEqual(['openai'])
+
+    const stream = r.stream({ model: 'OpenAI GPT-4', prompt: 'Hi' })
+    const streamed: string[] = []
+    for await (const chunk of stream) streamed.push(chunk.backend)
+    expect(streamed.length).toBeGreaterThan(0)
+    expect(new Set(streamed)).toEqual(new Set(['openai']))
+    expect((await stream.result).backend).toBe('openai')
+
+    const chat = await r.chat({ model: 'OpenAI GPT-4', messages: [{ role: 'user', content: 'Hi' }] })
+    expect(chat.backend).toBe('openai')
+    const chatStream = r.streamChat({ model: 'OpenAI GPT-4', messages: [{ role: 'user', content: 'Hi' }] })
+    const chatChunks: string[] = []
+    for await (const chunk of chatStream) chatChunks.push(chunk.backend)
+    expect(new Set(chatChunks)).toEqual(new Set(['openai']))
+    expect((await chatStream.result).backend).toBe('openai')
+
+    expect(metrics.map((m) => [m.model, m.backend, m.endpoint])).toEqual(
+      Array(4).fill(['OpenAI GPT-4', 'openai', api.url]),
+    )
+    expect(r.stats().map((s) => [s.model, s.backend, s.count])).toEqual([['OpenAI GPT-4', 'openai', 4]])
+  })
+
+  it('retry and fallback events, failed attempts, errors and failed metric records say openai (llm_backends records)', async () => {
+    const flaky = await hosted({ key: 'k', failWith: 503 })
+    const denied = await hosted({ key: 'other-key' })
+    const local = await ollama()
+    const records = [
+      { model_name: 'hosted', backend_type: 'openai', endpoint_url: flaky.url, auth: { bearer_env: 'KEY' } },
+      { model_name: 'denied', backend_type: 'openai', endpoint_url: denied.url, auth: { bearer_env: 'KEY' } },
+      { model_name: 'llama3.2', backend_type: 'ollama', endpoint_url: local.url },
+    ]
+    const r = router({
+      env: { LLM_ROUTER_BACKENDS: JSON.stringify(records), KEY: 'k' },
+      // No backoff: this test is about labels, not waits.
+      retry: { maxRetries: 1, baseDelayMs: 0 },
+      circuitBreaker: false,
+    })
+    const retries = collect(r, 'request:retry')
+    const fallbacks = collect(r, 'request:fallback')
+    const metrics = collect(r, 'metric')
+
+    const result = await r.generate({ model: 'hosted', prompt: 'Hi', fallbackModels: ['llama3.2'] })
+    expect(result.backend).toBe('ollama')
+    expect(result.attempts.map((a) => [a.backend, a.code ?? 'ok'])).toEqual([
+      ['openai', 'BACKEND_BUSY'],
+      ['openai', 'BACKEND_BUSY'],
+      ['ollama', 'ok'],
+    ])
+    expect(retries.map((e) => [e.backend, e.endpoint])).toEqual([['openai', flaky.url]])
+    expect(fallbacks.map((e) => [e.from.backend, e.to.backend])).toEqual([['openai', 'ollama']])
+
+    const error = await r.generate({ model: 'denied', prompt: 'Hi' }).catch((e: unknown) => e)
+    expect(isRouterError(error)).toBe(true)
+    if (!isRouterError(error)) return
+    expect(hasErrorCode(error, 'UNAUTHORIZED')).toBe(true)
+    expect(error.attempts.map((a) => a.backend)).toEqual(['openai'])
+    const last = error.code === 'UNAUTHORIZED' ? error : (error.cause as typeof error)
+    expect(last.backend).toBe('openai')
+    expect(last.message).toContain(`openai at ${denied.url} answered 401`)
+    expect(metrics.map((m) => [m.model, m.backend, m.outcome])).toEqual([
+      ['llama3.2', 'ollama', 'success'],
+      ['denied', 'openai', 'error'],
+    ])
+  })
+})

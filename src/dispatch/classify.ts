@@ -3,6 +3,7 @@
  * rule changes here and nowhere else.
  */
 import { ErrorCode, RouterError } from '../errors.js'
+import type { BackendKind } from '../types.js'
 
 export interface FailurePolicy {
   /** Try the same endpoint again (after backoff) while attempts remain. */
@@ -78,7 +79,7 @@ const NEXT_STEP: Partial<Record<ErrorCode, string>> = {
 export function statusError(
   status: number,
   backendMessage: string,
-  where: { backend: 'ollama' | 'mlx'; endpoint: string; model: string },
+  where: { backend: BackendKind; endpoint: string; model: string },
   retryAfterMs: number | undefined,
 ): RouterError {
   const code = codeForStatus(status)
@@ -126,7 +127,7 @@ function socketReused(error: unknown): boolean | undefined {
 export function networkError(
   error: unknown,
   responseStarted: boolean,
-  where: { backend: 'ollama' | 'mlx'; endpoint: string; model: string },
+  where: { backend: BackendKind; endpoint: string; model: string },
 ): RouterError & { resetBeforeResponse?: boolean; socketReused?: boolean } {
   const code = networkCode(error)
   if (code !== undefined && UNREACHABLE.has(code)) {

@@ -232,9 +232,8 @@ class RequestRun<Req extends DispatchRequest, Out, Res extends DispatchResult, D
     limits: AttemptLimits,
   ): Promise<Res | null> {
     const { core, control, stream, op } = this
-    const adapter = op.adapter(target.kind, target)
-    const path =
-      target.basePath + (target.hosted === true ? adapter.path.replace(/^\/v1(?=\/)/, '') : adapter.path)
+    const adapter = op.adapter(target.kind)
+    const path = target.basePath + adapter.path
     const body = op.encode(this.req, candidate, target, stream !== null)
     for (let n = 1; ; n++) {
       const startedAt = performance.now()

@@ -2,11 +2,9 @@
  * The `generate` operation (`router.generate()` / `router.stream()`): a prompt to Ollama's
  * `/api/generate` or an OpenAI-compatible `/v1/completions`, with the record's defaults filled in.
  */
-
-import { hostedGenerateAdapter } from '../backends/hosted-generate.js'
 import { adapterFor } from '../backends/index.js'
-import type { BackendAdapter, BackendOutput, WireRequest } from '../backends/types.js'
-import type { BackendKind, GenerateRequest, GenerateResult } from '../types.js'
+import type { BackendOutput, WireRequest } from '../backends/types.js'
+import type { GenerateRequest, GenerateResult } from '../types.js'
 import type { Operation } from './operation.js'
 import { buildResult } from './outcome.js'
 import type { Candidate, Target } from './routes.js'
@@ -25,18 +23,13 @@ function toWire(req: GenerateRequest, candidate: Candidate, target: Target, stre
   return wire
 }
 
-/** Hosted APIs generate through chat completions; everything else through its generation endpoint. */
-function generateAdapter(kind: BackendKind, target?: Target): BackendAdapter {
-  return target?.hosted === true ? hostedGenerateAdapter : adapterFor(kind)
-}
-
 export const generateOperation: Operation<GenerateRequest, BackendOutput, GenerateResult> = {
   name: 'generate',
-  adapter: generateAdapter,
+  adapter: adapterFor,
   // A prompt needs no capability: every record can complete one.
   unable: () => null,
   encode: (req, candidate, target, stream) =>
-    generateAdapter(target.kind, target).encode(toWire(req, candidate, target, stream)),
+    adapterFor(target.kind).encode(toWire(req, candidate, target, stream)),
   result: (out, where, attempts, t) =>
     buildResult({ response: out.text, doneReason: out.doneReason }, out, where, attempts, t),
 }

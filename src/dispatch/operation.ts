@@ -43,11 +43,8 @@ export interface DispatchResult {
 
 export interface Operation<Req extends DispatchRequest, Out, Res extends DispatchResult, Delta = string> {
   readonly name: OperationName
-  /**
-   * The adapter that speaks this operation to `kind` (and `target`: hosted `openai` records); its
-   * `path` is appended to the endpoint's base path.
-   */
-  adapter(kind: BackendKind, target?: Target): ProtocolAdapter<Out, Delta>
+  /** The adapter that speaks this operation to `kind`; its `path` is appended to the endpoint's base path. */
+  adapter(kind: BackendKind): ProtocolAdapter<Out, Delta>
   /**
    * Why `candidate` cannot serve `req` (a capability its record does not declare), or null. Candidates
    * that cannot are skipped before anything is sent, and the skip is listed in the attempts.

@@ -16,6 +16,10 @@ import type { BackendAuth, BackendKind, BackendRecord } from '../types.js'
 import type { Circuit, CircuitRegistry } from './circuit.js'
 
 export interface Target {
+  /**
+   * The protocol spoken. `openai` (hosted) targets: the base URL already carries the API version, so
+   * their adapters' paths have none (backends/hosted.ts), and generation goes through chat completions.
+   */
   kind: BackendKind
   /** `scheme://host:port` for undici. */
   origin: string
@@ -37,12 +41,6 @@ export interface Target {
    * unusable: the attempt fails with MISSING_CREDENTIAL and this message, before anything is sent.
    */
   envProblem?: string
-  /**
-   * `openai` (hosted) records: the base URL already carries the API version, as OpenAI's SDKs expect
-   * (`https://api.openai.com/v1`, Gemini's `.../v1beta/openai`), so the adapter's `/v1` is not added;
-   * generation goes through chat completions (backends/hosted-generate.ts).
-   */
-  hosted?: boolean
 }
 
 export interface Candidate {
@@ -200,13 +198,10 @@ export function compileCandidate(
   const record = withGenerationDefaults(source)
   if (record.endpoint_url_env !== undefined || record.backend_model_env !== undefined) {
     const values = fromEnv(record, model, env)
-    const kind: BackendKind = record.backend_type === 'ollama' ? 'ollama' : 'mlx'
-    const sent =
-      kind === 'ollama'
-        ? (values.model ?? model)
-        : record.backend_type === 'mlx'
-          ? values.model
-          : (values.model ?? model)
+    // (auto records cannot read the environment: schema.ts refuses them)
+    const kind: BackendKind = record.backend_type === 'auto' ? 'mlx' : record.backend_type
+    // mlx_lm.server answers with its loaded model; Ollama and hosted APIs need one.
+    const sent = kind === 'mlx' ? values.model : (values.model ?? model)
     const target = makeTarget(
       kind,
       values.url,
@@ -214,7 +209,6 @@ export function compileCandidate(
       record.auth,
       values.problem === undefined ? circuits : null,
     )
-    if (record.backend_type === 'openai') target.hosted = true
     if (values.problem !== undefined) {
       target.envProblem = values.problem
       // No URL to show: errors, attempts and metrics name the variable instead.
@@ -230,15 +224,9 @@ export function compileCandidate(
     targets.push(makeTarget('mlx', record.endpoint_url, record.backend_model, record.auth, circuits))
   } else if (record.backend_type === 'openai') {
     // Hosted APIs require `model` in the body (mlx_lm.server answers with whatever is loaded).
-    const target = makeTarget(
-      'mlx',
-      record.endpoint_url,
-      record.backend_model ?? model,
-      record.auth,
-      circuits,
+    targets.push(
+      makeTarget('openai', record.endpoint_url, record.backend_model ?? model, record.auth, circuits),
     )
-    target.hosted = true
-    targets.push(target)
   } else {
     // auto: MLX first with backend_model; then Ollama with the Ollama-style model name.
     targets.push(makeTarget('mlx', record.endpoint_url, record.backend_model, record.auth, circuits))

@@ -1,11 +1,14 @@
 /**
- * `generate()`/`stream()` on a hosted OpenAI-compatible API (`backend_type: 'openai'`): hosted APIs
- * serve chat models through `/chat/completions` only (OpenAI, Groq, Mistral and Gemini have no
- * `/completions` for them), so the prompt goes as a user message and `system` as a system message,
- * through the chat adapter; the answer's text is the generation. Backend kind `mlx` (OpenAI-compatible).
+ * Hosted OpenAI-compatible APIs (`backend_type: 'openai'`, backend kind `openai`): the OpenAI chat
+ * protocol of openai-chat.ts, with two differences from a local server.
+ * - Paths: the record's base URL already carries the API version, as OpenAI's SDKs expect
+ *   (`https://api.openai.com/v1`, Gemini's `.../v1beta/openai`), so the paths have no `/v1` of their own.
+ * - `generate()`/`stream()`: hosted APIs serve chat models through `/chat/completions` only (OpenAI,
+ *   Groq, Mistral and Gemini have no `/completions` for them), so the prompt goes as a user message and
+ *   `system` as a system message, through the chat adapter; the answer's text is the generation.
  */
 import type { ChatMessage } from '../chat/types.js'
-import type { ChatWire } from './chat-common.js'
+import type { ChatAdapter, ChatWire } from './chat-common.js'
 import { openaiChatAdapter } from './openai-chat.js'
 import type { BackendAdapter, WireRequest } from './types.js'
 
@@ -24,9 +27,22 @@ function toChat(request: WireRequest): ChatWire {
   return wire
 }
 
+/** The adapter's path under a base URL that already ends in the API version (`/v1/chat/completions` -> `/chat/completions`). */
+export function unversioned(path: string): string {
+  return path.replace(/^\/v1(?=\/)/, '')
+}
+
+/** `chat()`/`streamChat()` on a hosted API. */
+export const hostedChatAdapter: ChatAdapter = {
+  ...openaiChatAdapter,
+  kind: 'openai',
+  path: unversioned(openaiChatAdapter.path),
+}
+
+/** `generate()`/`stream()` on a hosted API, as one user message (and a system message). */
 export const hostedGenerateAdapter: BackendAdapter = {
-  kind: 'mlx',
-  path: openaiChatAdapter.path,
+  kind: 'openai',
+  path: hostedChatAdapter.path,
   encode: (request) => openaiChatAdapter.encode(toChat(request)),
   decode: (body) => openaiChatAdapter.decode(body),
   errorMessage: (status, body) => openaiChatAdapter.errorMessage(status, body),
