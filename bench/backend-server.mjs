@@ -2,6 +2,7 @@
 //
 // - Ollama `POST /api/generate`: JSON (`"stream":false`) or NDJSON (chunked).
 // - OpenAI-compatible `POST /v1/completions`: JSON or SSE (chunked).
+// - Chat on the same servers: Ollama `POST /api/chat`, OpenAI-compatible `POST /v1/chat/completions`.
 // - Streams come whole in one write, or one write per token under the `/tokens` path prefix.
 // - Admin API: `GET /api/llm-backends/public` (records, ETag/304), `POST /api/llm-backends/metrics` (counted),
 //   and bench controls under `/_bench/` (counters, reset, server CPU).
@@ -16,7 +17,17 @@
 //
 // Prints one JSON line with the ports on stdout, then serves until stdin closes or SIGTERM.
 import net from 'node:net'
-import { adminRecords, ollamaJson, ollamaStreamLines, openaiJson, openaiSseEvents } from './lib/canned.mjs'
+import {
+  adminRecords,
+  ollamaChatJson,
+  ollamaChatStreamLines,
+  ollamaJson,
+  ollamaStreamLines,
+  openaiChatJson,
+  openaiChatSseEvents,
+  openaiJson,
+  openaiSseEvents,
+} from './lib/canned.mjs'
 
 const DATE = 'Mon, 23 Nov 2026 12:00:00 GMT'
 
@@ -44,6 +55,10 @@ const OLLAMA_JSON = fixed('200 OK', 'application/json; charset=utf-8', ollamaJso
 const OLLAMA_STREAM = chunked('application/x-ndjson', ollamaStreamLines())
 const OPENAI_JSON = fixed('200 OK', 'application/json', openaiJson())
 const OPENAI_STREAM = chunked('text/event-stream', openaiSseEvents(), 'Cache-Control: no-cache\r\n')
+const OLLAMA_CHAT_JSON = fixed('200 OK', 'application/json; charset=utf-8', ollamaChatJson())
+const OLLAMA_CHAT_STREAM = chunked('application/x-ndjson', ollamaChatStreamLines())
+const OPENAI_CHAT_JSON = fixed('200 OK', 'application/json', openaiChatJson())
+const OPENAI_CHAT_STREAM = chunked('text/event-stream', openaiChatSseEvents(), 'Cache-Control: no-cache\r\n')
 const NOT_FOUND = fixed('404 Not Found', 'application/json', '{"error":"not found"}')
 const BAD = fixed(
   '400 Bad Request',
@@ -71,6 +86,7 @@ let adminList = null
 
 const STREAM_TRUE = Buffer.from('"stream":true')
 const PROMPT_KEY = Buffer.from('"prompt":')
+const MESSAGES_KEY = Buffer.from('"messages":')
 
 function send(socket, parts) {
   if (Buffer.isBuffer(parts)) socket.write(parts)
@@ -127,23 +143,34 @@ function httpServer(handle) {
  * client reads many small packets); under the plain path the whole stream leaves in one write, which keeps
  * the server cheap enough never to be the bottleneck and puts the client's line parsing in focus.
  */
-function backend(path, json, stream) {
+function backend(path, json, stream, chat) {
   const tokensPath = `/tokens${path}`
   const whole = Buffer.concat(stream)
+  const chatWhole = Buffer.concat(chat.stream)
   return httpServer((socket, method, p, body) => {
-    if (method !== 'POST' || (p !== path && p !== tokensPath)) return send(socket, NOT_FOUND)
-    if (body.indexOf(PROMPT_KEY) === -1) {
+    const isChat = p === chat.path
+    if (method !== 'POST' || (p !== path && p !== tokensPath && !isChat)) return send(socket, NOT_FOUND)
+    if (body.indexOf(isChat ? MESSAGES_KEY : PROMPT_KEY) === -1) {
       counters.bad++
       return send(socket, BAD)
     }
     counters.backendRequests++
-    if (body.indexOf(STREAM_TRUE) === -1) return send(socket, json)
+    if (body.indexOf(STREAM_TRUE) === -1) return send(socket, isChat ? chat.json : json)
+    if (isChat) return send(socket, chatWhole)
     send(socket, p === path ? whole : stream)
   })
 }
 
-const ollama = backend('/api/generate', OLLAMA_JSON, OLLAMA_STREAM)
-const openai = backend('/v1/completions', OPENAI_JSON, OPENAI_STREAM)
+const ollama = backend('/api/generate', OLLAMA_JSON, OLLAMA_STREAM, {
+  path: '/api/chat',
+  json: OLLAMA_CHAT_JSON,
+  stream: OLLAMA_CHAT_STREAM,
+})
+const openai = backend('/v1/completions', OPENAI_JSON, OPENAI_STREAM, {
+  path: '/v1/chat/completions',
+  json: OPENAI_CHAT_JSON,
+  stream: OPENAI_CHAT_STREAM,
+})
 
 const admin = httpServer((socket, method, path, body, lower) => {
   if (method === 'GET' && path === '/api/llm-backends/public') {

@@ -6,10 +6,13 @@
 import { performance } from 'node:perf_hooks'
 import { request } from 'undici'
 import {
+  CHAT_MESSAGES,
   COMPLETION_TOKENS,
   MLX_MODEL,
   OLLAMA_MODEL,
+  ollamaChatStreamLines,
   ollamaStreamLines,
+  openaiChatSseEvents,
   openaiSseEvents,
   PROMPT,
   TEXT,
@@ -23,6 +26,10 @@ const ollamaUrl = `http://127.0.0.1:${ports.ollama}/api/generate`
 const openaiUrl = `http://127.0.0.1:${ports.openai}/v1/completions`
 const OLLAMA_STREAM_LENGTH = ollamaStreamLines().join('').length
 const SSE_STREAM_LENGTH = openaiSseEvents().join('').length
+const ollamaChatUrl = `http://127.0.0.1:${ports.ollama}/api/chat`
+const openaiChatUrl = `http://127.0.0.1:${ports.openai}/v1/chat/completions`
+const OLLAMA_CHAT_STREAM_LENGTH = ollamaChatStreamLines().join('').length
+const SSE_CHAT_STREAM_LENGTH = openaiChatSseEvents().join('').length
 const JSON_HEADERS = { 'content-type': 'application/json' }
 
 // Bench controls go through their own connection, never the measured pool.
@@ -62,6 +69,83 @@ const rawOpenaiBody = (stream) =>
     ...(stream ? { stream_options: { include_usage: true } } : {}),
   })
 
+/** The chat bodies the router builds from the bench records (issue 12), written by hand. */
+const rawOllamaChatBody = (stream) =>
+  JSON.stringify({
+    model: OLLAMA_MODEL,
+    messages: CHAT_MESSAGES,
+    stream,
+    options: { num_predict: 256, temperature: 0.7 },
+  })
+const rawOpenaiChatBody = (stream) =>
+  JSON.stringify({
+    model: MLX_MODEL,
+    messages: CHAT_MESSAGES,
+    max_tokens: 256,
+    temperature: 0.7,
+    stream,
+    ...(stream ? { stream_options: { include_usage: true } } : {}),
+  })
+
+/**
+ * Chat scenarios (issue 12): `raw-<backend>-chat[-stream]` (undici.request with the same body) and
+ * `router-<backend>-chat[-stream]` (router.chat / router.streamChat), the whole answer in one write.
+ */
+async function makeChatScenario(name) {
+  const isOllama = name.includes('-ollama')
+  const stream = name.endsWith('-stream')
+  if (name.startsWith('raw-')) {
+    const url = isOllama ? ollamaChatUrl : openaiChatUrl
+    const body = (isOllama ? rawOllamaChatBody : rawOpenaiChatBody)(stream)
+    if (!stream) {
+      const textOf = isOllama ? (j) => j.message.content : (j) => j.choices[0].message.content
+      return {
+        op: async () => {
+          const res = await request(url, { method: 'POST', headers: JSON_HEADERS, body })
+          const json = await res.body.json()
+          if (res.statusCode !== 200 || textOf(json) !== TEXT) wrong(`${name}: ${res.statusCode}`)
+        },
+      }
+    }
+    const length = isOllama ? OLLAMA_CHAT_STREAM_LENGTH : SSE_CHAT_STREAM_LENGTH
+    return {
+      op: async () => {
+        const res = await request(url, { method: 'POST', headers: JSON_HEADERS, body })
+        const text = await res.body.text()
+        if (res.statusCode !== 200 || text.length !== length) wrong(`${name}: ${res.statusCode}`)
+      },
+    }
+  }
+  const { createLLMRouter } = await loadRouter()
+  const router = createLLMRouter({ adminUrl: admin, env: {}, connectionsPerEndpoint: null })
+  const backend = isOllama ? 'ollama' : 'mlx'
+  const req = { model: `bench-${backend}`, messages: CHAT_MESSAGES }
+  const check = (result) => {
+    if (result.backend !== backend || result.usage.completionTokens !== COMPLETION_TOKENS)
+      wrong(`${name}: bad result`)
+  }
+  if (!stream) {
+    return {
+      router,
+      op: async () => {
+        const result = await router.chat(req)
+        if (result.message.content !== TEXT) wrong(`${name}: text differs`)
+        check(result)
+      },
+    }
+  }
+  return {
+    router,
+    op: async () => {
+      let text = ''
+      const s = router.streamChat(req)
+      for await (const chunk of s) text += chunk.text
+      if (text !== TEXT) wrong(`${name}: streamed text differs`)
+      check(await s.result)
+    },
+  }
+}
+
 /**
  * Scenario names: `raw-<backend>[-stream|-tokens]` and
  * `router-<backend>[-stream|-tokens][-nometrics][-request][-noframes][-nolimits]`.
@@ -74,6 +158,7 @@ const rawOpenaiBody = (stream) =>
  * an array with 422 (the sink learns single mode and POSTs one record per request).
  */
 async function makeScenario(name) {
+  if (name.includes('-chat')) return makeChatScenario(name)
   const isOllama = name.includes('-ollama')
   const flavour = name.includes('-tokens') ? 'tokens' : name.includes('-stream') ? 'stream' : 'json'
   if (name.startsWith('raw-')) {

@@ -39,6 +39,7 @@ if (args.includes('--help')) {
       '  -request   router over plain undici.request() instead of the dispatch-handler transport\n' +
       '  -noframes  stream decoders (Ollama and OpenAI-compatible) without the learned frame-shape fast path\n' +
       '  -nolimits  streams without the first-token and idle timers\n' +
+      'Chat scenarios: raw-<ollama|mlx>-chat[-stream], router-<ollama|mlx>-chat[-stream] (router.chat / streamChat)\n' +
       'Service scenarios (also run at c=16): service-<ollama|mlx>[-stream|-tokens][-single][-nometrics]: every\n' +
       '  option at its default (admin config, default metrics sink); -single: the admin takes one record per POST\n',
   )
@@ -240,6 +241,37 @@ const SCENARIOS = [
     stream: true,
   },
 ]
+
+// Chat (issue 12): router.chat / router.streamChat against raw undici with the same body, whole answer in one write.
+for (const backend of ['ollama', 'mlx']) {
+  const wire = backend === 'ollama' ? 'Ollama /api/chat' : 'OpenAI /v1/chat/completions'
+  SCENARIOS.push(
+    {
+      name: `raw-${backend}-chat`,
+      label: `raw undici.request, ${wire} JSON`,
+      base: `raw-${backend}-chat`,
+      stream: false,
+    },
+    {
+      name: `router-${backend}-chat`,
+      label: `router.chat, ${backend} record`,
+      base: `raw-${backend}-chat`,
+      stream: false,
+    },
+    {
+      name: `raw-${backend}-chat-stream`,
+      label: `raw undici.request, ${wire} stream (body.text())`,
+      base: `raw-${backend}-chat-stream`,
+      stream: true,
+    },
+    {
+      name: `router-${backend}-chat-stream`,
+      label: `router.streamChat, ${backend} record`,
+      base: `raw-${backend}-chat-stream`,
+      stream: true,
+    },
+  )
+}
 
 // The service family: the router as a service runs it (admin config, default metrics sink posting to the
 // admin), at concurrency 1, 16 and 64. `-single` is seed 004's admin (one record per POST, 422 on an array).

@@ -222,6 +222,17 @@ const ANSWERS = {
 }
 const respond = (prompt) => ANSWERS[prompt] ?? defaultResponse(prompt)
 
+// The chat turn: the stand-in model asks for the weather tool, then answers from the tool result.
+const CHAT_QUESTION = 'What is the weather in Lisbon right now?'
+const chat = ({ messages }) => {
+  const last = messages.at(-1)
+  if (last?.role !== 'tool') {
+    return { toolCalls: [{ name: 'get_weather', arguments: { city: 'Lisbon' } }] }
+  }
+  const w = JSON.parse(String(last.content))
+  return `It is ${w.celsius} °C and ${w.sky} in ${w.city}.`
+}
+
 // Realistic pacing: a cold load on a model's first request, prompt processing, then steady decoding.
 const OLLAMA_TIMING = { tokensPerSecond: 55, timeToFirstTokenMs: 120, loadMs: 600 }
 const MLX_TIMING = { tokensPerSecond: 75, timeToFirstTokenMs: 80, loadMs: 450 }
@@ -239,8 +250,8 @@ async function stopAll() {
 }
 
 if (args.serve) {
-  const ollama = await started(startOllamaServer({ ...OLLAMA_TIMING, respond }))
-  const mlx = await started(startMlxServer({ ...MLX_TIMING, respond }))
+  const ollama = await started(startOllamaServer({ ...OLLAMA_TIMING, respond, chat }))
+  const mlx = await started(startMlxServer({ ...MLX_TIMING, respond, chat }))
   const admin = await started(
     startAdminServer({
       records: [
@@ -304,8 +315,8 @@ process.once('SIGINT', () => {
 
 out(bold('llm-backend-router demo'))
 
-const ollama = userOllamaUrl ? null : await started(startOllamaServer({ ...OLLAMA_TIMING, respond }))
-const mlx = userMlxUrl ? null : await started(startMlxServer({ ...MLX_TIMING, respond }))
+const ollama = userOllamaUrl ? null : await started(startOllamaServer({ ...OLLAMA_TIMING, respond, chat }))
+const mlx = userMlxUrl ? null : await started(startMlxServer({ ...MLX_TIMING, respond, chat }))
 const ollamaUrl = userOllamaUrl ?? ollama.url
 const mlxUrl = userMlxUrl ?? mlx.url
 
@@ -430,7 +441,7 @@ const eventsSince = (i, name) => events.slice(i).filter((e) => e.name === name)
 // --- steps ----------------------------------------------------------------------------------
 
 const results = []
-const TOTAL = 7
+const TOTAL = 8
 
 class Skip extends Error {}
 
@@ -616,8 +627,45 @@ await step(5, 'A streamed answer, printed as it arrives', async () => {
   return `${chunks} chunks, TTFT ${secs(r.timeToFirstTokenMs ?? 0)}`
 })
 
-// (f) metric records arriving at the admin
-await step(6, 'Metric records arriving at the admin', async () => {
+// (f) a chat turn: the model calls a tool, the demo runs it, the model answers
+await step(6, 'A chat turn with a tool call', async () => {
+  const model = userAdminUrl ? router.config()?.records[0]?.model_name : M.ollama
+  const messages = [{ role: 'user', content: CHAT_QUESTION }]
+  note(`user: ${CHAT_QUESTION}`)
+  if (userOllamaUrl || userAdminUrl) {
+    // A real model may not support tools (Ollama answers 400): one plain turn instead.
+    const r = await router.chat({ model, messages, maxTokens: MAX_TOKENS })
+    showAnswer(r.message.content)
+    note(`${OK} ${describe(r)}`)
+    return `plain turn, ${secs(r.latencyMs)}`
+  }
+  const tools = [
+    {
+      name: 'get_weather',
+      description: 'Current weather for a city',
+      parameters: { type: 'object', properties: { city: { type: 'string' } }, required: ['city'] },
+    },
+  ]
+  const first = await router.chat({ model, messages, tools })
+  const call = first.message.toolCalls?.[0]
+  check(call !== undefined, 'the model made no tool call')
+  note(`assistant calls ${call.name}(${JSON.stringify(call.arguments)}) ${dim(`id ${call.id}`)}`)
+  const output = JSON.stringify({ city: call.arguments.city, celsius: 19, sky: 'clear' })
+  note(`tool result: ${output}`)
+  messages.push(first.message, { role: 'tool', toolCallId: call.id, content: output })
+  const stream = router.streamChat({ model, messages, tools })
+  let answer = ''
+  for await (const chunk of stream) answer += chunk.text
+  const r = await stream.result
+  note(`assistant: ${answer}`)
+  check(answer.includes('19 °C'), `the answer does not use the tool result: ${answer}`)
+  const path = r.backend === 'ollama' ? '/api/chat' : '/v1/chat/completions'
+  note(`${OK} ${describe(r)} ${dim(`(POST ${path}, two turns)`)}`)
+  return `tool call + answer, ${secs(first.latencyMs + r.latencyMs)}`
+})
+
+// (g) metric records arriving at the admin
+await step(7, 'Metric records arriving at the admin', async () => {
   if (userAdminUrl) {
     // Not our admin: flush by closing the router and report what the sink did.
     await router.close()
@@ -678,8 +726,8 @@ await step(6, 'Metric records arriving at the admin', async () => {
   return `${posts.length} POSTs, ${admin.metricsReceived} records`
 })
 
-// (g) per-backend summary from router.stats()
-await step(7, 'Per-backend summary (router.stats())', async () => {
+// (h) per-backend summary from router.stats()
+await step(8, 'Per-backend summary (router.stats())', async () => {
   const stats = router
     .stats()
     .sort((a, b) => a.backend.localeCompare(b.backend) || a.model.localeCompare(b.model))

@@ -72,6 +72,8 @@ it('covers every file in examples/ (a new example needs a test here)', () => {
     [
       'auto-fallback.ts',
       'basic-generate.ts',
+      'chat-tools.ts',
+      'structured-output.ts',
       'custom-sink.ts',
       'env-only.ts',
       'http-service.ts',
@@ -100,6 +102,47 @@ describe.concurrent('examples', () => {
     const r = await run([example('basic-generate')], { ...withAdmin(), MODEL: 'broken' })
     expect(r.code).toBe(1)
     expect(r.stderr).toMatch(/^(ALL_BACKENDS_FAILED|BACKEND_UNREACHABLE): /m)
+  })
+
+  it('chat-tools: runs the tool the model asks for and prints the final answer', async () => {
+    const scripted = await startOllamaServer({
+      thinking: ['qwen3'],
+      chat: ({ turn, messages }) =>
+        turn === 0
+          ? {
+              reasoning: 'Need the weather.',
+              toolCalls: [{ name: 'get_weather', arguments: { city: 'Paris' } }],
+            }
+          : `It is ${String(JSON.parse(String(messages.at(-1)?.content)).celsius)} °C in Paris.`,
+    })
+    try {
+      const r = await run([example('chat-tools')], { OLLAMA_HOST: scripted.url })
+      expect(r.code, r.stderr).toBe(0)
+      expect(r.stdout).toContain('[reasoning] Need the weather.')
+      expect(r.stdout).toContain(
+        '[tool] get_weather({"city":"Paris"}) -> {"city":"Paris","celsius":21,"sky":"sunny"}',
+      )
+      expect(r.stdout).toContain('[qwen3 on ollama] It is 21 °C in Paris.')
+      const chats = scripted.requests.filter((q) => q.path === '/api/chat')
+      expect(chats).toHaveLength(2)
+      expect((chats[1]!.body as { messages: { role: string }[] }).messages.map((m) => m.role)).toEqual([
+        'system',
+        'user',
+        'assistant',
+        'tool',
+      ])
+    } finally {
+      await scripted.stop()
+    }
+  })
+
+  it('structured-output: the answer parses and has the schema fields (Ollama format)', async () => {
+    const r = await run([example('structured-output')], { OLLAMA_HOST: ollama.url })
+    expect(r.code, r.stderr).toBe(0)
+    expect(r.stdout).toMatch(/^\[llama3\.2 on ollama\] \{/m)
+    expect(r.stdout).toMatch(/^city=\S.* country=\S.* population=\d+/m)
+    const last = ollama.requests.filter((q) => q.path === '/api/chat').at(-1)
+    expect(last?.body).toMatchObject({ format: { title: 'CityFacts', type: 'object' } })
   })
 
   it('streaming: prints chunks and the totals', async () => {

@@ -11,6 +11,7 @@ import {
   type RouterError,
 } from '../src/index.js'
 import type { MetricRecord, RouterEvents } from '../src/types.js'
+import { failedStream } from './helpers/chat.js'
 import { ManualClock } from './helpers/manual-clock.js'
 import { setupMockNetwork } from './helpers/msw.js'
 
@@ -551,6 +552,32 @@ describe('router.streamChat()', () => {
     expect(metrics[0]).toMatchObject({ operation: 'chat', streamed: true, tokens: 5, prompt_tokens: 12 })
   })
 
+  it('merges parts that arrive while the consumer is busy: text and reasoning joined, tool calls kept', async () => {
+    const lines = [
+      ollamaLine({ content: '', thinking: 'a' }),
+      ollamaLine({ content: '', thinking: 'b' }),
+      ollamaLine({ content: 'x' }),
+      ollamaLine({ content: 'y', tool_calls: [{ function: { name: 'f', arguments: {} } }] }),
+      ollamaLine({ content: 'z', tool_calls: [{ function: { name: 'g', arguments: { n: 1 } } }] }),
+      ollamaDone(),
+    ]
+    // One write: every delta is decoded before the consumer's second pull.
+    net.use(http.post(`${OLLAMA}/api/chat`, () => new HttpResponse(lines.join(''))))
+    const router = makeRouter([rec({ model_name: 'm' })])
+    const chunks = []
+    for await (const c of router.streamChat({ model: 'm', messages: [{ role: 'user', content: 'x' }] })) {
+      chunks.push(c)
+      await new Promise((r) => setTimeout(r, 5))
+    }
+    expect(chunks.length).toBeLessThan(5)
+    expect(chunks.map((c) => c.text).join('')).toBe('xyz')
+    expect(chunks.map((c) => c.reasoning ?? '').join('')).toBe('ab')
+    expect(chunks.flatMap((c) => c.toolCalls ?? []).map((t) => [t.name, t.arguments])).toEqual([
+      ['f', {}],
+      ['g', { n: 1 }],
+    ])
+  })
+
   it('streams OpenAI-compatible reasoning_content and joins tool-call fragments', async () => {
     const sent: Record<string, unknown>[] = []
     net.use(
@@ -634,15 +661,7 @@ describe('router.streamChat()', () => {
       messages: [{ role: 'user', content: 'x' }],
       tools: [{ name: 'f' }],
     })
-    let text = ''
-    const e = await (async () => {
-      try {
-        for await (const c of s) text += c.text
-      } catch (error) {
-        return error as RouterError
-      }
-      throw new Error('expected a failure')
-    })()
+    const { text, error: e } = await failedStream(s)
     expect(text).toBe('Calling')
     expect(e.code).toBe(ErrorCode.INVALID_TOOL_ARGUMENTS)
   })
@@ -709,15 +728,7 @@ describe('chat against real sockets', () => {
     expect(early.attempts[0]).toMatchObject({ endpoint: url, ok: false })
     mode = 'late'
     const s = router.streamChat({ model: 'm', messages: [{ role: 'user', content: 'x' }] })
-    let text = ''
-    const e = await (async () => {
-      try {
-        for await (const c of s) text += c.text
-      } catch (error) {
-        return error as RouterError
-      }
-      throw new Error('expected a failure')
-    })()
+    const { text, error: e } = await failedStream(s)
     expect(text).toBe('partial ')
     expect(e).toMatchObject({ code: 'STREAM_INTERRUPTED', delivered: 8 })
   })

@@ -194,3 +194,79 @@ export function adminRecords(ports) {
     },
   ]
 }
+
+// --- chat (issue 12) ----------------------------------------------------------------------------
+
+/** The counters of Ollama's final line, as the generation answers above carry them. */
+const OLLAMA_METRICS = {
+  total_duration: 1_162_761_250,
+  load_duration: 6_683_708,
+  prompt_eval_count: PROMPT_TOKENS,
+  prompt_eval_duration: 201_222_000,
+  eval_count: COMPLETION_TOKENS,
+  eval_duration: 953_997_000,
+}
+
+/** The conversation the chat scenarios send (the router and the raw client send the same messages). */
+export const CHAT_MESSAGES = [
+  { role: 'system', content: 'You are a concise assistant.' },
+  { role: 'user', content: PROMPT },
+]
+
+/** Ollama `/api/chat` with `stream:false`. */
+export function ollamaChatJson() {
+  return JSON.stringify({
+    model: OLLAMA_MODEL,
+    created_at: CREATED_AT,
+    message: { role: 'assistant', content: TEXT },
+    done_reason: 'stop',
+    done: true,
+    ...OLLAMA_METRICS,
+  })
+}
+
+/** Ollama `/api/chat` NDJSON lines: one message delta per token, then the final `done:true` line. */
+export function ollamaChatStreamLines() {
+  const lines = TOKENS.map(
+    (t) =>
+      `${JSON.stringify({ model: OLLAMA_MODEL, created_at: CREATED_AT, message: { role: 'assistant', content: t }, done: false })}\n`,
+  )
+  lines.push(
+    `${JSON.stringify({
+      model: OLLAMA_MODEL,
+      created_at: CREATED_AT,
+      message: { role: 'assistant', content: '' },
+      done_reason: 'stop',
+      done: true,
+      ...OLLAMA_METRICS,
+    })}\n`,
+  )
+  return lines
+}
+
+const CHAT_CMPL = { ...CMPL, id: 'chatcmpl-5d0f3c1e-8a47-4f7b-9a53-2f5e0c6b9d11' }
+
+/** OpenAI-compatible `/v1/chat/completions` with `stream:false` (llama-server's key set). */
+export function openaiChatJson() {
+  return JSON.stringify({
+    ...CHAT_CMPL,
+    object: 'chat.completion',
+    model: MLX_MODEL,
+    created: 1_795_000_000,
+    choices: [{ index: 0, finish_reason: 'stop', message: { role: 'assistant', content: TEXT } }],
+    usage: USAGE,
+  })
+}
+
+/** OpenAI-compatible chat SSE: a role delta, content deltas, the finish chunk, the usage chunk, [DONE]. */
+export function openaiChatSseEvents() {
+  const base = { ...CHAT_CMPL, object: 'chat.completion.chunk', model: MLX_MODEL, created: 1_795_000_000 }
+  const event = (delta, finish = null) =>
+    `data: ${JSON.stringify({ ...base, choices: [{ index: 0, delta, finish_reason: finish }] })}\n\n`
+  const events = [event({ role: 'assistant', content: null })]
+  for (const t of TOKENS) events.push(event({ content: t }))
+  events.push(event({}, 'stop'))
+  events.push(`data: ${JSON.stringify({ ...base, choices: [], usage: USAGE })}\n\n`)
+  events.push('data: [DONE]\n\n')
+  return events
+}

@@ -4,32 +4,36 @@
  * Pure: no I/O, no timers.
  */
 import { randomUUID } from 'node:crypto'
-import type { ChatFunctionTool, ChatMessage, ToolCall, ToolChoice } from '../chat/types.js'
+import type { ChatFunctionTool, ChatMessage, ChatRequest, ToolCall } from '../chat/types.js'
 import { ErrorCode, RouterError } from '../errors.js'
 import type { BackendKind } from '../types.js'
-import { clip, isObject, malformed } from './common.js'
+import { clip, isObject, type JsonObject, malformed } from './common.js'
 import type { BackendOutput, ProtocolAdapter } from './types.js'
 
+/** Request fields that reach the adapters as the caller wrote them. */
+export const CHAT_WIRE_FIELDS = [
+  'toolChoice',
+  'format',
+  'think',
+  'topP',
+  'topK',
+  'minP',
+  'seed',
+  'presencePenalty',
+  'frequencyPenalty',
+] as const
+
 /** What the chat operation asks an adapter to encode, after the record's defaults were applied. */
-export interface ChatWire {
+export interface ChatWire
+  extends Pick<
+    ChatRequest,
+    (typeof CHAT_WIRE_FIELDS)[number] | 'temperature' | 'maxTokens' | 'keepAlive' | 'numCtx'
+  > {
   /** Same rule as WireRequest.model: undefined means "omit" (OpenAI-compatible without backend_model). */
   model?: string
   messages: readonly ChatMessage[]
   tools?: readonly ChatFunctionTool[]
-  toolChoice?: ToolChoice
-  format?: 'json' | Record<string, unknown>
-  think?: boolean | 'low' | 'medium' | 'high'
-  temperature?: number
-  maxTokens?: number
   stop?: readonly string[]
-  topP?: number
-  topK?: number
-  minP?: number
-  seed?: number
-  presencePenalty?: number
-  frequencyPenalty?: number
-  keepAlive?: string | number
-  numCtx?: number
   /** This dialect's extras from `request.options.ollama` / `request.options.openai`. */
   extras?: Readonly<Record<string, unknown>>
   stream: boolean
@@ -129,6 +133,25 @@ export function dataUrl(image: string): string {
   else if (image.startsWith('R0lGOD')) type = 'image/gif'
   else if (image.startsWith('UklGR')) type = 'image/webp'
   return `data:${type};base64,${image}`
+}
+
+/**
+ * The tools as both dialects take them (`{type:'function', function:{name, description?, parameters}}`),
+ * after `toolChoice`: none for `'none'`, only the named one for `{ name }`; undefined when none are sent.
+ */
+export function wireTools(wire: ChatWire): JsonObject[] | undefined {
+  const choice = wire.toolChoice
+  let tools = wire.tools
+  if (tools === undefined || tools.length === 0 || choice === 'none') return undefined
+  if (typeof choice === 'object') tools = tools.filter((t) => t.name === choice.name)
+  return tools.map((t) => ({
+    type: 'function',
+    function: {
+      name: t.name,
+      ...(t.description === undefined ? {} : { description: t.description }),
+      parameters: t.parameters ?? { type: 'object', properties: {} },
+    },
+  }))
 }
 
 /** Sets `key` on `target` unless `value` is undefined. */

@@ -22,6 +22,7 @@ import {
   rawBase64,
   toolCallFrom,
   toolNames,
+  wireTools,
 } from './chat-common.js'
 import {
   describeStreamError,
@@ -62,24 +63,9 @@ function encodeMessages(wire: ChatWire): JsonObject[] {
   })
 }
 
-function encodeTools(wire: ChatWire): JsonObject[] | undefined {
-  const choice = wire.toolChoice
-  let tools = wire.tools
-  if (tools === undefined || tools.length === 0 || choice === 'none') return undefined
-  if (typeof choice === 'object') tools = tools.filter((t) => t.name === choice.name)
-  return tools.map((t) => ({
-    type: 'function',
-    function: {
-      name: t.name,
-      ...(t.description === undefined ? {} : { description: t.description }),
-      parameters: t.parameters ?? { type: 'object', properties: {} },
-    },
-  }))
-}
-
 function encode(wire: ChatWire): string {
   const body: JsonObject = { model: wire.model, messages: encodeMessages(wire), stream: wire.stream }
-  put(body, 'tools', encodeTools(wire))
+  put(body, 'tools', wireTools(wire))
   put(body, 'format', wire.format)
   put(body, 'think', wire.think)
   put(body, 'keep_alive', wire.keepAlive)

@@ -31,6 +31,7 @@ import {
   dataUrl,
   put,
   toolCallFrom,
+  wireTools,
 } from './chat-common.js'
 import {
   count,
@@ -82,23 +83,11 @@ function encodeMessages(wire: ChatWire): JsonObject[] {
 }
 
 function encodeTools(wire: ChatWire, body: JsonObject): void {
-  const choice = wire.toolChoice
-  let tools = wire.tools
-  if (tools === undefined || tools.length === 0 || choice === 'none') return
-  if (typeof choice === 'object') {
-    tools = tools.filter((t) => t.name === choice.name)
-    body.tool_choice = 'required'
-  } else if (choice === 'required') {
-    body.tool_choice = 'required'
-  }
-  body.tools = tools.map((t) => ({
-    type: 'function',
-    function: {
-      name: t.name,
-      ...(t.description === undefined ? {} : { description: t.description }),
-      parameters: t.parameters ?? { type: 'object', properties: {} },
-    },
-  }))
+  const tools = wireTools(wire)
+  if (tools === undefined) return
+  body.tools = tools
+  // A named tool is sent alone and made required (llama.cpp rejects the object form of tool_choice).
+  if (wire.toolChoice === 'required' || typeof wire.toolChoice === 'object') body.tool_choice = 'required'
 }
 
 function responseFormat(format: ChatWire['format']): JsonObject | undefined {

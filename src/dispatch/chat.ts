@@ -3,7 +3,7 @@
  * or an OpenAI-compatible `/v1/chat/completions` (templated by the server, also for MLX), with the
  * record's defaults filled in, capability routing, and chunks carrying text, reasoning and tool calls.
  */
-import type { ChatDelta, ChatOutput, ChatWire } from '../backends/chat-common.js'
+import { CHAT_WIRE_FIELDS, type ChatDelta, type ChatOutput, type ChatWire } from '../backends/chat-common.js'
 import { hostedChatAdapter } from '../backends/hosted.js'
 import { ollamaChatAdapter } from '../backends/ollama-chat.js'
 import { openaiChatAdapter } from '../backends/openai-chat.js'
@@ -31,21 +31,14 @@ function toWire(req: ChatRequest, candidate: Candidate, target: Target, stream: 
   const wire: ChatWire = { messages: req.messages, stream }
   if (target.sendModel !== undefined) wire.model = target.sendModel
   if (req.tools !== undefined) wire.tools = req.tools.map(toolFunction)
-  if (req.toolChoice !== undefined) wire.toolChoice = req.toolChoice
-  if (req.format !== undefined) wire.format = req.format
-  if (req.think !== undefined) wire.think = req.think
+  const fields = wire as unknown as Record<string, unknown>
+  for (const key of CHAT_WIRE_FIELDS) if (req[key] !== undefined) fields[key] = req[key]
   const temperature = req.temperature ?? record.temperature_default
   if (temperature !== undefined) wire.temperature = temperature
   const maxTokens = req.maxTokens ?? record.max_tokens
   if (maxTokens !== undefined) wire.maxTokens = maxTokens
   if (req.stop !== undefined) wire.stop = req.stop
-  if (req.topP !== undefined) wire.topP = req.topP
-  if (req.topK !== undefined) wire.topK = req.topK
-  if (req.minP !== undefined) wire.minP = req.minP
-  if (req.seed !== undefined) wire.seed = req.seed
-  if (req.presencePenalty !== undefined) wire.presencePenalty = req.presencePenalty
-  if (req.frequencyPenalty !== undefined) wire.frequencyPenalty = req.frequencyPenalty
-  // Ollama-only fields: OpenAI-compatible servers have no per-request equivalent (vLLM rejects unknown keys).
+  // Ollama-only fields: OpenAI-compatible servers have no per-request equivalent (vLLM would only log them as ignored).
   if (target.kind === 'ollama') {
     if (req.keepAlive !== undefined) wire.keepAlive = req.keepAlive
     if (req.numCtx !== undefined) wire.numCtx = req.numCtx

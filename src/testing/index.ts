@@ -1,7 +1,8 @@
 /**
  * `llm-backend-router/testing`: protocol-faithful stand-ins for an Ollama server, an OpenAI-compatible
  * server (mlx_lm.server or llama.cpp) and the admin API, as in-process node:http servers with fault
- * switches and request recording, and the wire helpers.
+ * switches and request recording, and the wire helpers. The model servers answer generation, chat
+ * (text, reasoning, tool calls, structured output) and embeddings, with scripted replies.
  *
  * Needs no msw: the same stand-ins as msw handlers are in `llm-backend-router/testing/msw`.
  *
@@ -16,6 +17,16 @@
 
 export type { AdminOptions, AdminRecord, MetricPost } from './core/admin.js'
 export { ADMIN_LIST_PATH, ADMIN_METRICS_PATH, ADMIN_MODEL_PATH } from './core/admin.js'
+export type {
+  ChatContext,
+  ChatResponder,
+  ConversationOptions,
+  EmbeddingResponder,
+  ReceivedMessage,
+  ScriptedReply,
+  ScriptedToolCall,
+} from './core/conversation.js'
+export { fakeEmbedding } from './core/conversation.js'
 export type { OllamaMetrics, OllamaMetricsInput } from './core/metrics.js'
 export { makeMetricRecord, ollamaMetrics } from './core/metrics.js'
 export type { OllamaOptions } from './core/ollama.js'

@@ -24,7 +24,7 @@
  * | `invalid-json` | 200 with the right content type and a body that does not parse (NDJSON/SSE lines that do not parse for streams). |
  * | `oversize` | 200 with a valid-looking JSON body of `bytes` bytes (default 50 MiB), generated lazily in 64 KiB pieces. |
  * | `cut-stream` | a stream that ends cleanly but without its final line (Ollama: no `done:true`; OpenAI: no final chunk, no `[DONE]`). Non-stream answers: the first half of the body with a matching Content-Length. |
- * | `error-mid-stream` | Ollama: `{"error":…}` line after `afterChunks` lines, status 200, no `done` line. mlx: the stream just stops. llama.cpp flavor: an SSE `error:` field then `data: [DONE]`. Non-stream requests: the server's pre-stream error (500, or a dropped socket for mlx). |
+ * | `error-mid-stream` | Ollama: `{"error":…}` line after `afterChunks` lines, status 200, no `done` line. mlx: the stream just stops. llama.cpp flavor: an SSE `error:` field then `data: [DONE]`. vLLM flavor: a `data: {"error":…}` event then `data: [DONE]`. Non-stream requests: the server's pre-stream error (500, or a dropped socket for mlx). |
  * | `drop-socket` | the request is read, then the socket is closed without any response (mlx_lm.server on a validation error). |
  */
 export type FaultType =
@@ -72,8 +72,9 @@ export interface FaultSpec {
   times?: number
   /**
    * Which requests the fault applies to, by URL path: a string matches paths starting with it, a RegExp
-   * is tested, `'*'` means every route. Default: the generation route (`POST /api/generate`,
-   * `POST /v1/completions`) for the model servers, every route for the admin server. Requests the fault
+   * is tested, `'*'` means every route. Default: the routes that run a model (Ollama `POST /api/generate`,
+   * `/api/chat`, `/api/embed`, `/api/embeddings`; OpenAI-compatible `POST /v1/completions`,
+   * `/v1/chat/completions`, `/v1/embeddings`) for the model servers, every route for the admin server. Requests the fault
    * does not apply to are answered normally and do not count towards `times`.
    */
   path?: string | RegExp

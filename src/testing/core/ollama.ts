@@ -5,22 +5,24 @@
  */
 import { createHash } from 'node:crypto'
 import type { FaultSpec, GenerationOptions, RecordingOptions } from '../types.js'
+import type { ConversationOptions } from './conversation.js'
 import { ollamaMetrics } from './metrics.js'
 import {
-  type Action,
-  bodyReply,
-  type Frame,
-  type IncomingRequest,
-  jsonReply,
-  type Reply,
-  streamReply,
-} from './reply.js'
+  MID_STREAM_MESSAGE,
+  type OllamaChatHost,
+  ollamaChat,
+  ollamaEmbed,
+  ollamaEmbeddings,
+  ollamaInvalidJson,
+  ollamaStream,
+} from './ollama-chat.js'
+import { type Action, bodyReply, type Frame, type IncomingRequest, jsonReply, type Reply } from './reply.js'
 import { type ErrorShape, ServiceCore } from './service.js'
 import { fakeTokenIds, generate, tokenize } from './text.js'
 import { ndjsonLine } from './wire.js'
 
 /** Options of the Ollama stand-in. */
-export interface OllamaOptions extends GenerationOptions, RecordingOptions {
+export interface OllamaOptions extends GenerationOptions, ConversationOptions, RecordingOptions {
   /**
    * Model names the server has, with tags (`llama3.2:latest`; a request for `llama3.2` matches
    * `llama3.2:latest`). Others get 404 `{"error":"model 'x' not found"}`. Default: any model is accepted.
@@ -30,15 +32,28 @@ export interface OllamaOptions extends GenerationOptions, RecordingOptions {
   version?: string
   /** Whether the final `done:true` line carries the last text piece, as the real server does. Default true. */
   finalChunkText?: boolean
+  /**
+   * `/api/chat` tool call ids. `none` (default): no `id`, as older servers (and the strictest case for a
+   * client, which must make one up). `generated`: `call_` plus 8 random lower-case letters or digits, as
+   * current servers add (server/routes.go `toolCallId`). A scripted `id` is always sent.
+   */
+  toolCallIds?: 'none' | 'generated'
+  /**
+   * Models that can call tools. A `/api/chat` request with `tools` for any other model gets 400
+   * `registry.ollama.ai/library/<model>:<tag> does not support tools`, as a real server answers for a
+   * model without the capability. Default true: every model.
+   */
+  toolModels?: boolean | string[]
 }
 
 /** Ollama's exact queue-full text (two spaces after the period). */
 export const OLLAMA_BUSY_MESSAGE = 'server busy, please try again.  maximum pending requests exceeded'
-const MID_STREAM_MESSAGE = 'an error was encountered while running the model'
 const JSON_UTF8 = 'application/json; charset=utf-8'
 const NDJSON = 'application/x-ndjson'
 const DEFAULT_KEEP_ALIVE_MS = 5 * 60_000
 const DEFAULT_TAGS = ['llama3.2:latest']
+/** The routes that run a model: faults apply to them by default. */
+const MODEL_ROUTES = new Set(['/api/generate', '/api/chat', '/api/embed', '/api/embeddings'])
 
 const UNITS: Record<string, number> = {
   ns: 1e-6,
@@ -82,7 +97,7 @@ const DETAILS = {
 }
 const MODEL_SIZE = 2_019_393_189
 
-export class OllamaCore extends ServiceCore {
+export class OllamaCore extends ServiceCore implements OllamaChatHost {
   protected readonly errors: ErrorShape = {
     error: (status, message) => jsonReply(status, { error: message }, { 'content-type': JSON_UTF8 }),
     busyMessage: OLLAMA_BUSY_MESSAGE,
@@ -98,12 +113,32 @@ export class OllamaCore extends ServiceCore {
   }
 
   protected isPrimary(req: IncomingRequest): boolean {
-    return req.method === 'POST' && req.path === '/api/generate'
+    return req.method === 'POST' && MODEL_ROUTES.has(req.path)
   }
 
   protected contentTypeFor(req: IncomingRequest): { contentType: string; streaming: boolean } {
-    const streaming = this.isPrimary(req) && isStreaming(req.rawBody)
+    const streaming =
+      req.method === 'POST' &&
+      (req.path === '/api/generate' || req.path === '/api/chat') &&
+      isStreaming(req.rawBody)
     return { contentType: streaming ? NDJSON : JSON_UTF8, streaming }
+  }
+
+  readonly parseKeepAlive = parseKeepAlive
+
+  /** Whether the server has the model (for the conversation routes in ollama-chat.ts). */
+  hasModel(model: string): boolean {
+    return this.#knows(model)
+  }
+
+  /** Marks the model loaded for `keepAliveMs` (0 unloads) and returns the cold-load delay it pays. */
+  admit(model: string, keepAliveMs: number): number {
+    const tagged = withTag(model)
+    this.#seen.add(tagged)
+    const cold = !this.loaded.has(tagged)
+    if (keepAliveMs === 0) this.loaded.delete(tagged)
+    else this.loaded.set(tagged, keepAliveMs < 0 ? null : Date.now() + keepAliveMs)
+    return cold ? (this.options.loadMs ?? 0) : 0
   }
 
   #knows(model: string): boolean {
@@ -130,6 +165,12 @@ export class OllamaCore extends ServiceCore {
         return method === 'GET' ? this.#json({ models: this.#ps() }) : notAllowed()
       case '/api/generate':
         return method === 'POST' ? this.#generate(req, fault) : notAllowed()
+      case '/api/chat':
+        return method === 'POST' ? ollamaChat(this, req.rawBody, fault) : notAllowed()
+      case '/api/embed':
+        return method === 'POST' ? ollamaEmbed(this, req.rawBody, fault) : notAllowed()
+      case '/api/embeddings':
+        return method === 'POST' ? ollamaEmbeddings(this, req.rawBody, fault) : notAllowed()
       default:
         return bodyReply(404, 'text/plain', '404 page not found')
     }
@@ -221,13 +262,7 @@ export class OllamaCore extends ServiceCore {
       keepAliveMs = k
     }
     const streaming = body.stream !== false
-    const tagged = withTag(model)
-    this.#seen.add(tagged)
-    const cold = !this.loaded.has(tagged)
-    const loadMs = cold ? (this.options.loadMs ?? 0) : 0
-    const expires = keepAliveMs < 0 ? null : Date.now() + keepAliveMs
-    if (keepAliveMs === 0) this.loaded.delete(tagged)
-    else this.loaded.set(tagged, expires)
+    const loadMs = this.admit(model, keepAliveMs)
 
     const t0 = Date.now()
     const createdAt = (afterMs = 0) => new Date(t0 + afterMs).toISOString()
@@ -276,16 +311,7 @@ export class OllamaCore extends ServiceCore {
       ...metrics,
     })
 
-    if (fault?.type === 'invalid-json') {
-      const line = JSON.stringify(final(gen.text, 0))
-      const cut = `${line.slice(0, Math.max(1, Math.floor(line.length / 2)))}\n`
-      return streaming
-        ? streamReply(200, { 'content-type': NDJSON }, [
-            { data: cut, delayMs: 0, role: 'content' },
-            { data: 'not json\n', delayMs: 0, role: 'final' },
-          ])
-        : bodyReply(200, JSON_UTF8, cut.trimEnd())
-    }
+    if (fault?.type === 'invalid-json') return ollamaInvalidJson(streaming, final(gen.text, 0))
     if (!streaming) {
       if (fault?.type === 'error-mid-stream') return this.#error(500, fault.message ?? MID_STREAM_MESSAGE)
       const delayMs = loadMs + ttftMs + perTokenMs * evalCount
@@ -307,15 +333,7 @@ export class OllamaCore extends ServiceCore {
       delayMs: pieces.length > 0 ? perTokenMs : 0,
       role: 'final',
     })
-    const errorLine: Frame = {
-      data: ndjsonLine({ error: fault?.message ?? MID_STREAM_MESSAGE }),
-      delayMs: 0,
-      role: 'final',
-    }
-    return streamReply(200, { 'content-type': NDJSON }, frames, {
-      delayMs: startMs,
-      midStreamError: [errorLine],
-    })
+    return ollamaStream(frames, startMs, fault)
   }
 }
 

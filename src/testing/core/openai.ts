@@ -1,10 +1,32 @@
 /**
  * Protocol logic of the OpenAI-compatible stand-in: mlx_lm.server by default (shared/notes/protocols.md
- * §2 and §5), or llama.cpp's llama-server (`flavor: 'llamacpp'`, §4 and §6).
+ * §2 and §5), llama.cpp's llama-server (`flavor: 'llamacpp'`, §4 and §6) or vLLM (`flavor: 'vllm'`,
+ * core/vllm.ts).
  * @module
  */
 import { randomUUID } from 'node:crypto'
 import type { FaultSpec, GenerationOptions, RecordingOptions } from '../types.js'
+import type { ConversationOptions } from './conversation.js'
+import {
+  CONTEXT_EXCEEDED,
+  checkSampling,
+  LLAMACPP_FINGERPRINT,
+  llamaStreamError,
+  llamaTimings,
+  MLX_FINGERPRINT,
+  maxTokensOf,
+  mlxKeepalives,
+  mlxStreamTail,
+  modelNotFound,
+  type OpenAIChatHost,
+  openAIChat,
+  openAIEmbeddings,
+  openAIGenerationFailed,
+  openAIInvalidJson,
+  openAIUsage,
+  readOpenAIBody,
+  SSE_HEADERS,
+} from './openai-chat.js'
 import {
   type Action,
   bodyReply,
@@ -17,18 +39,22 @@ import {
 } from './reply.js'
 import { type ErrorShape, ServiceCore } from './service.js'
 import { generate } from './text.js'
-import { SSE_DONE, sseComment, sseData, sseField } from './wire.js'
+import { vllmCompletion, vllmError } from './vllm.js'
+import { SSE_DONE, sseData } from './wire.js'
 
 /** Which OpenAI-compatible server to imitate. */
-export type OpenAIFlavor = 'mlx' | 'llamacpp'
+export type OpenAIFlavor = 'mlx' | 'llamacpp' | 'vllm'
 
 /** Options of the OpenAI-compatible stand-in. */
-export interface OpenAIOptions extends GenerationOptions, RecordingOptions {
+export interface OpenAIOptions extends GenerationOptions, ConversationOptions, RecordingOptions {
   /**
    * `mlx` (default): mlx_lm.server: flat `{"error":"…"}` bodies, `: keepalive` comments, usage only with
    * `stream_options.include_usage`, dropped socket on invalid parameters, 411 without Content-Length.
    * `llamacpp`: llama-server: nested `{"error":{code,message,type}}` bodies, usage and `timings` in the
    * final chunk, an SSE `error:` field for mid-stream errors.
+   * `vllm`: vLLM's server: nested `{"error":{message,type,param,code}}` bodies, only the served model
+   * name (`modelId`, or one of `models`) is accepted, usage only with `include_usage`, `delta.reasoning`,
+   * a `data: {"error":…}` event then `[DONE]` mid-stream, default `max_tokens` 16 on completions.
    */
   flavor?: OpenAIFlavor
   /**
@@ -47,14 +73,29 @@ export interface OpenAIOptions extends GenerationOptions, RecordingOptions {
    * Default: no limit (older builds truncate silently).
    */
   contextSize?: number
+  /**
+   * llama.cpp only: tool call ids. `empty` (default): what llama-server sends when the model's template
+   * makes none: `"id": ""` in a whole answer, no `id`/`type` in the streamed fragments. `generated`:
+   * random 32-character ids, as newer builds make up. mlx_lm.server always sends a uuid4.
+   */
+  toolCallIds?: 'empty' | 'generated'
+  /**
+   * Whether `POST /v1/embeddings` works: llama-server started with `--embeddings` (false: 501
+   * `not_supported_error`), vLLM serving an embedding model (false: 400
+   * `BadRequestError` `The model does not support Embeddings API`). Default true. mlx_lm.server has no
+   * embeddings route at all (404).
+   */
+  embeddings?: boolean
 }
 
-const CONTEXT_EXCEEDED = 'the request exceeds the available context size, try increasing it'
-
-const MLX_FINGERPRINT = '0.28.0-0.29.1-macOS-15.5-arm64-arm-64bit-applegpu_g15s'
-const LLAMACPP_FINGERPRINT = 'b6100-stand-in'
-const SSE_HEADERS = { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' }
 const DEFAULT_MODEL_ID = 'mlx-community/Llama-3.2-3B-Instruct-4bit'
+/** The routes that run a model: faults apply to them by default. */
+const MODEL_ROUTES = new Set([
+  '/v1/completions',
+  '/v1/chat/completions',
+  '/chat/completions',
+  '/v1/embeddings',
+])
 
 function errorType(status: number): string {
   if (status === 404) return 'not_found_error'
@@ -63,7 +104,7 @@ function errorType(status: number): string {
   return 'invalid_request_error'
 }
 
-export class OpenAICore extends ServiceCore {
+export class OpenAICore extends ServiceCore implements OpenAIChatHost {
   readonly flavor: OpenAIFlavor
   protected readonly errors: ErrorShape
   readonly #loaded = new Set<string>()
@@ -72,20 +113,55 @@ export class OpenAICore extends ServiceCore {
     super(options)
     this.flavor = options.flavor ?? 'mlx'
     const nested = this.flavor === 'llamacpp'
+    const vllm = this.flavor === 'vllm'
     this.errors = {
       error: (status, message) =>
-        jsonReply(
-          status,
-          nested ? { error: { code: status, message, type: errorType(status) } } : { error: message },
-        ),
+        vllm
+          ? vllmError(status, message)
+          : jsonReply(
+              status,
+              nested ? { error: { code: status, message, type: errorType(status) } } : { error: message },
+            ),
       busyMessage: 'Loading model',
       rateLimitMessage: 'Rate limit exceeded',
-      badRequestMessage: nested ? 'Invalid request' : 'Request should be a JSON dictionary',
+      badRequestMessage: nested || vllm ? 'Invalid request' : 'Request should be a JSON dictionary',
     }
   }
 
   protected isPrimary(req: IncomingRequest): boolean {
-    return req.method === 'POST' && (req.path === '/v1/completions' || req.path === '/v1/chat/completions')
+    return req.method === 'POST' && MODEL_ROUTES.has(req.path)
+  }
+
+  errorReply(status: number, message: string): Reply {
+    return this.errors.error(status, message)
+  }
+
+  invalidReply(status: number, message: string): Action {
+    return this.#invalid(status, message)
+  }
+
+  resolveModel(requested: string | undefined): { known: boolean; model: string } {
+    const list = this.options.models
+    if (this.flavor === 'vllm') {
+      // vLLM serves the names it was started with and nothing else; no model means the first one.
+      const served = this.options.modelId ?? DEFAULT_MODEL_ID
+      const model = requested ?? served
+      return { known: model === served || (list?.includes(model) ?? false), model }
+    }
+    const model = requested ?? (this.flavor === 'mlx' ? 'default_model' : 'gpt-3.5-turbo')
+    const known =
+      requested === undefined ||
+      requested === 'default_model' ||
+      requested === this.options.modelId ||
+      list === undefined ||
+      list.includes(requested)
+    return { known, model }
+  }
+
+  admit(model: string): number {
+    const cold = !this.#loaded.has(model)
+    this.#loaded.add(model)
+    return cold ? (this.options.loadMs ?? 0) : 0
   }
 
   protected contentTypeFor(req: IncomingRequest): { contentType: string; streaming: boolean } {
@@ -111,14 +187,29 @@ export class OpenAICore extends ServiceCore {
       })
     }
     if (method === 'GET' || method === 'HEAD') {
+      if (this.flavor === 'vllm' && path === '/health') return emptyReply(200, { 'content-length': '0' })
       if (path === '/health' || (this.flavor === 'llamacpp' && path === '/v1/health')) {
         return bodyReply(200, 'application/json', '{"status": "ok"}')
       }
       if (path === '/v1/models') return this.#models()
-      return bodyReply(404, 'application/json', 'Not Found')
+      return this.#notFound()
     }
     if (method === 'POST' && path === '/v1/completions') return this.#complete(req, fault)
-    return bodyReply(404, 'application/json', 'Not Found')
+    if (
+      method === 'POST' &&
+      (path === '/v1/chat/completions' || (this.flavor === 'mlx' && path === '/chat/completions'))
+    ) {
+      return openAIChat(this, req, fault)
+    }
+    if (method === 'POST' && path === '/v1/embeddings') return openAIEmbeddings(this, req, fault)
+    return this.#notFound()
+  }
+
+  /** An unknown path: mlx_lm.server's and llama-server's plain text, FastAPI's JSON on vLLM. */
+  #notFound(): Reply {
+    return this.flavor === 'vllm'
+      ? jsonReply(404, { detail: 'Not Found' })
+      : bodyReply(404, 'application/json', 'Not Found')
   }
 
   #models(): Reply {
@@ -127,68 +218,32 @@ export class OpenAICore extends ServiceCore {
     const entry =
       this.flavor === 'llamacpp'
         ? { id, object: 'model', created, owned_by: 'llamacpp' }
-        : { id, object: 'model', created }
+        : this.flavor === 'vllm'
+          ? { id, object: 'model', created, owned_by: 'vllm', root: id, parent: null, max_model_len: 4096 }
+          : { id, object: 'model', created }
     return jsonReply(200, { object: 'list', data: [entry] })
   }
 
   /** mlx_lm.server raises outside any try on invalid parameters: the socket closes without a response. */
   #invalid(status: number, message: string): Action {
+    if (this.flavor === 'vllm') return this.errors.error(400, message) // pydantic validation: always 400
     return this.flavor === 'mlx' ? { kind: 'drop' } : this.errors.error(status, message)
   }
 
   #complete(req: IncomingRequest, fault: FaultSpec | null): Action {
     const mlx = this.flavor === 'mlx'
-    if (mlx && req.checkContentLength === true && req.headers['content-length'] === undefined) {
-      return this.errors.error(411, 'Content-Length header is required')
-    }
-    let parsed: unknown
-    try {
-      parsed = JSON.parse(req.rawBody)
-    } catch (e) {
-      return mlx
-        ? this.errors.error(400, `Invalid JSON in request body: ${(e as Error).message}`)
-        : this.errors.error(500, `Failed to parse input: ${(e as Error).message}`)
-    }
-    if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
-      return this.errors.error(400, 'Request should be a JSON dictionary')
-    }
-    const body = parsed as Record<string, unknown>
+    const read = readOpenAIBody(this, req)
+    if ('answer' in read) return read.answer
+    const body = read.body
     if (body.prompt === undefined) return this.#invalid(500, '"prompt" must be provided')
     if (typeof body.prompt !== 'string') return this.#invalid(400, '"prompt" must be a string')
-    if (body.stream !== undefined && typeof body.stream !== 'boolean') {
-      return this.#invalid(400, 'stream must be a boolean')
-    }
-    const maxField = body.max_completion_tokens ?? body.max_tokens
-    if (
-      maxField !== undefined &&
-      (typeof maxField !== 'number' || !Number.isInteger(maxField) || maxField < -1)
-    ) {
-      return this.#invalid(400, 'max_tokens must be a non-negative integer')
-    }
-    if (body.temperature !== undefined && (typeof body.temperature !== 'number' || body.temperature < 0)) {
-      return this.#invalid(400, 'temperature must be a non-negative float')
-    }
-    if (mlx && body.logprobs !== undefined && typeof body.logprobs !== 'boolean') {
-      return { kind: 'drop' }
-    }
-    const requested = typeof body.model === 'string' ? body.model : undefined
-    const model = requested ?? (mlx ? 'default_model' : 'gpt-3.5-turbo')
-    const list = this.options.models
-    const known =
-      requested === undefined ||
-      requested === 'default_model' ||
-      requested === this.options.modelId ||
-      list === undefined ||
-      list.includes(requested)
-    if (!known || fault?.type === '404-model') {
-      const msg =
-        fault?.message ?? (mlx ? `Repository Not Found for model '${model}'` : `model '${model}' not found`)
-      return this.errors.error(404, msg)
-    }
+    const bad = checkSampling(this, body)
+    if (bad !== null) return bad
+    const { known, model } = this.resolveModel(typeof body.model === 'string' ? body.model : undefined)
+    if (!known || fault?.type === '404-model') return modelNotFound(this, model, fault)
 
     const stop = typeof body.stop === 'string' ? [body.stop] : Array.isArray(body.stop) ? body.stop : []
-    const maxTokens =
-      typeof maxField === 'number' ? maxField : (this.options.defaultMaxTokens ?? (mlx ? 512 : -1))
+    const maxTokens = maxTokensOf(this, body, 'completion')
     const gen = generate({
       prompt: body.prompt,
       maxTokens,
@@ -196,48 +251,38 @@ export class OpenAICore extends ServiceCore {
       respond: this.options.respond,
       context: { model, server: 'openai', body },
     })
-    const cold = !this.#loaded.has(model)
-    this.#loaded.add(model)
-    const loadMs = cold ? (this.options.loadMs ?? 0) : 0
+    const loadMs = this.admit(model)
     const tps = this.options.tokensPerSecond ?? 0
     const perTokenMs = tps > 0 ? 1000 / tps : 0
     const ttftMs = this.options.timeToFirstTokenMs ?? 0
     const reportedTps = this.options.reportedTokensPerSecond ?? (tps > 0 ? tps : 100)
     const n = gen.tokens.length
     const P = gen.promptTokens
+    if (this.flavor === 'vllm') {
+      return vllmCompletion({
+        model,
+        promptTokens: P,
+        tokens: gen.tokens,
+        text: gen.text,
+        finish: gen.doneReason,
+        streaming: body.stream === true,
+        body,
+        fault,
+        startMs: loadMs + ttftMs,
+        perTokenMs,
+        invalidJson: openAIInvalidJson,
+      })
+    }
     const limit = this.options.contextSize
     if (!mlx && limit !== undefined && P > limit) {
       if (body.stream !== true) return this.errors.error(400, CONTEXT_EXCEEDED)
-      const error = { error: { code: 400, message: CONTEXT_EXCEEDED, type: 'invalid_request_error' } }
-      return streamReply(200, SSE_HEADERS, [
-        { data: sseField('error', error), delayMs: 0, role: 'final' },
-        { data: SSE_DONE, delayMs: 0, role: 'final' },
-      ])
+      return streamReply(200, SSE_HEADERS, llamaStreamError(400, CONTEXT_EXCEEDED, 'invalid_request_error'))
     }
     const id = mlx ? `cmpl-${randomUUID()}` : `chatcmpl-${randomUUID().replaceAll('-', '')}`
     const created = Math.floor(Date.now() / 1000)
     const fingerprint = mlx ? MLX_FINGERPRINT : LLAMACPP_FINGERPRINT
-    const usage = mlx
-      ? {
-          prompt_tokens: P,
-          completion_tokens: n,
-          total_tokens: P + n,
-          prompt_tokens_details: { cached_tokens: 0 },
-        }
-      : { completion_tokens: n, prompt_tokens: P, total_tokens: P + n }
-    const promptMs = ttftMs > 0 ? ttftMs : P
-    const predictedMs = n > 0 ? (n / reportedTps) * 1000 : 0
-    const timings = {
-      cache_n: 0,
-      prompt_n: P,
-      prompt_ms: promptMs,
-      prompt_per_token_ms: promptMs / P,
-      prompt_per_second: (P / promptMs) * 1000,
-      predicted_n: n,
-      predicted_ms: predictedMs,
-      predicted_per_token_ms: n > 0 ? predictedMs / n : 0,
-      predicted_per_second: n > 0 ? reportedTps : 0,
-    }
+    const usage = openAIUsage(mlx, P, n)
+    const timings = llamaTimings(P, n, ttftMs, reportedTps)
     const envelope = (choices: unknown[], object = 'text_completion') =>
       mlx
         ? { id, system_fingerprint: fingerprint, object, model, created, choices }
@@ -249,39 +294,17 @@ export class OpenAICore extends ServiceCore {
 
     const streaming = body.stream === true
     if (fault?.type === 'invalid-json') {
-      const text = JSON.stringify(envelope([choice(gen.text, gen.doneReason)]))
-      const cut = text.slice(0, Math.max(1, Math.floor(text.length / 2)))
-      return streaming
-        ? streamReply(200, SSE_HEADERS, [
-            { data: `data: ${cut}\n\n`, delayMs: 0, role: 'content' },
-            { data: SSE_DONE, delayMs: 0, role: 'final' },
-          ])
-        : bodyReply(200, 'application/json', cut)
+      return openAIInvalidJson(streaming, envelope([choice(gen.text, gen.doneReason)]))
     }
     if (!streaming) {
-      if (fault?.type === 'error-mid-stream') {
-        return mlx ? { kind: 'drop' } : this.errors.error(500, fault.message ?? 'generation failed')
-      }
+      if (fault?.type === 'error-mid-stream') return openAIGenerationFailed(this, fault)
       const value = mlx
         ? { ...envelope([choice(gen.text, gen.doneReason)]), usage }
         : { ...envelope([choice(gen.text, gen.doneReason)]), usage, timings }
       return { ...jsonReply(200, value), delayMs: loadMs + ttftMs + perTokenMs * n }
     }
 
-    const frames: Frame[] = []
-    if (mlx) {
-      if (ttftMs > 0)
-        frames.push({
-          data: sseComment(`keepalive ${Math.floor(P / 2)}/${P}`),
-          delayMs: ttftMs / 2,
-          role: 'meta',
-        })
-      frames.push({
-        data: sseComment(`keepalive ${P}/${P}`),
-        delayMs: ttftMs > 0 ? ttftMs / 2 : 0,
-        role: 'meta',
-      })
-    }
+    const frames: Frame[] = mlx ? mlxKeepalives(P, ttftMs) : []
     gen.tokens.forEach((t, i) => {
       frames.push({
         data: sseData(envelope([choice(t, null)])),
@@ -295,33 +318,11 @@ export class OpenAICore extends ServiceCore {
       delayMs: n > 0 ? perTokenMs : 0,
       role: 'final',
     })
-    const so = body.stream_options
-    let terminate = true
-    if (mlx && typeof so === 'object' && so !== null) {
-      const includeUsage = (so as Record<string, unknown>).include_usage
-      // mlx_lm.server indexes include_usage directly: without the key the stream dies with a KeyError.
-      if (includeUsage === undefined) terminate = false
-      else if (includeUsage === true) {
-        frames.push({
-          data: sseData({ ...envelope([], 'chat.completion'), usage }),
-          delayMs: 0,
-          role: 'final',
-        })
-      }
-    }
-    if (terminate) frames.push({ data: SSE_DONE, delayMs: 0, role: 'final' })
-    const midStreamError: Frame[] = mlx
+    if (mlx) frames.push(...mlxStreamTail(body, () => ({ ...envelope([], 'chat.completion'), usage })))
+    else frames.push({ data: SSE_DONE, delayMs: 0, role: 'final' })
+    const midStreamError = mlx
       ? []
-      : [
-          {
-            data: sseField('error', {
-              error: { code: 500, message: fault?.message ?? 'generation failed', type: 'server_error' },
-            }),
-            delayMs: 0,
-            role: 'final',
-          },
-          { data: SSE_DONE, delayMs: 0, role: 'final' },
-        ]
+      : llamaStreamError(500, fault?.message ?? 'generation failed', 'server_error')
     return streamReply(200, SSE_HEADERS, frames, { delayMs: mlx ? loadMs : loadMs + ttftMs, midStreamError })
   }
 }

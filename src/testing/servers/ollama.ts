@@ -32,7 +32,10 @@ export class OllamaServer extends HttpStandIn<OllamaCore> {
  *
  * Routes: `POST /api/generate` (NDJSON stream by default, JSON with `stream:false`; metrics in integer
  * ns with zero values omitted; final `done:true` line with `done_reason`, metrics and `context`),
- * `GET /` (`Ollama is running`), `GET /api/version`, `GET /api/tags`, `GET /api/ps`. Unknown models
+ * `POST /api/chat` (the same framing; `message.content`, `message.thinking` for models in `thinking`,
+ * `message.tool_calls` whole in one chunk with object arguments and no id, `format` answered with JSON;
+ * scripted with `chat`), `POST /api/embed` (unit vectors in input order) and the legacy
+ * `POST /api/embeddings`, `GET /` (`Ollama is running`), `GET /api/version`, `GET /api/tags`, `GET /api/ps`. Unknown models
  * (when `models` is set) get 404 `{"error":"model 'x' not found"}`. Honours `options.num_predict`,
  * `options.stop`, `system`, `raw` and `keep_alive` (0 unloads).
  *

@@ -10,7 +10,7 @@ import { HttpStandIn } from './http-server.js'
 export interface OpenAIServerOptions extends OpenAIOptions, ServerOptions {
   /**
    * Keep connections open between responses. Default false for mlx (HTTP/1.0 style: `Connection: close`
-   * after every response, streams end by closing the connection), true for the llama.cpp flavor.
+   * after every response, streams end by closing the connection), true for the llama.cpp and vLLM flavors.
    * Benchmarks may want true so that connection setup is not what they measure.
    */
   keepAlive?: boolean
@@ -22,7 +22,7 @@ export class OpenAIServer extends HttpStandIn<OpenAICore> {
   constructor(options: OpenAIServerOptions = {}) {
     super(new OpenAICore(options), {
       ...options,
-      keepAlive: options.keepAlive ?? options.flavor === 'llamacpp',
+      keepAlive: options.keepAlive ?? (options.flavor !== undefined && options.flavor !== 'mlx'),
     })
   }
 
@@ -39,13 +39,15 @@ export class OpenAIServer extends HttpStandIn<OpenAICore> {
 
 /**
  * Starts an OpenAI-compatible server on 127.0.0.1 that behaves like mlx_lm.server (or llama-server with
- * `flavor: 'llamacpp'`).
+ * `flavor: 'llamacpp'`, vLLM with `flavor: 'vllm'`).
  *
  * Routes: `POST /v1/completions` (JSON, or SSE with `stream:true`: `: keepalive n/m` comments before the
  * first chunk, delta chunks with `finish_reason:null`, a final chunk with the finish reason and
  * `text:""`, a usage chunk with `object:"chat.completion"` and `choices:[]` only when
  * `stream_options.include_usage`, then `data: [DONE]`), `GET /health` (`{"status": "ok"}`),
- * `GET /v1/models`. mlx flavor: 411 without Content-Length, 400 on invalid JSON, the socket dropped on
+ * `GET /v1/models`, `POST /v1/chat/completions` (scripted with `chat`: content, reasoning, tool calls,
+ * each in the flavor's own stream shape; see core/openai-chat.ts) and `POST /v1/embeddings` (llama.cpp;
+ * mlx_lm.server has none and answers 404). mlx flavor: 411 without Content-Length, 400 on invalid JSON, the socket dropped on
  * invalid parameters (e.g. `"stream":"yes"`, missing `prompt`), `model` echoed or `default_model`.
  *
  * @example
