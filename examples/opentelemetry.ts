@@ -1,7 +1,9 @@
 /**
- * OpenTelemetry: record the router's metrics into your MeterProvider. Instruments (prefix `llm_router`):
- *   request.duration (histogram, s), time_to_first_token (histogram, s), requests, tokens, errors (counters)
- * with low-cardinality attributes (model, backend, outcome, token_type, error_code).
+ * OpenTelemetry: record the router's metrics into your MeterProvider, named by the GenAI semantic
+ * conventions so stock GenAI dashboards read them: gen_ai.client.operation.duration (s),
+ * gen_ai.client.token.usage ({token}, gen_ai.token.type input/output), gen_ai.client.operation.time_to_first_chunk
+ * (s, streams), plus the router's own llm_router.fallbacks counter. Attributes: gen_ai.operation.name,
+ * gen_ai.provider.name, gen_ai.request.model, gen_ai.response.model, server.address, server.port, error.type.
  *
  * In a real service the MeterProvider comes from @opentelemetry/sdk-metrics with an exporter (OTLP,
  * Prometheus, ...). So that this example needs nothing beyond @opentelemetry/api, a tiny meter that
@@ -47,7 +49,7 @@ try {
     maxTokens: 30,
   })
   console.log(`answer from ${result.backend}: ${result.response}`)
-  // A streamed request also records time_to_first_token.
+  // A streamed request also records gen_ai.client.operation.time_to_first_chunk.
   const stream = router.stream({
     model: process.env.MODEL ?? 'llama3.2',
     prompt: 'Count to five.',

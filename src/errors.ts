@@ -52,6 +52,11 @@ export const ErrorCode = {
   ALL_BACKENDS_FAILED: 'ALL_BACKENDS_FAILED',
   /** The router was closed. */
   CLOSED: 'CLOSED',
+  /**
+   * The backend cannot serve this operation at all (mlx_lm.server has no embeddings route; a model that is
+   * not an embedding model): falls over to the next candidate, never retried, never charged to the circuit.
+   */
+  UNSUPPORTED_OPERATION: 'UNSUPPORTED_OPERATION',
   /** No candidate record declares a capability the request needs (tools, vision, json_schema, thinking, embeddings); nothing was sent. Also the code of a skipped record in `attempts`. */
   NO_CAPABLE_BACKEND: 'NO_CAPABLE_BACKEND',
   /** A backend returned a tool call whose arguments are not a JSON object (the model produced malformed JSON). */

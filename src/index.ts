@@ -19,6 +19,7 @@ export type {
   ToolCall,
   ToolChoice,
 } from './chat/types.js'
+export type { EmbedRequest, EmbedResult } from './embed/types.js'
 export type { AttemptInfo } from './errors.js'
 export { ErrorCode, hasErrorCode, isRouterError, RouterError } from './errors.js'
 // The callback, fan-out and OpenTelemetry sinks are in `llm-backend-router/sinks` (src/metrics/sinks.ts).
@@ -43,6 +44,7 @@ export type {
   MetricsSink,
   RequestMetadata,
   RouterEvents,
+  SinkContext,
   StreamChunk,
   Usage,
 } from './types.js'

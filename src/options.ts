@@ -133,6 +133,10 @@ export const routerOptionsSchema = z
     statsWindow: posInt.optional(),
     /** How long `close()` lets in-flight requests finish before stopping them with CLOSED. @default 10000 */
     closeTimeoutMs: nonNegInt.optional(),
+    /** `embed()`: most inputs per backend request; longer input lists are split into batches. @default 64 */
+    embedBatchSize: posInt.optional(),
+    /** `embed()`: most batch requests of one call in flight at once. @default 4 */
+    embedConcurrency: posInt.optional(),
   })
   .strict()
 
@@ -174,6 +178,8 @@ export interface ResolvedOptions {
   metrics: false | MetricsSink | ResolvedHttpSinkOptions
   statsWindow: number
   closeTimeoutMs: number
+  embedBatchSize: number
+  embedConcurrency: number
 }
 
 function stripTrailingSlash(url: string): string {
@@ -288,5 +294,7 @@ export function resolveOptions(input: unknown): ResolvedOptions {
     metrics,
     statsWindow: o.statsWindow ?? 1000,
     closeTimeoutMs: o.closeTimeoutMs ?? 10_000,
+    embedBatchSize: o.embedBatchSize ?? 64,
+    embedConcurrency: o.embedConcurrency ?? 4,
   }
 }

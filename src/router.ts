@@ -17,6 +17,9 @@ import type { DispatchRequest, DispatchResult, Operation } from './dispatch/oper
 import { validateRequest } from './dispatch/request.js'
 import { RouteCache } from './dispatch/routes.js'
 import { type ChunkShape, StreamRun, textChunks } from './dispatch/stream.js'
+import { validateEmbedRequest } from './embed/request.js'
+import { runEmbed } from './embed/run.js'
+import type { EmbedRequest, EmbedResult } from './embed/types.js'
 import { ErrorCode, isRouterError, RouterError } from './errors.js'
 import { type Clock, systemClock } from './internal/clock.js'
 import { createHttpSink } from './metrics/http-sink.js'
@@ -86,6 +89,8 @@ export interface LLMRouter {
   config(): ConfigInfo | null
   /** Which backends a request for `model` would try, in order (loads the config if needed). */
   resolve(model?: string): Promise<ResolvedRoute>
+  /** Embeds one text or a list: `e.embeddings[i]` is the vector of `input[i]`. Long lists go in batches. */
+  embed(request: EmbedRequest): Promise<EmbedResult>
   /** Circuit-breaker state of every endpoint seen so far. */
   circuits(): CircuitInfo[]
   /** Rolling per model/backend/endpoint numbers computed locally. */
@@ -169,6 +174,20 @@ export function createLLMRouter(options?: RouterOptions, internals: RouterIntern
 
   const routeCache = new RouteCache(opts.env, circuits)
   const routes = (snapshot: ConfigSnapshot) => routeCache.get(snapshot)
+
+  // A sink that asks (the OpenTelemetry sink) learns which model names have records of their own.
+  if (sink?.attach !== undefined) {
+    try {
+      sink.attach({
+        hasRecord: (model) => {
+          const snapshot = config.current()
+          return snapshot !== null && routes(snapshot).byModel.has(model)
+        },
+      })
+    } catch (error) {
+      emit('sink:error', { error })
+    }
+  }
 
   const recordMetric = (metric: MetricRecord): void => {
     stats.record(metric)
@@ -369,6 +388,39 @@ export function createLLMRouter(options?: RouterOptions, internals: RouterIntern
           })),
         ),
       }
+    },
+
+    embed(request: EmbedRequest): Promise<EmbedResult> {
+      if (closed) return Promise.reject(closedError())
+      let inputs: string[]
+      try {
+        inputs = validateEmbedRequest(request)
+      } catch (error) {
+        return Promise.reject(error)
+      }
+      const t0 = performance.now()
+      requestStart(request, false)
+      const p = runEmbed(
+        core,
+        request,
+        inputs,
+        (model, fallbackModels) => config.get(model, fallbackModels),
+        t0,
+      )
+      inflight.add(p)
+      return p.then(
+        (result) => {
+          inflight.delete(p)
+          // request:end reads only the model of a result.
+          requestEnd(request, result as unknown as DispatchResult, null, t0)
+          return result
+        },
+        (error: unknown) => {
+          inflight.delete(p)
+          requestEnd(request, null, error, t0)
+          throw error
+        },
+      )
     },
 
     circuits: () => circuits.list(),

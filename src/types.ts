@@ -201,6 +201,17 @@ export interface MetricsSink {
   write(record: MetricRecord): void
   flush(): Promise<void>
   close(): Promise<void>
+  /**
+   * Optional: called once by each router that is given this sink (`metrics: sink`), with what a sink may ask
+   * that router. The OpenTelemetry sink uses it to keep the names of configured models while bounding the rest.
+   */
+  attach?(router: SinkContext): void
+}
+
+/** What a router tells the sinks it was given (see `MetricsSink.attach`). */
+export interface SinkContext {
+  /** True when `model` has a backend record of its own in the config in use (not the default backend). */
+  hasRecord(model: string): boolean
 }
 
 export type CircuitState = 'closed' | 'open' | 'half-open'

@@ -75,6 +75,7 @@ it('covers every file in examples/ (a new example needs a test here)', () => {
       'chat-tools.ts',
       'structured-output.ts',
       'custom-sink.ts',
+      'embeddings.ts',
       'env-only.ts',
       'http-service.ts',
       'opentelemetry.ts',
@@ -205,13 +206,40 @@ describe.concurrent('examples', () => {
   it('opentelemetry: records into the meter from @opentelemetry/api', async () => {
     const r = await run([example('opentelemetry')], { OLLAMA_HOST: ollama.url })
     expect(r.code, r.stderr).toBe(0)
-    expect(r.stdout).toContain(
-      'otel counter llm_router.requests 1 {model=llama3.2 backend=ollama outcome=success}',
+    expect(r.stdout).toMatch(
+      /otel histogram gen_ai\.client\.operation\.duration [\d.e-]+ \{gen_ai\.operation\.name=text_completion gen_ai\.provider\.name=ollama gen_ai\.request\.model=llama3\.2 gen_ai\.response\.model=llama3\.2 server\.address=127\.0\.0\.1 server\.port=\d+\}/,
     )
-    expect(r.stdout).toMatch(/otel histogram llm_router\.request\.duration [\d.e-]+ \{model=llama3\.2/)
-    expect(r.stdout).toMatch(/otel histogram llm_router\.time_to_first_token [\d.e-]+ /)
-    expect(r.stdout).toContain('token_type=completion}')
+    expect(r.stdout).toMatch(
+      /otel histogram gen_ai\.client\.token\.usage \d+ \{.* gen_ai\.token\.type=output\}/,
+    )
+    expect(r.stdout).toMatch(/otel histogram gen_ai\.client\.operation\.time_to_first_chunk [\d.e-]+ /)
     expect(r.stdout).toContain('streamed: Blue light scatters most.')
+  })
+
+  it('embeddings: batches, input order, and a ranking (Ollama as the default backend)', async () => {
+    // Examples run concurrently: count only this one's requests (its model).
+    const mine = () =>
+      ollama.requests.filter(
+        (r) => r.path === '/api/embed' && (r.body as { model?: string }).model === 'nomic-embed-text',
+      ).length
+    const before = mine()
+    const r = await run([example('embeddings')], { OLLAMA_HOST: ollama.url })
+    expect(r.code, r.stderr).toBe(0)
+    expect(r.stdout).toContain(
+      `embedded 6 documents with nomic-embed-text on ollama at ${ollama.url}: 2 batches, `,
+    )
+    expect(r.stdout).toMatch(/ input tokens, 8 dimensions\n/)
+    expect(r.stdout).toContain('closest to "Why is the sky blue?":')
+    expect(r.stdout.match(/^ {2}-?\d\.\d{3} {2}\S/gm)).toHaveLength(3)
+    // Two batches of documents and one question.
+    expect(mine() - before).toBe(3)
+  })
+
+  it('embeddings: an auto record falls over from mlx_lm.server (no embeddings route) to Ollama', async () => {
+    const r = await run([example('embeddings')], { ...withAdmin(), MODEL: 'gemma3' })
+    expect(r.code, r.stderr).toBe(0)
+    expect(r.stdout).toContain(`embedded 6 documents with gemma3 on ollama at ${ollama.url}: 2 batches`)
+    expect(r.stdout).toContain(`attempt mlx ${mlx.url}: UNSUPPORTED_OPERATION`)
   })
 
   it('testing-with-msw: its node:test suite passes without any server', async () => {

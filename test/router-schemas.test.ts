@@ -7,6 +7,7 @@ import { afterEach, describe, expect, it } from 'vitest'
 import { fernetEncrypt, fernetGenerateKey } from '../src/config/fernet.js'
 import { parseRows } from '../src/config/schemas/index.js'
 import { createLLMRouter, hasErrorCode, isRouterError, type LLMRouter } from '../src/index.js'
+import { createOpenTelemetrySink } from '../src/metrics/sinks.js'
 import { startAdminServer, startOllamaServer } from '../src/testing/index.js'
 import type { RouterEvents } from '../src/types.js'
 import { llmsSeedRows, providersSeed } from './fixtures/seed-tables.js'
@@ -606,6 +607,31 @@ describe("hosted records report backend 'openai'", () => {
       Array(4).fill(['OpenAI GPT-4', 'openai', api.url]),
     )
     expect(r.stats().map((s) => [s.model, s.backend, s.count])).toEqual([['OpenAI GPT-4', 'openai', 4]])
+  })
+
+  it("the OpenTelemetry sink reports gen_ai.provider.name 'openai' (the conventions' value for OpenAI)", async () => {
+    const api = await hosted({ key: 'k', models: ['gpt-4o-mini'] })
+    const attrs: Record<string, unknown>[] = []
+    const instrument = () => ({
+      record: (_: number, a: Record<string, unknown> = {}) => attrs.push(a),
+      add: (_: number, a: Record<string, unknown> = {}) => attrs.push(a),
+    })
+    const sink = createOpenTelemetrySink({
+      meter: { createHistogram: instrument, createCounter: instrument },
+    })
+    const records = [
+      {
+        model_name: 'gpt-4o-mini',
+        backend_type: 'openai',
+        endpoint_url: api.url,
+        auth: { bearer_env: 'KEY' },
+      },
+    ]
+    const r = router({ env: { LLM_ROUTER_BACKENDS: JSON.stringify(records), KEY: 'k' }, metrics: sink })
+    await r.generate({ model: 'gpt-4o-mini', prompt: 'Hi' })
+    await r.close()
+    expect(attrs.length).toBeGreaterThan(0)
+    expect(new Set(attrs.map((a) => a['gen_ai.provider.name']))).toEqual(new Set(['openai']))
   })
 
   it('retry and fallback events, failed attempts, errors and failed metric records say openai (llm_backends records)', async () => {

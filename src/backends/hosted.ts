@@ -9,7 +9,9 @@
  */
 import type { ChatMessage } from '../chat/types.js'
 import type { ChatAdapter, ChatWire } from './chat-common.js'
+import type { EmbedAdapter } from './embed-types.js'
 import { openaiChatAdapter } from './openai-chat.js'
+import { openaiEmbedAdapter } from './openai-embed.js'
 import type { BackendAdapter, WireRequest } from './types.js'
 
 function toChat(request: WireRequest): ChatWire {
@@ -64,4 +66,11 @@ export const hostedGenerateAdapter: BackendAdapter = {
       },
     }
   },
+}
+
+/** `embed()` on a hosted API: `{base}/embeddings`, model always sent. */
+export const hostedEmbedAdapter: EmbedAdapter = {
+  ...openaiEmbedAdapter,
+  kind: 'openai',
+  path: unversioned(openaiEmbedAdapter.path),
 }

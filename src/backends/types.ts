@@ -2,6 +2,7 @@
  * Contract between the dispatcher (which owns HTTP, deadlines, retries) and the protocol adapters
  * (which own request bodies and response parsing). Adapters are pure: no I/O, no timers.
  */
+import type { ErrorCode } from '../errors.js'
 import type { BackendKind } from '../types.js'
 
 /** What the dispatcher asks an adapter to encode, after defaults from the record were applied. */
@@ -70,6 +71,11 @@ export interface ProtocolAdapter<Out = BackendOutput, Delta = string> {
   errorMessage(status: number, body: string): string
   /** `fastFrames` false turns off the learned frame-shape fast path (bench comparison); default on. */
   createStreamDecoder(fastFrames?: boolean): StreamDecoder<Out, Delta>
+  /**
+   * The code of a non-2xx answer when the status alone misleads (embeddings: a 404 route or a 501 means
+   * UNSUPPORTED_OPERATION); undefined, or no method: the status mapping in dispatch/classify.ts.
+   */
+  statusCode?(status: number, body: string): ErrorCode | undefined
 }
 
 /** A generation (`/api/generate`, `/v1/completions`) adapter. */

@@ -418,6 +418,7 @@ class Attempt<Out, Delta> implements ResponseHandler {
           this.adapter.errorMessage(status, body),
           { backend: this.target.kind, endpoint: this.target.endpoint, model: this.model },
           retryAfter,
+          this.adapter.statusCode?.(status, body),
         ),
         this.secret,
       ),

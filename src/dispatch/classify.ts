@@ -24,6 +24,8 @@ const POLICIES: Record<ErrorCode, FailurePolicy> = {
   // The model is not on this server; another backend may have it.
   MODEL_NOT_FOUND: { retry: false, fallover: true, unhealthy: false },
   UNAUTHORIZED: { retry: false, fallover: true, unhealthy: false },
+  // The server is fine, it just has no such route or model kind (embeddings on mlx_lm.server).
+  UNSUPPORTED_OPERATION: { retry: false, fallover: true, unhealthy: false },
   MALFORMED_RESPONSE: { retry: false, fallover: true, unhealthy: true },
   RESPONSE_TOO_LARGE: { retry: false, fallover: true, unhealthy: false },
   STREAM_ERROR: { retry: false, fallover: true, unhealthy: true },
@@ -74,6 +76,8 @@ const NEXT_STEP: Partial<Record<ErrorCode, string>> = {
   UNAUTHORIZED: "check the record's auth settings and the credential's environment variable",
   BAD_REQUEST: 'the request was rejected as invalid; check prompt, stop, maxTokens and options',
   BACKEND_ERROR: 'the backend failed; check its logs',
+  UNSUPPORTED_OPERATION:
+    'this server or model cannot serve the operation; point the record at one that can, or declare its capabilities',
 }
 
 export function statusError(
@@ -81,8 +85,10 @@ export function statusError(
   backendMessage: string,
   where: { backend: BackendKind; endpoint: string; model: string },
   retryAfterMs: number | undefined,
+  /** The adapter's reading of this answer, when it knows better than the status (ProtocolAdapter.statusCode). */
+  override?: ErrorCode,
 ): RouterError {
-  const code = codeForStatus(status)
+  const code = override ?? codeForStatus(status)
   const message = `${where.backend} at ${where.endpoint} answered ${status} for model "${where.model}": ${backendMessage} (${NEXT_STEP[code] ?? 'see the backend logs'})`
   return new RouterError(code, message, {
     status,

@@ -43,6 +43,9 @@ export function fanoutSinks(...sinks: MetricsSink[]): MetricsSink {
       }
       if (errors !== undefined) throw combined(errors, 'write')
     },
+    attach(router) {
+      for (const sink of list) sink.attach?.(router)
+    },
     flush: () => all('flush'),
     close(): Promise<void> {
       closePromise ??= all('close')
