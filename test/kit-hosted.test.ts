@@ -3,10 +3,10 @@
  * path under its prefix, `model`), OpenAI's error bodies, and a router's hosted record against it.
  */
 import { afterEach, describe, expect, it } from 'vitest'
-import { createLLMRouter, hasErrorCode, type LLMRouter } from '../src/index.js'
+import { type createLLMRouter, hasErrorCode, type LLMRouter } from '../src/index.js'
 import { type OpenAIServer, parseSse, startOpenAIServer } from '../src/testing/index.js'
 import { createMockNetwork, openAIHandlers } from '../src/testing/msw/index.js'
-import { ManualClock } from './helpers/manual-clock.js'
+import { hostedTestRouter } from './helpers/hosted.js'
 
 const cleanups: (() => Promise<unknown>)[] = []
 afterEach(async () => {
@@ -20,12 +20,7 @@ async function hostedKit(options: Parameters<typeof startOpenAIServer>[0]): Prom
 }
 
 function router(options: Parameters<typeof createLLMRouter>[0]): LLMRouter {
-  const r = createLLMRouter(
-    { metrics: false, retry: { maxRetries: 0 }, ...options },
-    { clock: new ManualClock(Date.now()) },
-  )
-  cleanups.push(() => r.close())
-  return r
+  return hostedTestRouter(options, cleanups)
 }
 
 async function post(url: string, body: unknown, headers: Record<string, string> = {}) {

@@ -12,8 +12,7 @@ import { startAdminServer, startOllamaServer } from '../src/testing/index.js'
 import type { RouterEvents } from '../src/types.js'
 import { llmsSeedRows, providersSeed } from './fixtures/seed-tables.js'
 import { ROUTER_EVENTS } from './helpers/events.js'
-import { type HostedServer, startHostedServer } from './helpers/hosted.js'
-import { ManualClock } from './helpers/manual-clock.js'
+import { type HostedServer, hostedTestRouter, startHostedServer } from './helpers/hosted.js'
 
 const cleanups: (() => Promise<unknown>)[] = []
 afterEach(async () => {
@@ -40,12 +39,7 @@ async function admin(payload: unknown, listPath?: string) {
 }
 
 function router(options: Parameters<typeof createLLMRouter>[0]): LLMRouter {
-  const r = createLLMRouter(
-    { metrics: false, retry: { maxRetries: 0 }, ...options },
-    { clock: new ManualClock(Date.now()) },
-  )
-  cleanups.push(() => r.close())
-  return r
+  return hostedTestRouter(options, cleanups)
 }
 
 /** The message of the error that ended the last attempt (ALL_BACKENDS_FAILED carries it as cause). */

@@ -4,7 +4,9 @@
  * and `url` including the API's path prefix, as a user would configure it.
  */
 import type { IncomingHttpHeaders } from 'node:http'
+import { createLLMRouter, type LLMRouter } from '../../src/index.js'
 import { type OpenAIServer, startOpenAIServer } from '../../src/testing/index.js'
+import { ManualClock } from './manual-clock.js'
 
 export interface HostedRequest {
   path: string
@@ -58,4 +60,17 @@ export async function startHostedServer(options: HostedOptions): Promise<HostedS
     server,
     close: () => server.stop(),
   }
+}
+
+/** A router for the hosted-API tests: no metrics, no retries, a manual clock; closed by `cleanups`. */
+export function hostedTestRouter(
+  options: Parameters<typeof createLLMRouter>[0],
+  cleanups: (() => Promise<unknown>)[],
+): LLMRouter {
+  const r = createLLMRouter(
+    { metrics: false, retry: { maxRetries: 0 }, ...options },
+    { clock: new ManualClock(Date.now()) },
+  )
+  cleanups.push(() => r.close())
+  return r
 }
