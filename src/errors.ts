@@ -79,7 +79,7 @@ export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode]
 /** One attempt at one backend, as reported on results and on `ALL_BACKENDS_FAILED` errors. */
 export interface AttemptInfo {
   model: string
-  backend: 'ollama' | 'mlx'
+  backend: 'ollama' | 'mlx' | 'openai'
   endpoint: string
   /** 1-based attempt number against this endpoint. */
   attempt: number
@@ -95,7 +95,7 @@ export interface AttemptInfo {
 export interface RouterErrorDetails {
   cause?: unknown
   status?: number | undefined
-  backend?: 'ollama' | 'mlx' | undefined
+  backend?: 'ollama' | 'mlx' | 'openai' | undefined
   endpoint?: string | undefined
   model?: string | undefined
   attempts?: readonly AttemptInfo[] | undefined
@@ -113,7 +113,7 @@ export class RouterError extends Error {
   override readonly name: string = 'RouterError'
   readonly code: ErrorCode
   readonly status: number | undefined
-  readonly backend: 'ollama' | 'mlx' | undefined
+  readonly backend: 'ollama' | 'mlx' | 'openai' | undefined
   readonly endpoint: string | undefined
   readonly model: string | undefined
   readonly attempts: readonly AttemptInfo[]

@@ -3,6 +3,7 @@
  * no optional fields so the rest of the code never re-checks defaults.
  */
 import { z } from 'zod'
+import { type AdminSchema, DEFAULT_ENCRYPTION_KEY_ENV, SCHEMA_LIST_PATH } from './config/schemas/index.js'
 import { ErrorCode, RouterError } from './errors.js'
 import { joinUrl } from './http/url.js'
 import { type Env, readEnv } from './internal/env.js'
@@ -53,6 +54,13 @@ const adminSchema = z
     snapshotFile: z.string().min(1).optional(),
     /** Path of a server-sent-events change stream on the admin; any event means "refetch now". Off by default. */
     watchPath: z.string().startsWith('/').optional(),
+    /** Payload shape: seed 000's `llm_backends` records, seed 002's `llms` rows, seed 003's providers. @default 'llm_backends' */
+    schema: z.enum(['llm_backends', 'llms', 'providers']).optional(),
+    /** Env var holding the Fernet key for `api_key_encrypted` (providers schema). @default 'LLM_ROUTER_ENCRYPTION_KEY' */
+    encryptionKeyEnv: z
+      .string()
+      .regex(/^[A-Za-z_][A-Za-z0-9_]*$/)
+      .optional(),
   })
   .strict()
 
@@ -94,6 +102,8 @@ export const routerOptionsSchema = z
     cacheTtlMs: nonNegInt.optional(),
     /** Where every environment variable is read from. @default process.env */
     env: z.record(z.string(), z.string().optional()).optional(),
+    /** `llms` schema: use the rows of this scope and of `global` (this scope's default wins). @default 'global' */
+    scope: z.string().trim().min(1).optional(),
     /** Reject models that have no record of their own instead of sending them to the default backend. @default false */
     strictModels: z.boolean().optional(),
     /** Overall deadline of a request that sets no `timeoutMs` (all attempts, retries and waits). @default 120000 */
@@ -200,6 +210,9 @@ export interface ResolvedOptions {
     retryMaxMs: number
     snapshotFile: string | null
     watchPath: string | null
+    schema: AdminSchema
+    scope: string
+    encryptionKeyEnv: string
   }
   cacheTtlMs: number
   env: Env
@@ -285,11 +298,22 @@ export function resolveOptions(input: unknown): ResolvedOptions {
     if (url !== null) metrics = { ...m, url, headers: m.headers ?? adminHeaders } as ResolvedHttpSinkOptions
   }
 
+  const schema = o.admin?.schema ?? 'llm_backends'
+  if (schema !== 'llm_backends' && o.admin?.lookup === 'model') {
+    throw new RouterError(
+      ErrorCode.INVALID_OPTIONS,
+      `Invalid option admin.lookup: 'model' works with the llm_backends schema only; the ${schema} schema is read as one list (remove admin.lookup)`,
+      {
+        issues: [{ path: 'admin.lookup', message: `'model' is not available with admin.schema '${schema}'` }],
+      },
+    )
+  }
+
   const cb = o.circuitBreaker
   return {
     adminUrl,
     admin: {
-      listPath: o.admin?.listPath ?? '/api/llm-backends/public',
+      listPath: o.admin?.listPath ?? SCHEMA_LIST_PATH[schema],
       modelPath: o.admin?.modelPath ?? '/api/llm-backends/model/{model}',
       lookup: o.admin?.lookup ?? 'list',
       headers: adminHeaders,
@@ -300,6 +324,9 @@ export function resolveOptions(input: unknown): ResolvedOptions {
       retryMaxMs: o.admin?.retryMaxMs ?? 60_000,
       snapshotFile: o.admin?.snapshotFile ?? null,
       watchPath: o.admin?.watchPath ?? null,
+      schema,
+      scope: o.scope ?? 'global',
+      encryptionKeyEnv: o.admin?.encryptionKeyEnv ?? DEFAULT_ENCRYPTION_KEY_ENV,
     },
     cacheTtlMs: o.cacheTtlMs ?? 60_000,
     env,

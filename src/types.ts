@@ -5,12 +5,22 @@
 import type { AttemptInfo, ErrorCode, RouterError } from './errors.js'
 import type { PickReason } from './pool/select.js'
 
-export type BackendType = 'ollama' | 'mlx' | 'auto'
-/** The protocol actually spoken on one attempt. `mlx` means OpenAI-compatible `/v1/completions`. */
-export type BackendKind = 'ollama' | 'mlx'
+export type BackendType = 'ollama' | 'mlx' | 'auto' | 'openai'
+/**
+ * The protocol actually spoken on one attempt. `mlx` means a local OpenAI-compatible server
+ * (`/v1/completions`); `openai` a hosted OpenAI-compatible API (`backend_type: 'openai'`: chat completions,
+ * `model` and key always sent).
+ */
+export type BackendKind = 'ollama' | 'mlx' | 'openai'
 
-/** Credentials are referenced by environment variable name, never by value. */
-export type BackendAuth = { bearer_env: string } | { header: string; value_env: string }
+/**
+ * Credentials are referenced by environment variable name, never by value; or, for seed 003's
+ * `api_key_encrypted`, a Fernet token decrypted per request with the key in `key_env`.
+ */
+export type BackendAuth =
+  | { bearer_env: string }
+  | { header: string; value_env: string }
+  | { bearer_encrypted: string; key_env: string }
 
 /** One validated backend record, as the admin API sends it (unknown fields dropped). */
 export interface BackendRecord {
@@ -30,6 +40,24 @@ export interface BackendRecord {
   /** Ollama server an `auto` record falls back to. */
   fallback_url?: string
   auth?: BackendAuth
+  // --- Fields the `llms` and `providers` admin schemas set (src/config/schemas/) ---
+  /**
+   * Environment variable holding the base URL, read per request. Unset: `endpoint_url` is used, or,
+   * when that is '' (no default), the request fails with MISSING_CREDENTIAL naming the variable.
+   */
+  endpoint_url_env?: string
+  /** Path appended to the base URL read from `endpoint_url_env` (Azure: `/openai/v1`). */
+  endpoint_path?: string
+  /** Environment variable holding the model id sent to the backend (Azure's deployment name), read per request. */
+  backend_model_env?: string
+  /** The model a request without `model` uses (the first enabled one in priority order). */
+  is_default?: boolean
+  /** Provider the record belongs to: `fallbackModels: 'priority'` tries the same provider's records first. */
+  provider?: string
+  /** Price per million prompt tokens; with `output_cost_per_million`, results and metrics carry `cost`. */
+  input_cost_per_million?: number
+  /** Price per million completion tokens. */
+  output_cost_per_million?: number
   /**
    * What the record's model can do. A request that needs one (tools, images, a JSON schema, `think`,
    * embeddings) skips records that declare capabilities without it. Absent: assumed able (any request).
@@ -126,6 +154,8 @@ export interface GenerateResult {
   /** Ollama's `load_duration`, in milliseconds, when reported. */
   loadMs?: number
   attempts: AttemptInfo[]
+  /** From the answering record's prices per million tokens; absent when it has none for these tokens. */
+  cost?: number
 }
 
 export interface StreamChunk {
@@ -170,6 +200,11 @@ export interface MetricRecord {
   load_seconds: number | null
   /** Where the config in use came from; null when the request was stopped before the first config load finished. */
   config_origin: ConfigOrigin | null
+  /**
+   * Cost of the call from the record's prices per million tokens; null when unpriced or failed. Not a
+   * seed field; the router always sets it (optional for records built elsewhere).
+   */
+  cost?: number | null
   /** Which call made the record: `generate` (generate()/stream()), `chat` (chat()/streamChat()), `embed`. */
   operation: 'generate' | 'chat' | 'embed'
   /** Pools only: why the member that answered (or failed last) was chosen (`affinity`, `warm`, `least-loaded`, ...). */

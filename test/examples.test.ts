@@ -7,6 +7,7 @@ import { once } from 'node:events'
 import { readdirSync } from 'node:fs'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { fernetEncrypt, fernetGenerateKey } from '../src/config/fernet.js'
 import {
   type AdminServer,
   type OllamaServer,
@@ -15,6 +16,7 @@ import {
   startMlxServer,
   startOllamaServer,
 } from '../src/testing/index.js'
+import { llmsSeedRows, providersSeed } from './fixtures/seed-tables.js'
 import { ensureBuilt, root } from './helpers/build.js'
 import { redisAvailable, startRedis } from './helpers/redis-server.js'
 import { run, start } from './helpers/run.js'
@@ -82,6 +84,8 @@ it('covers every file in examples/ (a new example needs a test here)', () => {
       'pool-canary.ts',
       'streaming.ts',
       'testing-with-msw.ts',
+      'llms-schema.ts',
+      'providers-schema.ts',
     ].sort(),
   )
 })
@@ -369,5 +373,77 @@ describe.concurrent('examples', () => {
     expect(stdout).toContain('SIGTERM: shutting down\nclosed\n')
     // router.close() flushed the metrics of the requests that reached the router.
     expect(admin.metricsReceived - metricsBefore).toBeGreaterThanOrEqual(4)
+  })
+})
+
+describe('examples: the llms and providers admin schemas', () => {
+  let llmsAdmin: AdminServer
+  let providersAdmin: AdminServer
+  const fernetKey = fernetGenerateKey()
+
+  beforeAll(async () => {
+    llmsAdmin = await startAdminServer({ listPath: '/api/llms', records: llmsSeedRows() })
+    const payload = providersSeed(
+      { groq: deadUrl, cerebras: `${deadUrl}/v1`, ollama: ollama.url, google: deadUrl, mistral: deadUrl },
+      { cerebras: fernetEncrypt('csk-example-plaintext', fernetKey) },
+    )
+    // Ollama first: its champion is the default; Cerebras' models point at a dead port.
+    payload.unshift(...payload.splice(2, 1))
+    providersAdmin = await startAdminServer({ listPath: '/api/providers/all', records: payload })
+  })
+
+  afterAll(async () => {
+    await Promise.all([llmsAdmin?.stop(), providersAdmin?.stop()])
+  })
+
+  it('llms-schema: maps the seed rows, reports anthropic/bedrock, answers a row by name', async () => {
+    const env = {
+      LLM_ROUTER_ADMIN_URL: llmsAdmin.url,
+      LLMS_LIST_PATH: '/api/llms',
+      OLLAMA_BASE_URL: ollama.url,
+      MODEL: 'Ollama Llama2',
+    }
+    const r = await run([example('llms-schema')], env)
+    expect(r.code, r.stderr).toBe(0)
+    expect(r.stdout).toContain(
+      '"OpenAI GPT-4": openai gpt-4 at $OPENAI_API_BASE (else https://api.openai.com/v1), priority 10, default',
+    )
+    expect(r.stdout).toContain(
+      `"Ollama Llama2": ollama llama2 at $OLLAMA_BASE_URL (else http://localhost:11434), priority 80`,
+    )
+    expect(r.stdout).toMatch(/not used: row 3 "Claude 3 Haiku" provider: provider anthropic is not supported/)
+    expect(r.stdout).toMatch(
+      /not used: row 6 "Bedrock Claude v2" provider: provider bedrock is not supported/,
+    )
+    expect(r.stdout).toContain(`Ollama Llama2 (ollama at ${ollama.url}): Blue light scatters most.`)
+  })
+
+  it('llms-schema: the default row without its key is MISSING_CREDENTIAL naming the variable', async () => {
+    const env = { LLM_ROUTER_ADMIN_URL: llmsAdmin.url, LLMS_LIST_PATH: '/api/llms', OPENAI_API_BASE: deadUrl }
+    const r = await run([example('llms-schema')], env)
+    expect(r.code).toBe(1)
+    expect(r.stderr).toMatch(/^ALL_BACKENDS_FAILED: .*MISSING_CREDENTIAL/m)
+    expect(r.stderr).toMatch(/last error: .*environment variable OPENAI_API_KEY, which is not set/)
+  })
+
+  it('providers-schema: the champion answers; a dead provider falls back by fallback_priority, then to others; the key never prints', async () => {
+    const env = { LLM_ROUTER_ADMIN_URL: providersAdmin.url, LLM_ROUTER_ENCRYPTION_KEY: fernetKey }
+    const first = await run([example('providers-schema')], env)
+    expect(first.code, first.stderr).toBe(0)
+    expect(first.stdout).toContain(
+      `ollama/llama3.2:3b: ollama at ${ollama.url}, priority 1, 60 rpm / 10000 tpm, champion`,
+    )
+    expect(first.stdout).toContain(
+      `cerebras/gpt-oss-120b: openai at ${deadUrl}/v1, priority 1, 600 rpm / 48000 tpm, encrypted key, champion`,
+    )
+    expect(first.stdout).toContain(
+      `llama3.2:3b (ollama at ${ollama.url}, unpriced): Blue light scatters most.`,
+    )
+    const fell = await run([example('providers-schema')], { ...env, MODEL: 'gpt-oss-120b' })
+    expect(fell.code, fell.stderr).toBe(0)
+    expect(fell.stdout).toContain(
+      'tried: gpt-oss-120b BACKEND_UNREACHABLE -> llama3.1-8b BACKEND_UNREACHABLE -> llama3.2:3b ok',
+    )
+    expect(first.stdout + first.stderr + fell.stdout + fell.stderr).not.toContain('csk-example-plaintext')
   })
 })

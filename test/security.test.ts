@@ -18,26 +18,11 @@ import {
   startOpenAIServer,
 } from '../src/testing/index.js'
 import type { RouterEvents } from '../src/types.js'
+import { ROUTER_EVENTS } from './helpers/events.js'
 import { LeakCheck } from './helpers/leaks.js'
 import { ManualClock, until } from './helpers/manual-clock.js'
 
-const EVENTS: (keyof RouterEvents)[] = [
-  'config:loaded',
-  'config:refreshed',
-  'config:failed',
-  'config:fallback',
-  'config:invalid-record',
-  'request:start',
-  'request:end',
-  'request:retry',
-  'request:fallback',
-  'circuit:open',
-  'circuit:close',
-  'metric',
-  'metrics:dropped',
-  'metrics:flush-failed',
-  'sink:error',
-]
+const EVENTS = ROUTER_EVENTS
 
 let ollama: OllamaServer
 let mlx: OpenAIServer

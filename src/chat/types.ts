@@ -110,6 +110,8 @@ export interface ChatResult {
   timeToFirstTokenMs?: number
   loadMs?: number
   attempts: AttemptInfo[]
+  /** From the answering record's prices per million tokens; absent when it has none for these tokens. */
+  cost?: number
 }
 
 /** One piece of a streamed chat answer. `text` is always there ('' for a reasoning- or tool-only chunk). */

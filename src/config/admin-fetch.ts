@@ -8,9 +8,15 @@ import { ErrorCode, RouterError } from '../errors.js'
 import { getJson } from '../http/client.js'
 import { joinUrl, redactUrl } from '../http/url.js'
 import type { Clock } from '../internal/clock.js'
+import type { Env } from '../internal/env.js'
 import type { BackendRecord } from '../types.js'
 import type { AdminOptions } from './contract.js'
 import { defaultMapPayload, type InvalidRecord, parseRecords } from './schema.js'
+import { DEFAULT_ENCRYPTION_KEY_ENV, parseRows, SCHEMA_WRAPPER } from './schemas/index.js'
+
+function isWrapped(value: unknown, key: string): value is Record<string, unknown[]> {
+  return typeof value === 'object' && value !== null && Array.isArray((value as Record<string, unknown>)[key])
+}
 
 export type AdminFetchResult =
   | { kind: 'payload'; payload: unknown; etag: string | null }
@@ -136,10 +142,19 @@ export interface ParsedPayload {
  * endpoint, which may answer with the record itself rather than a list.
  * @throws RouterError CONFIG_INVALID when the payload is not a list, or mapPayload throws.
  */
-export function parsePayload(admin: AdminOptions, payload: unknown, single: boolean): ParsedPayload {
+export function parsePayload(
+  admin: AdminOptions,
+  payload: unknown,
+  single: boolean,
+  env: Env = {},
+): ParsedPayload {
+  const schema = admin.schema ?? 'llm_backends'
   let mapped: unknown
   try {
     mapped = (admin.mapPayload ?? defaultMapPayload)(payload)
+    const wrapper = SCHEMA_WRAPPER[schema]
+    if (wrapper !== null && admin.mapPayload === undefined && isWrapped(mapped, wrapper))
+      mapped = mapped[wrapper]
   } catch (error) {
     throw new RouterError(
       ErrorCode.CONFIG_INVALID,
@@ -150,7 +165,21 @@ export function parsePayload(admin: AdminOptions, payload: unknown, single: bool
     )
   }
   if (single && typeof mapped === 'object' && mapped !== null && !Array.isArray(mapped)) mapped = [mapped]
-  const { records, invalid } = parseRecords(mapped)
+  if (schema !== 'llm_backends' && !Array.isArray(mapped)) {
+    throw new RouterError(
+      ErrorCode.CONFIG_INVALID,
+      `Admin payload must be a list of ${schema} rows (admin.schema is '${schema}'), got ${
+        mapped === null ? 'null' : typeof mapped === 'object' ? 'an object' : typeof mapped
+      }. Check the admin URL and admin.listPath.`,
+    )
+  }
+  const { records, invalid } = Array.isArray(mapped)
+    ? parseRows(schema, mapped, {
+        scope: admin.scope ?? 'global',
+        env,
+        encryptionKeyEnv: admin.encryptionKeyEnv ?? DEFAULT_ENCRYPTION_KEY_ENV,
+      })
+    : parseRecords(mapped)
   return { records, invalid, raw: mapped as unknown[] }
 }
 

@@ -7,6 +7,7 @@ import type { Clock } from '../internal/clock.js'
 import type { Env } from '../internal/env.js'
 import type { BackendRecord, ConfigOrigin, RouterEvents } from '../types.js'
 import type { LastGood } from './last-good.js'
+import type { AdminSchema } from './schemas/index.js'
 
 export interface ConfigSnapshot {
   /** Enabled records only, sorted by priority (lower first), stable for equal priorities. */
@@ -49,6 +50,12 @@ export interface AdminOptions {
   maxPayloadBytes: number
   /** Maps another payload shape to a record array. Default: array, or `{data: [...]}`/`{backends: [...]}`. */
   mapPayload: ((payload: unknown) => unknown) | undefined
+  /** Payload shape: `llm_backends` (records as is), `llms` or `providers` (mapped; src/config/schemas/). */
+  schema?: AdminSchema
+  /** Records of this scope and `global` are used (`llms` rows; router option `scope`). Default 'global'. */
+  scope?: string
+  /** Environment variable with the Fernet key for `api_key_encrypted`. Default LLM_ROUTER_ENCRYPTION_KEY. */
+  encryptionKeyEnv?: string
   /** Backoff after failed refreshes: base and cap (ms). */
   retryBaseMs: number
   retryMaxMs: number

@@ -135,7 +135,7 @@ export class ListConfigSource extends SourceBase implements ConfigSource {
       key = prev.key
       etag = result.etag
     } else if (result.kind === 'payload') {
-      const parsed = parsePayload(this.deps.admin, result.payload, false)
+      const parsed = parsePayload(this.deps.admin, result.payload, false, this.deps.env)
       this.reportInvalid(LIST_KEY, parsed.invalid, parsed.raw)
       etag = result.etag
       if (parsed.raw.length > 0 && parsed.records.length === 0) {

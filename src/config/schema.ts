@@ -33,7 +33,7 @@ export interface ParseRecordsResult {
   invalid: InvalidRecord[]
 }
 
-const BACKEND_TYPES = ['ollama', 'mlx', 'auto'] as const satisfies readonly BackendType[]
+const BACKEND_TYPES = ['ollama', 'mlx', 'auto', 'openai'] as const satisfies readonly BackendType[]
 const CAPABILITIES = [
   'tools',
   'vision',
@@ -41,7 +41,7 @@ const CAPABILITIES = [
   'thinking',
   'embeddings',
 ] as const satisfies readonly Capability[]
-const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/
+export const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/
 /** RFC 9110 token characters. */
 const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/
 /** Headers the transport owns; letting a record set them would corrupt the request framing. */
@@ -79,20 +79,28 @@ export function normalizeBaseUrl(value: string): { url: string } | { error: stri
   return { url: trimmed.replace(/\/+$/, '') }
 }
 
-const baseUrl = z.string().transform((value, ctx) => {
-  const result = normalizeBaseUrl(value)
-  if ('error' in result) {
-    ctx.addIssue({ code: 'custom', message: result.error })
-    return z.NEVER
-  }
-  return result.url
-})
+/** `allowEmpty`: '' passes, for an `endpoint_url` whose URL comes from `endpoint_url_env` alone. */
+const urlField = (allowEmpty: boolean) =>
+  z.string().transform((value, ctx) => {
+    if (allowEmpty && value === '') return value
+    const result = normalizeBaseUrl(value)
+    if ('error' in result) {
+      ctx.addIssue({ code: 'custom', message: result.error })
+      return z.NEVER
+    }
+    return result.url
+  })
+const baseUrl = urlField(false)
 
 const nonEmpty = z.string().trim().min(1, 'must not be empty')
 const nonNegative = z
   .number({ error: 'must be a number' })
   .finite('must be a finite number')
   .nonnegative('must not be negative')
+const positiveInt = z
+  .number({ error: 'must be a positive integer' })
+  .int('must be a positive integer')
+  .positive('must be a positive integer')
 const flag = z.union([z.boolean(), z.literal(0), z.literal(1)], {
   error: 'must be true or false',
 })
@@ -115,6 +123,10 @@ const keepAlive = z.union(
 )
 
 const bearerAuth = z.strictObject({ bearer_env: envName })
+const encryptedAuth = z.strictObject({
+  bearer_encrypted: z.string({ error: 'must be a Fernet token' }).min(1, 'must be a Fernet token'),
+  key_env: envName,
+})
 const headerAuth = z.strictObject({
   header: z
     .string()
@@ -136,7 +148,13 @@ const authSchema = z.unknown().transform((value, ctx): BackendAuth => {
     return z.NEVER
   }
   const schema =
-    'bearer_env' in value ? bearerAuth : 'header' in value || 'value_env' in value ? headerAuth : null
+    'bearer_env' in value
+      ? bearerAuth
+      : 'header' in value || 'value_env' in value
+        ? headerAuth
+        : 'bearer_encrypted' in value
+          ? encryptedAuth
+          : null
   if (schema === null) {
     ctx.addIssue({ code: 'custom', message: shapeError })
     return z.NEVER
@@ -149,15 +167,11 @@ const authSchema = z.unknown().transform((value, ctx): BackendAuth => {
     return z.NEVER
   }
   const data = parsed.data
+  if ('bearer_encrypted' in data) return { bearer_encrypted: data.bearer_encrypted, key_env: data.key_env }
   return 'bearer_env' in data
     ? { bearer_env: data.bearer_env }
     : { header: data.header, value_env: data.value_env }
 })
-
-const positiveInt = z
-  .number({ error: 'must be a positive integer' })
-  .int('must be a positive integer')
-  .positive('must be a positive integer')
 
 const recordShape = z.object({
   id: z.union([z.number(), z.string()], { error: 'id must be a number or a string' }).optional(),
@@ -165,10 +179,11 @@ const recordShape = z.object({
   backend_type: z.enum(BACKEND_TYPES, {
     error: (issue) =>
       issue.input === undefined
-        ? 'is required: ollama, mlx or auto'
-        : `unknown backend_type ${JSON.stringify(String(issue.input).slice(0, 40))}; expected ollama, mlx or auto`,
+        ? 'is required: ollama, mlx or auto (or openai for hosted APIs)'
+        : `unknown backend_type ${JSON.stringify(String(issue.input).slice(0, 40))}; expected ollama, mlx or auto (or openai for hosted APIs)`,
   }),
-  endpoint_url: baseUrl,
+  // '' only with endpoint_url_env: the URL then comes from the environment alone (checked below).
+  endpoint_url: urlField(true),
   enabled: flag.optional(),
   priority: nonNegative.optional(),
   max_tokens: z
@@ -186,6 +201,16 @@ const recordShape = z.object({
   backend_model: nonEmpty.optional(),
   fallback_url: baseUrl.optional(),
   auth: authSchema.optional(),
+  endpoint_url_env: envName.optional(),
+  endpoint_path: z
+    .string({ error: 'must be a path' })
+    .regex(/^(\/[A-Za-z0-9._~-]+)+$/, 'must be a path such as /openai/v1')
+    .optional(),
+  backend_model_env: envName.optional(),
+  is_default: flag.optional(),
+  provider: nonEmpty.optional(),
+  input_cost_per_million: nonNegative.optional(),
+  output_cost_per_million: nonNegative.optional(),
   // An unknown name rejects the record (a typo such as "tool" would otherwise skip it for every tool call).
   capabilities: z
     .array(
@@ -236,7 +261,26 @@ function dropNulls(value: unknown): unknown {
  */
 export const backendRecordSchema = z.preprocess(
   dropNulls,
-  recordShape.transform((r): BackendRecord => {
+  recordShape.transform((r, ctx): BackendRecord => {
+    if (
+      r.backend_type === 'auto' &&
+      (r.endpoint_url_env !== undefined || r.backend_model_env !== undefined)
+    ) {
+      ctx.addIssue({
+        code: 'custom',
+        path: [r.endpoint_url_env !== undefined ? 'endpoint_url_env' : 'backend_model_env'],
+        message: 'is not supported on auto records (use an mlx and an ollama record)',
+      })
+      return z.NEVER
+    }
+    if (r.endpoint_url === '' && r.endpoint_url_env === undefined) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['endpoint_url'],
+        message: 'must be an absolute http(s) URL, e.g. http://127.0.0.1:11434',
+      })
+      return z.NEVER
+    }
     const out: BackendRecord = r.id === undefined ? ({} as BackendRecord) : ({ id: r.id } as BackendRecord)
     out.model_name = r.model_name
     out.backend_type = r.backend_type
@@ -250,6 +294,13 @@ export const backendRecordSchema = z.preprocess(
     if (r.backend_model !== undefined) out.backend_model = r.backend_model
     if (r.fallback_url !== undefined) out.fallback_url = r.fallback_url
     if (r.auth !== undefined) out.auth = r.auth
+    if (r.endpoint_url_env !== undefined) out.endpoint_url_env = r.endpoint_url_env
+    if (r.endpoint_path !== undefined) out.endpoint_path = r.endpoint_path
+    if (r.backend_model_env !== undefined) out.backend_model_env = r.backend_model_env
+    if (r.is_default !== undefined) out.is_default = r.is_default === true || r.is_default === 1
+    if (r.provider !== undefined) out.provider = r.provider
+    if (r.input_cost_per_million !== undefined) out.input_cost_per_million = r.input_cost_per_million
+    if (r.output_cost_per_million !== undefined) out.output_cost_per_million = r.output_cost_per_million
     if (r.capabilities !== undefined) out.capabilities = [...new Set(r.capabilities)]
     if (r.rpm !== undefined) out.rpm = r.rpm
     if (r.tpm !== undefined) out.tpm = r.tpm

@@ -4,6 +4,7 @@
  */
 import type { Dispatcher } from 'undici'
 import type { ProtocolAdapter, StreamDecoder } from '../backends/types.js'
+import { decryptKey } from '../config/encrypted-key.js'
 import { ErrorCode, isRouterError, RouterError } from '../errors.js'
 import { parseRetryAfter } from '../http/retry-after.js'
 import type { Clock } from '../internal/clock.js'
@@ -165,12 +166,32 @@ export function requestHeaders(
   target: Target,
   env: Env,
 ): { headers: Record<string, string>; secret?: string } {
+  if (target.envProblem !== undefined) {
+    throw new RouterError(ErrorCode.MISSING_CREDENTIAL, target.envProblem, {
+      backend: target.kind,
+      endpoint: target.endpoint,
+    })
+  }
   const auth = target.auth
   if (auth === undefined) return { headers: target.headers }
   if ('bearer_env' in auth) {
     const value = readEnv(env, auth.bearer_env)
     if (value === undefined) throw missingCredential(target, auth.bearer_env)
     return { headers: { ...target.headers, authorization: `Bearer ${value}` }, secret: value }
+  }
+  if ('bearer_encrypted' in auth) {
+    const result = decryptKey(auth.bearer_encrypted, readEnv(env, auth.key_env), auth.key_env)
+    if (!result.ok) {
+      throw new RouterError(
+        ErrorCode.MISSING_CREDENTIAL,
+        `The record for ${target.endpoint}: ${result.reason}`,
+        {
+          backend: target.kind,
+          endpoint: target.endpoint,
+        },
+      )
+    }
+    return { headers: { ...target.headers, authorization: `Bearer ${result.key}` }, secret: result.key }
   }
   const value = readEnv(env, auth.value_env)
   if (value === undefined) throw missingCredential(target, auth.value_env)

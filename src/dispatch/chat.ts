@@ -4,6 +4,7 @@
  * record's defaults filled in, capability routing, and chunks carrying text, reasoning and tool calls.
  */
 import { CHAT_WIRE_FIELDS, type ChatDelta, type ChatOutput, type ChatWire } from '../backends/chat-common.js'
+import { hostedChatAdapter } from '../backends/hosted.js'
 import { ollamaChatAdapter } from '../backends/ollama-chat.js'
 import { openaiChatAdapter } from '../backends/openai-chat.js'
 import { toolFunction } from '../chat/request.js'
@@ -57,7 +58,7 @@ function messageOf(out: ChatOutput): AssistantMessage {
   return message
 }
 
-const ADAPTERS = { ollama: ollamaChatAdapter, mlx: openaiChatAdapter } as const
+const ADAPTERS = { ollama: ollamaChatAdapter, mlx: openaiChatAdapter, openai: hostedChatAdapter } as const
 
 export const chatOperation: Operation<ChatRequest, ChatOutput, ChatResult, ChatDelta> = {
   name: 'chat',

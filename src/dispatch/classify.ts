@@ -3,6 +3,7 @@
  * rule changes here and nowhere else.
  */
 import { ErrorCode, RouterError } from '../errors.js'
+import type { BackendKind } from '../types.js'
 
 export interface FailurePolicy {
   /** Try the same endpoint again (after backoff) while attempts remain. */
@@ -87,7 +88,7 @@ const NEXT_STEP: Partial<Record<ErrorCode, string>> = {
 export function statusError(
   status: number,
   backendMessage: string,
-  where: { backend: 'ollama' | 'mlx'; endpoint: string; model: string },
+  where: { backend: BackendKind; endpoint: string; model: string },
   retryAfterMs: number | undefined,
   /** The adapter's reading of this answer, when it knows better than the status (ProtocolAdapter.statusCode). */
   override?: ErrorCode,
@@ -137,7 +138,7 @@ function socketReused(error: unknown): boolean | undefined {
 export function networkError(
   error: unknown,
   responseStarted: boolean,
-  where: { backend: 'ollama' | 'mlx'; endpoint: string; model: string },
+  where: { backend: BackendKind; endpoint: string; model: string },
 ): RouterError & { resetBeforeResponse?: boolean; socketReused?: boolean } {
   const code = networkCode(error)
   if (code !== undefined && UNREACHABLE.has(code)) {

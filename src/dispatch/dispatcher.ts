@@ -26,6 +26,7 @@ import {
   sendAttempt,
 } from './attempt.js'
 import { type CircuitEvents, CircuitGuard, type CircuitRegistry } from './circuit.js'
+import { costOf } from './cost.js'
 import type { DispatchRequest, DispatchResult, Operation } from './operation.js'
 import { type AttemptWhere, attemptInfo, type MetricContext, metricFrom, type Timings } from './outcome.js'
 import { chargesCircuit, classifyFailure, type Decision, decide, type Failure } from './policy.js'
@@ -86,7 +87,7 @@ export function primaryCandidates(
 ): { list: Candidate[]; usesDefault: boolean } {
   const own =
     model === undefined
-      ? table.ordered[0] && table.byModel.get(table.ordered[0].model)
+      ? table.byModel.get(table.defaultModel ?? (table.ordered[0]?.model as string))
       : table.byModel.get(model)
   if (own) return { list: own, usesDefault: false }
   if (model !== undefined && core.options.strictModels) {
@@ -115,8 +116,12 @@ function resolveCandidates(core: DispatchCore, snapshot: ConfigSnapshot, req: Di
       }
     }
   }
-  if (fb === 'priority') add(table.ordered)
-  else
+  if (fb === 'priority') {
+    // Seed 003: a provider's models are tried in fallback_priority order before other providers'.
+    const provider = primary[0]?.record.provider
+    if (provider !== undefined) add(table.ordered.filter((c) => c.record.provider === provider))
+    add(table.ordered)
+  } else
     for (const name of fb)
       add(table.byModel.get(name) ?? defaultCandidates(table, name, core.env, core.circuits))
   return chain
@@ -364,7 +369,10 @@ class RequestRun<Req extends DispatchRequest, Out, Res extends DispatchResult, D
         if (selectedBy !== undefined) info.selectedBy = selectedBy
         this.attempts.push(info)
         ;(target.load as MemberState).observe(info.latencyMs)
-        return op.result(out, where, this.attempts, this.timings())
+        const result = op.result(out, where, this.attempts, this.timings())
+        const cost = costOf(candidate.record, result.usage)
+        if (cost !== undefined) result.cost = cost
+        return result
       } catch (caught) {
         const error = asRouterError(caught)
         const info = attemptInfo(where, n, startedAt, error)

@@ -38,6 +38,7 @@ export interface DispatchResult {
   timeToFirstTokenMs?: number
   loadMs?: number
   attempts: AttemptInfo[]
+  cost?: number
 }
 
 export interface Operation<Req extends DispatchRequest, Out, Res extends DispatchResult, Delta = string> {

@@ -129,6 +129,7 @@ export function metricFrom(
     load_seconds: result?.loadMs === undefined ? null : result.loadMs / 1000,
     config_origin: ctx.origin,
     operation: ctx.operation,
+    cost: result?.cost ?? null,
   }
   // Pools: why the member that answered (or failed last) was chosen.
   if (last?.selectedBy !== undefined) record.selected_by = last.selectedBy

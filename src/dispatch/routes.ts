@@ -9,8 +9,9 @@
  */
 import type { ConfigSnapshot } from '../config/contract.js'
 import { ANY_MODEL, defaultOllamaUrl, envRecords, SEED_RECORD_DEFAULTS } from '../config/env.js'
+import { normalizeBaseUrl } from '../config/schema.js'
 import { ErrorCode, RouterError } from '../errors.js'
-import type { Env } from '../internal/env.js'
+import { type Env, readEnv } from '../internal/env.js'
 import { assignPools, recordExtras } from '../pool/groups.js'
 import type { MemberState } from '../pool/load.js'
 import type { Pool } from '../pool/select.js'
@@ -18,6 +19,10 @@ import type { BackendAuth, BackendKind, BackendRecord } from '../types.js'
 import type { Circuit, CircuitRegistry } from './circuit.js'
 
 export interface Target {
+  /**
+   * The protocol spoken. `openai` (hosted) targets: the base URL already carries the API version, so
+   * their adapters' paths have none (backends/hosted.ts), and generation goes through chat completions.
+   */
   kind: BackendKind
   /** `scheme://host:port` for undici. */
   origin: string
@@ -38,6 +43,11 @@ export interface Target {
   extras: Readonly<Record<string, unknown>> | null
   /** The endpoint's in-flight accounting, bound on first use by the dispatcher (src/pool/load.ts). */
   load?: MemberState
+  /**
+   * Set when an environment variable the record needs per request (base URL, model id) is unset or
+   * unusable: the attempt fails with MISSING_CREDENTIAL and this message, before anything is sent.
+   */
+  envProblem?: string
 }
 
 export interface Candidate {
@@ -64,6 +74,10 @@ export interface RouteTable {
   wildcard: BackendRecord[]
   /** Materialised wildcard candidates per requested model (bounded). */
   wildcardCache: Map<string, Candidate[]>
+  /** Model of the first enabled `is_default` record, for requests without `model`; null when none. */
+  defaultModel: string | null
+  /** Environment variables the compiled targets read (`endpoint_url_env`, `backend_model_env`) and their values then. */
+  envRefs: readonly [name: string, value: string | undefined][]
 }
 
 const JSON_HEADERS = { 'content-type': 'application/json', accept: 'application/json' } as const
@@ -90,7 +104,7 @@ function makeTarget(
   url: string,
   sendModel: string | undefined,
   auth: BackendAuth | undefined,
-  circuits: CircuitRegistry,
+  circuits: CircuitRegistry | null,
 ): Target {
   const parsed = parseEndpoint(url)
   const headers: Record<string, string> = { ...JSON_HEADERS }
@@ -103,7 +117,8 @@ function makeTarget(
     sendModel,
     auth,
     headers,
-    circuit: circuits.options === null ? null : circuits.get(`${kind} ${parsed.endpoint}`),
+    circuit:
+      circuits === null || circuits.options === null ? null : circuits.get(`${kind} ${parsed.endpoint}`),
     extras: null,
   }
 }
@@ -130,6 +145,59 @@ function withGenerationDefaults(record: BackendRecord): BackendRecord {
   return filled
 }
 
+/** Base URL and model id of a record whose values come from the environment (read per compile). */
+interface EnvValues {
+  url: string
+  model: string | undefined
+  problem?: string
+}
+
+const UNRESOLVED_URL = 'http://unresolved.invalid'
+
+function fromEnv(record: BackendRecord, model: string, env: Env): EnvValues {
+  let url = record.endpoint_url
+  let sendModel = record.backend_model
+  const where = `The record for model "${model}"`
+  if (record.endpoint_url_env !== undefined) {
+    const name = record.endpoint_url_env
+    const raw = readEnv(env, name)
+    if (raw === undefined) {
+      if (url === '') {
+        return {
+          url: UNRESOLVED_URL,
+          model: sendModel,
+          problem: `${where} reads its base URL from the environment variable ${name}, which is not set`,
+        }
+      }
+    } else {
+      const path = record.endpoint_path ?? ''
+      const trimmed = raw.replace(/\/+$/, '')
+      const checked = normalizeBaseUrl(path === '' || trimmed.endsWith(path) ? trimmed : `${trimmed}${path}`)
+      if ('error' in checked) {
+        return {
+          url: UNRESOLVED_URL,
+          model: sendModel,
+          problem: `${where} reads its base URL from the environment variable ${name}, which ${checked.error}`,
+        }
+      }
+      url = checked.url
+    }
+  }
+  if (record.backend_model_env !== undefined) {
+    const name = record.backend_model_env
+    const value = readEnv(env, name)
+    if (value === undefined) {
+      return {
+        url,
+        model: sendModel,
+        problem: `${where} reads the model id it sends from the environment variable ${name}, which is not set`,
+      }
+    }
+    sendModel = value
+  }
+  return { url, model: sendModel }
+}
+
 /** Targets of one record, for a request that asked for `model`. */
 export function compileCandidate(
   source: BackendRecord,
@@ -138,12 +206,37 @@ export function compileCandidate(
   circuits: CircuitRegistry,
 ): Candidate {
   const record = withGenerationDefaults(source)
+  if (record.endpoint_url_env !== undefined || record.backend_model_env !== undefined) {
+    const values = fromEnv(record, model, env)
+    // (auto records cannot read the environment: schema.ts refuses them)
+    const kind: BackendKind = record.backend_type === 'auto' ? 'mlx' : record.backend_type
+    // mlx_lm.server answers with its loaded model; Ollama and hosted APIs need one.
+    const sent = kind === 'mlx' ? values.model : (values.model ?? model)
+    const target = makeTarget(
+      kind,
+      values.url,
+      sent,
+      record.auth,
+      values.problem === undefined ? circuits : null,
+    )
+    if (values.problem !== undefined) {
+      target.envProblem = values.problem
+      // No URL to show: errors, attempts and metrics name the variable instead.
+      if (values.url === UNRESOLVED_URL) target.endpoint = `env:${record.endpoint_url_env}`
+    }
+    return { model, record, targets: [target] }
+  }
   const ollamaModel = record.backend_type === 'ollama' ? (record.backend_model ?? model) : model
   const targets: Target[] = []
   if (record.backend_type === 'ollama') {
     targets.push(makeTarget('ollama', record.endpoint_url, ollamaModel, record.auth, circuits))
   } else if (record.backend_type === 'mlx') {
     targets.push(makeTarget('mlx', record.endpoint_url, record.backend_model, record.auth, circuits))
+  } else if (record.backend_type === 'openai') {
+    // Hosted APIs require `model` in the body (mlx_lm.server answers with whatever is loaded).
+    targets.push(
+      makeTarget('openai', record.endpoint_url, record.backend_model ?? model, record.auth, circuits),
+    )
   } else {
     // auto: MLX first with backend_model; then Ollama with the Ollama-style model name.
     targets.push(makeTarget('mlx', record.endpoint_url, record.backend_model, record.auth, circuits))
@@ -161,7 +254,14 @@ export function compileRoutes(snapshot: ConfigSnapshot, env: Env, circuits: Circ
   const byModel = new Map<string, Candidate[]>()
   const ordered: Candidate[] = []
   const wildcard: BackendRecord[] = []
+  let defaultModel: string | null = null
+  const envNames = new Set<string>()
   for (const record of snapshot.records) {
+    if (record.endpoint_url_env !== undefined) envNames.add(record.endpoint_url_env)
+    if (record.backend_model_env !== undefined) envNames.add(record.backend_model_env)
+    if (record.is_default === true && defaultModel === null && record.model_name !== ANY_MODEL) {
+      defaultModel = record.model_name
+    }
     if (record.model_name === ANY_MODEL) {
       wildcard.push(record)
       continue
@@ -180,7 +280,15 @@ export function compileRoutes(snapshot: ConfigSnapshot, env: Env, circuits: Circ
     ordered,
     wildcard,
     wildcardCache: new Map(),
+    defaultModel,
+    envRefs: [...envNames].map((name) => [name, readEnv(env, name)] as [string, string | undefined]),
   }
+}
+
+/** True when an environment variable the table's targets were compiled from has changed since. */
+function envChanged(table: RouteTable, env: Env): boolean {
+  for (const [name, value] of table.envRefs) if (readEnv(env, name) !== value) return true
+  return false
 }
 
 /** Compiled route tables of one router, keyed by snapshot identity (see the module comment). */
@@ -196,7 +304,8 @@ export class RouteCache {
 
   get(snapshot: ConfigSnapshot): RouteTable {
     let table = this.#tables.get(snapshot.records)
-    if (table === undefined) {
+    // Base URLs and model ids referenced by `_env` are read per request: a changed value recompiles.
+    if (table === undefined || (table.envRefs.length > 0 && envChanged(table, this.#env))) {
       table = compileRoutes(snapshot, this.#env, this.#circuits)
       this.#tables.set(snapshot.records, table)
     }

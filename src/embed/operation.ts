@@ -5,6 +5,7 @@
  * count is MALFORMED_RESPONSE inside the attempt, so it falls over like any garbled answer).
  */
 import type { EmbedAdapter, EmbedOutput } from '../backends/embed-types.js'
+import { hostedEmbedAdapter } from '../backends/hosted.js'
 import { ollamaEmbedAdapter } from '../backends/ollama-embed.js'
 import { openaiEmbedAdapter } from '../backends/openai-embed.js'
 import type { ProtocolAdapter } from '../backends/types.js'
@@ -29,6 +30,7 @@ export interface EmbedBatchResult extends DispatchResult {
 const ADAPTERS: Readonly<Record<BackendKind, EmbedAdapter>> = {
   ollama: ollamaEmbedAdapter,
   mlx: openaiEmbedAdapter,
+  openai: hostedEmbedAdapter,
 }
 
 function embedAdapter(kind: BackendKind): EmbedAdapter {
@@ -36,7 +38,7 @@ function embedAdapter(kind: BackendKind): EmbedAdapter {
   if (adapter === undefined || !Object.hasOwn(ADAPTERS, kind)) {
     throw new RouterError(
       ErrorCode.CONFIG_INVALID,
-      `Backend kind ${JSON.stringify(kind)} has no embeddings adapter; use "ollama" or "mlx"`,
+      `Backend kind ${JSON.stringify(kind)} has no embeddings adapter; use "ollama", "mlx" or "openai"`,
     )
   }
   return adapter

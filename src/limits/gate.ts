@@ -10,7 +10,7 @@ import type { DispatchRequest, DispatchResult } from '../dispatch/operation.js'
 import type { Candidate, Target } from '../dispatch/routes.js'
 import { type AttemptInfo, ErrorCode, RouterError } from '../errors.js'
 import type { LimitKind } from '../store/types.js'
-import type { LimitField, RouterEvents } from '../types.js'
+import type { BackendKind, LimitField, RouterEvents } from '../types.js'
 import { estimateTokens, type Limiter, type Reservation, recordLimits } from './limiter.js'
 
 /** How often a request waiting on a lease or a token reservation checks again. */
@@ -25,7 +25,7 @@ const FIELD: Record<LimitKind, LimitField> = {
 
 export interface Where {
   model: string
-  backend: 'ollama' | 'mlx'
+  backend: BackendKind
   endpoint: string
 }
 

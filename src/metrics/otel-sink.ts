@@ -45,7 +45,7 @@ export interface OpenTelemetrySinkOptions {
   /** Prefix of the router's own instruments (the ones the conventions have no name for). @default 'llm_router' */
   prefix?: string
   /**
-   * `gen_ai.provider.name` per backend kind, e.g. `{ mlx: 'vllm' }`. Default: the kind itself (`ollama`, `mlx`;
+   * `gen_ai.provider.name` per backend kind, e.g. `{ mlx: 'vllm' }`. Default: the kind itself (`ollama`, `mlx`, `openai`;
    * `none` for a call that reached no backend). The conventions list no value for local servers.
    */
   providerNames?: Readonly<Record<string, string>>

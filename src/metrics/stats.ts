@@ -22,6 +22,8 @@ export interface StatsEntry {
   avgTokensPerSecond: number | null
   /** Epoch ms when the most recent request of this key finished. */
   lastAt: number
+  /** Sum of the priced requests' `cost` since the collector started; null when none was priced. */
+  cost: number | null
 }
 
 export interface StatsCollectorOptions {
@@ -44,6 +46,7 @@ interface Slot {
   count: number
   errors: number
   lastAt: number
+  cost: number | null
   // Ring buffers, grown lazily up to the window size.
   latencyMs: number[]
   tps: number[]
@@ -83,6 +86,7 @@ export function createStatsCollector(options: StatsCollectorOptions = {}): Stats
         count: 0,
         errors: 0,
         lastAt: 0,
+        cost: null,
         latencyMs: [],
         tps: [],
         next: 0,
@@ -112,6 +116,7 @@ export function createStatsCollector(options: StatsCollectorOptions = {}): Stats
       const end = Math.round((metric.timestamp + metric.latency_seconds) * 1000)
       if (end > slot.lastAt) slot.lastAt = end
       if (metric.outcome === 'error') slot.errors++
+      if (metric.cost !== undefined && metric.cost !== null) slot.cost = (slot.cost ?? 0) + metric.cost
       if (metric.outcome !== 'success') return
       const i = slot.next
       slot.latencyMs[i] = metric.latency_seconds * 1000
@@ -143,6 +148,7 @@ export function createStatsCollector(options: StatsCollectorOptions = {}): Stats
           p95LatencyMs: nearestRank(sorted, 0.95),
           avgTokensPerSecond: n === 0 ? null : sum / n,
           lastAt: s.lastAt,
+          cost: s.cost,
         })
       }
       out.sort(

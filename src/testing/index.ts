@@ -27,6 +27,7 @@ export type {
   ScriptedToolCall,
 } from './core/conversation.js'
 export { fakeEmbedding } from './core/conversation.js'
+export type { HostedOptions } from './core/hosted.js'
 export type { OllamaMetrics, OllamaMetricsInput } from './core/metrics.js'
 export { makeMetricRecord, ollamaMetrics } from './core/metrics.js'
 export type { OllamaOptions } from './core/ollama.js'

@@ -31,6 +31,11 @@ export interface AdminOptions extends RecordingOptions {
    * `422 {"detail":[{"loc":["body"],"msg":"value is not a valid dict","type":"type_error.dict"}]}`.
    */
   acceptArrays?: boolean
+  /**
+   * Path of the record list, e.g. `/api/providers/all` for seed 003's admin (`admin.schema: 'providers'`).
+   * Default {@link ADMIN_LIST_PATH}.
+   */
+  listPath?: string
   /** Status of an accepted metrics POST. Default 200 (FastAPI's default). */
   metricsStatus?: number
   /** Keep at most this many metric records in `metrics` (oldest dropped). Default: all. `metricsReceived` counts all. */
@@ -186,11 +191,12 @@ export class AdminCore extends ServiceCore {
       return this.errors.error(500, fault.message ?? 'Internal Server Error')
     const { method, path } = req
     const get = method === 'GET' || method === 'HEAD'
-    if (path === ADMIN_LIST_PATH && get) return this.#list(req, fault)
+    const listPath = this.options.listPath ?? ADMIN_LIST_PATH
+    if (path === listPath && get) return this.#list(req, fault)
     if (path.startsWith(ADMIN_MODEL_PATH) && get) return this.#model(path.slice(ADMIN_MODEL_PATH.length))
     if (path === ADMIN_METRICS_PATH && method === 'POST') return this.#intake(req)
     // FastAPI's answers for a known path with the wrong method, and for an unknown path.
-    if (path === ADMIN_LIST_PATH || path === ADMIN_METRICS_PATH || path.startsWith(ADMIN_MODEL_PATH))
+    if (path === listPath || path === ADMIN_METRICS_PATH || path.startsWith(ADMIN_MODEL_PATH))
       return this.errors.error(405, 'Method Not Allowed')
     return this.errors.error(404, 'Not Found')
   }

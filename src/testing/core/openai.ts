@@ -7,6 +7,7 @@
 import { randomUUID } from 'node:crypto'
 import type { FaultSpec, GenerationOptions, RecordingOptions } from '../types.js'
 import type { ConversationOptions } from './conversation.js'
+import type { HostedOptions } from './hosted.js'
 import {
   CONTEXT_EXCEEDED,
   checkSampling,
@@ -46,7 +47,11 @@ import { SSE_DONE, sseData } from './wire.js'
 export type OpenAIFlavor = 'mlx' | 'llamacpp' | 'vllm'
 
 /** Options of the OpenAI-compatible stand-in. */
-export interface OpenAIOptions extends GenerationOptions, ConversationOptions, RecordingOptions {
+export interface OpenAIOptions
+  extends GenerationOptions,
+    ConversationOptions,
+    RecordingOptions,
+    HostedOptions {
   /**
    * `mlx` (default): mlx_lm.server: flat `{"error":"…"}` bodies, `: keepalive` comments, usage only with
    * `stream_options.include_usage`, dropped socket on invalid parameters, 411 without Content-Length.
@@ -55,8 +60,10 @@ export interface OpenAIOptions extends GenerationOptions, ConversationOptions, R
    * `vllm`: vLLM's server: nested `{"error":{message,type,param,code}}` bodies, only the served model
    * name (`modelId`, or one of `models`) is accepted, usage only with `include_usage`, `delta.reasoning`,
    * a `data: {"error":…}` event then `[DONE]` mid-stream, default `max_tokens` 16 on completions.
+   * `hosted`: a hosted API (OpenAI, Groq, ...): `apiKey` and `model` required, paths under `prefix`,
+   * OpenAI's error bodies, answers in the vLLM shapes (core/hosted.ts).
    */
-  flavor?: OpenAIFlavor
+  flavor?: OpenAIFlavor | 'hosted'
   /**
    * `model` values that load. Others get the server's 404. `default_model` and an absent `model` always
    * work. Default: any value is accepted (as mlx_lm.server loads any path or repo id).
@@ -119,7 +126,8 @@ export class OpenAICore extends ServiceCore implements OpenAIChatHost {
 
   constructor(readonly options: OpenAIOptions = {}) {
     super(options)
-    this.flavor = options.flavor ?? 'mlx'
+    // The hosted flavor answers in the OpenAI shapes vLLM uses (core/hosted.ts adds its checks).
+    this.flavor = options.flavor === 'hosted' ? 'vllm' : (options.flavor ?? 'mlx')
     this.#readyAt = Date.now() + (options.loadingMs ?? 0)
     const nested = this.flavor === 'llamacpp'
     const vllm = this.flavor === 'vllm'

@@ -5,8 +5,9 @@
 import { http, type RequestHandler } from 'msw'
 import type { MetricRecord } from '../../types.js'
 import { AdminCore, type AdminOptions, type AdminRecord, type MetricPost } from '../core/admin.js'
+import { openAICoreFor } from '../core/hosted.js'
 import { OllamaCore, type OllamaOptions } from '../core/ollama.js'
-import { OpenAICore, type OpenAIOptions } from '../core/openai.js'
+import type { OpenAIOptions } from '../core/openai.js'
 import type { ServiceCore } from '../core/service.js'
 import type { FaultSpec, FaultSwitch, FaultType, RecordedRequest } from '../types.js'
 import { resolverFor } from './respond.js'
@@ -95,7 +96,7 @@ export interface OpenAIMockOptions extends OpenAIOptions, MockBaseOptions {}
  * and `Connection: close` is not emulated.
  */
 export function openAIHandlers(options: OpenAIMockOptions = {}): MockHandlers<{ unloadAll(): void }> {
-  const core = new OpenAICore(options)
+  const core = openAICoreFor(options)
   return build(core, options.baseUrl ?? 'http://mlx.test:8080', { unloadAll: () => core.unloadAll() })
 }
 

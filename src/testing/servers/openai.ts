@@ -2,7 +2,8 @@
  * In-process OpenAI-compatible (`/v1/completions`) stand-in on node:http, mlx_lm.server by default.
  * @module
  */
-import { OpenAICore, type OpenAIFlavor, type OpenAIOptions } from '../core/openai.js'
+import { openAICoreFor } from '../core/hosted.js'
+import type { OpenAICore, OpenAIFlavor, OpenAIOptions } from '../core/openai.js'
 import type { ServerOptions } from '../types.js'
 import { HttpStandIn } from './http-server.js'
 
@@ -18,17 +19,20 @@ export interface OpenAIServerOptions extends OpenAIOptions, ServerOptions {
 
 /** A running OpenAI-compatible stand-in. See {@link startOpenAIServer}. */
 export class OpenAIServer extends HttpStandIn<OpenAICore> {
+  readonly #flavor: OpenAIFlavor | 'hosted'
+
   /** Use {@link startOpenAIServer}. */
   constructor(options: OpenAIServerOptions = {}) {
-    super(new OpenAICore(options), {
+    super(openAICoreFor(options), {
       ...options,
       keepAlive: options.keepAlive ?? (options.flavor !== undefined && options.flavor !== 'mlx'),
     })
+    this.#flavor = options.flavor ?? 'mlx'
   }
 
   /** The imitated server. */
-  get flavor(): OpenAIFlavor {
-    return this.core.flavor
+  get flavor(): OpenAIFlavor | 'hosted' {
+    return this.#flavor
   }
 
   /** Unloads every model, so the next request pays `loadMs` again. */
