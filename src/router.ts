@@ -286,7 +286,11 @@ export function createLLMRouter(options?: RouterOptions, internals: RouterIntern
     active: new Set(),
     load,
     signals: internals.signals ?? health,
-    pins: new SessionPins(opts.pool.sessionTtlMs, opts.pool.maxSessions),
+    pins: new SessionPins(
+      opts.pool.sessionTtlMs,
+      opts.pool.maxSessions,
+      opts.redis === null ? null : fleet.store,
+    ),
     members: health,
   }
 

@@ -252,3 +252,72 @@ describe('admin.watchPath', () => {
     expect(fetches).toBe(before + 1)
   })
 })
+
+describe.skipIf(!hasRedis)('session pins across a fleet', () => {
+  it('a session moved by one instance is kept there by another that never saw it (not placed by its hash)', async () => {
+    const servers = await Promise.all([0, 1, 2].map(() => startOllamaServer({ models: ['m'] })))
+    for (const s of servers) cleanups.push(() => s.stop())
+    const records = servers.map((s) => rec('m', s.url))
+    const options = {
+      env: { LLM_ROUTER_BACKENDS: JSON.stringify(records) },
+      redis: {
+        url: (redis as RedisServer).url,
+        prefix: `fleet-pins-${process.pid}-${++seq}:`,
+        timeoutMs: 2000,
+      },
+      // No circuit opens: the other instance must follow the pin, not skip a member with an open circuit.
+      circuitBreaker: { threshold: 100 },
+      retry: { maxRetries: 0 },
+    }
+    const ask = (router: LLMRouter) =>
+      router.generate({ model: 'm', prompt: 'hi', metadata: { sessionId: 'conversation-7' } })
+    const stores: Store[] = []
+    const a = makeRouter(options, stores)
+    await until(() => stores.every((s) => s.warm === true), 'Redis connected')
+    const home = (await ask(a)).endpoint
+    const homeServer = servers.find((s) => s.url === home) as (typeof servers)[number]
+    await homeServer.setFault('down')
+    const moved = (await ask(a)).endpoint
+    expect(moved).not.toBe(home)
+    await homeServer.clearFault()
+    // The pin is written beside the request.
+    let shared: string | null | undefined = null
+    for (let i = 0; i < 100 && shared !== moved; i++) {
+      shared = await stores[0]?.get('pin:m|1:conversation-7')
+      if (shared !== moved) await new Promise((r) => setTimeout(r, 10))
+    }
+    expect(shared).toBe(moved)
+
+    const b = makeRouter(options, stores)
+    await until(() => stores.every((s) => s.warm === true), 'Redis connected')
+    const fromB = await ask(b)
+    expect(fromB.endpoint).toBe(moved)
+    // Without the fleet, the hash places the session at home again (so the check above can fail).
+    const alone = makeRouter({ env: options.env })
+    expect((await ask(alone)).endpoint).toBe(home)
+  })
+
+  it('Redis unreachable: pins stay local, a moved session stays moved after its member is back', async () => {
+    const servers = await Promise.all([0, 1, 2].map(() => startOllamaServer({ models: ['m'] })))
+    for (const s of servers) cleanups.push(() => s.stop())
+    const gone = await startOllamaServer({ models: ['m'] })
+    const refused = gone.url.replace('http', 'redis')
+    await gone.stop()
+    const router = makeRouter({
+      env: { LLM_ROUTER_BACKENDS: JSON.stringify(servers.map((s) => rec('m', s.url))) },
+      redis: { url: refused, prefix: 'fleet-pins-down:' },
+      circuitBreaker: { threshold: 100 },
+      retry: { maxRetries: 0 },
+    })
+    const fallbacks = collect(router, 'store:fallback')
+    const ask = () => router.generate({ model: 'm', prompt: 'hi', metadata: { sessionId: 'conversation-9' } })
+    const home = (await ask()).endpoint
+    const homeServer = servers.find((s) => s.url === home) as (typeof servers)[number]
+    await homeServer.setFault('down')
+    const moved = (await ask()).endpoint
+    expect(moved).not.toBe(home)
+    await homeServer.clearFault()
+    expect((await ask()).endpoint).toBe(moved)
+    expect(fallbacks.length).toBeGreaterThan(0)
+  })
+})
