@@ -5,7 +5,7 @@
  * without waiting for the TTL; a circuit opened by one instance is honoured by another within 1 s.
  */
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
-import { createServer, type ServerResponse } from 'node:http'
+import { createServer, type Server, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -47,6 +47,19 @@ function makeRouter(options: Record<string, unknown>, stores?: Store[]): LLMRout
   )
   cleanups.push(() => router.close())
   return router
+}
+
+/** Listens on 127.0.0.1 (port 0), closed after the test; the base URL. */
+async function listen(server: Server): Promise<string> {
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r))
+  cleanups.push(
+    () =>
+      new Promise<void>((r) => {
+        server.closeAllConnections()
+        server.close(() => r())
+      }),
+  )
+  return `http://127.0.0.1:${(server.address() as AddressInfo).port}`
 }
 
 function rec(model: string, url: string) {
@@ -228,15 +241,7 @@ describe('admin.watchPath', () => {
         res.writeHead(404).end()
       }
     })
-    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r))
-    cleanups.push(
-      () =>
-        new Promise<void>((r) => {
-          server.closeAllConnections()
-          server.close(() => r())
-        }),
-    )
-    const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`
+    const url = await listen(server)
     const router = makeRouter({ adminUrl: url, cacheTtlMs: 600_000, admin: { watchPath: '/changes' } })
     await router.refresh()
     await until(() => streams.length === 1, 'the change stream')
@@ -319,5 +324,55 @@ describe.skipIf(!hasRedis)('session pins across a fleet', () => {
     await homeServer.clearFault()
     expect((await ask()).endpoint).toBe(moved)
     expect(fallbacks.length).toBeGreaterThan(0)
+  })
+})
+
+describe.skipIf(!hasRedis)('health probes across a fleet', () => {
+  it('one instance probes an endpoint, the others use its results; another takes over when it stops', async () => {
+    let probes = 0
+    let up = true
+    const server = createServer((req, res) => {
+      req.resume()
+      if (req.url === '/api/version') probes++
+      res.writeHead(up ? 200 : 500, { 'content-type': 'application/json' })
+      res.end(up ? '{"version":"0.5.0"}' : '{"error":"down"}')
+    })
+    const url = await listen(server)
+    const options = {
+      env: { LLM_ROUTER_BACKENDS: JSON.stringify([rec('m', url)]) },
+      redis: {
+        url: (redis as RedisServer).url,
+        prefix: `fleet-probes-${process.pid}-${++seq}:`,
+        timeoutMs: 2000,
+      },
+      healthCheck: { intervalMs: 100, jitter: 0 },
+    }
+    const stores: Store[] = []
+    const routers = [makeRouter(options, stores), makeRouter(options, stores), makeRouter(options, stores)]
+    await until(() => stores.length === 3 && stores.every((s) => s.warm === true), 'Redis connected')
+    for (const r of routers) await r.refresh()
+    await until(() => routers.every((r) => r.health()[0]?.state === 'up'), 'all up')
+    const before = probes
+    await new Promise((r) => setTimeout(r, 1000))
+    const inASecond = probes - before
+    // One prober at 100 ms: about 10 a second (three probing on their own: about 30).
+    expect(inASecond).toBeGreaterThanOrEqual(5)
+    expect(inASecond).toBeLessThanOrEqual(15)
+
+    up = false
+    await until(
+      () => routers.every((r) => r.health()[0]?.inRotation === false),
+      'all take it out of rotation',
+      2000,
+    )
+    // Whichever led stops: the others take over (its claim expires), and see the endpoint come back.
+    await routers[0]?.close()
+    await routers[1]?.close()
+    up = true
+    await until(
+      () => routers[2]?.health()[0]?.inRotation === true,
+      'the last one puts it back in rotation',
+      2000,
+    )
   })
 })
