@@ -29,6 +29,7 @@ import { type ResolvedOptions, type RouterOptions, resolveOptions } from './opti
 import { SessionPins } from './pool/affinity.js'
 import { HealthMonitor } from './pool/health.js'
 import { LoadRegistry } from './pool/load.js'
+import { storeProbeLeader } from './pool/probe-leader.js'
 import type { MemberSignals } from './pool/signals.js'
 import { createFleet, type FleetInternals } from './store/fleet.js'
 import { createAgent, dispatchTransport, requestTransport } from './transport/http.js'
@@ -212,6 +213,7 @@ export function createLLMRouter(options?: RouterOptions, internals: RouterIntern
     },
     headersFor: (target) => requestHeaders(target, opts.env).headers,
     probeDispatcher: probeAgent.dispatcher,
+    leader: opts.redis === null ? null : storeProbeLeader(fleet.store, fleet.instanceId),
     emit,
   })
   // In flight and recent latency per endpoint: the pools' own accounting (src/pool/load.ts).
@@ -286,7 +288,11 @@ export function createLLMRouter(options?: RouterOptions, internals: RouterIntern
     active: new Set(),
     load,
     signals: internals.signals ?? health,
-    pins: new SessionPins(opts.pool.sessionTtlMs, opts.pool.maxSessions),
+    pins: new SessionPins(
+      opts.pool.sessionTtlMs,
+      opts.pool.maxSessions,
+      opts.redis === null ? null : fleet.store,
+    ),
     members: health,
   }
 

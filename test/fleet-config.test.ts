@@ -5,7 +5,7 @@
  * without waiting for the TTL; a circuit opened by one instance is honoured by another within 1 s.
  */
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
-import { createServer, type ServerResponse } from 'node:http'
+import { createServer, type Server, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -47,6 +47,19 @@ function makeRouter(options: Record<string, unknown>, stores?: Store[]): LLMRout
   )
   cleanups.push(() => router.close())
   return router
+}
+
+/** Listens on 127.0.0.1 (port 0), closed after the test; the base URL. */
+async function listen(server: Server): Promise<string> {
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r))
+  cleanups.push(
+    () =>
+      new Promise<void>((r) => {
+        server.closeAllConnections()
+        server.close(() => r())
+      }),
+  )
+  return `http://127.0.0.1:${(server.address() as AddressInfo).port}`
 }
 
 function rec(model: string, url: string) {
@@ -228,15 +241,7 @@ describe('admin.watchPath', () => {
         res.writeHead(404).end()
       }
     })
-    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r))
-    cleanups.push(
-      () =>
-        new Promise<void>((r) => {
-          server.closeAllConnections()
-          server.close(() => r())
-        }),
-    )
-    const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`
+    const url = await listen(server)
     const router = makeRouter({ adminUrl: url, cacheTtlMs: 600_000, admin: { watchPath: '/changes' } })
     await router.refresh()
     await until(() => streams.length === 1, 'the change stream')
@@ -250,5 +255,124 @@ describe('admin.watchPath', () => {
     await until(() => router.config()?.records[0]?.model_name === 'v2', 'the new config', 1000)
     expect(performance.now() - t0).toBeLessThan(1000)
     expect(fetches).toBe(before + 1)
+  })
+})
+
+describe.skipIf(!hasRedis)('session pins across a fleet', () => {
+  it('a session moved by one instance is kept there by another that never saw it (not placed by its hash)', async () => {
+    const servers = await Promise.all([0, 1, 2].map(() => startOllamaServer({ models: ['m'] })))
+    for (const s of servers) cleanups.push(() => s.stop())
+    const records = servers.map((s) => rec('m', s.url))
+    const options = {
+      env: { LLM_ROUTER_BACKENDS: JSON.stringify(records) },
+      redis: {
+        url: (redis as RedisServer).url,
+        prefix: `fleet-pins-${process.pid}-${++seq}:`,
+        timeoutMs: 2000,
+      },
+      // No circuit opens: the other instance must follow the pin, not skip a member with an open circuit.
+      circuitBreaker: { threshold: 100 },
+      retry: { maxRetries: 0 },
+    }
+    const ask = (router: LLMRouter) =>
+      router.generate({ model: 'm', prompt: 'hi', metadata: { sessionId: 'conversation-7' } })
+    const stores: Store[] = []
+    const a = makeRouter(options, stores)
+    await until(() => stores.every((s) => s.warm === true), 'Redis connected')
+    const home = (await ask(a)).endpoint
+    const homeServer = servers.find((s) => s.url === home) as (typeof servers)[number]
+    await homeServer.setFault('down')
+    const moved = (await ask(a)).endpoint
+    expect(moved).not.toBe(home)
+    await homeServer.clearFault()
+    // The pin is written beside the request.
+    let shared: string | null | undefined = null
+    for (let i = 0; i < 100 && shared !== moved; i++) {
+      shared = await stores[0]?.get('pin:m|1:conversation-7')
+      if (shared !== moved) await new Promise((r) => setTimeout(r, 10))
+    }
+    expect(shared).toBe(moved)
+
+    const b = makeRouter(options, stores)
+    await until(() => stores.every((s) => s.warm === true), 'Redis connected')
+    const fromB = await ask(b)
+    expect(fromB.endpoint).toBe(moved)
+    // Without the fleet, the hash places the session at home again (so the check above can fail).
+    const alone = makeRouter({ env: options.env })
+    expect((await ask(alone)).endpoint).toBe(home)
+  })
+
+  it('Redis unreachable: pins stay local, a moved session stays moved after its member is back', async () => {
+    const servers = await Promise.all([0, 1, 2].map(() => startOllamaServer({ models: ['m'] })))
+    for (const s of servers) cleanups.push(() => s.stop())
+    const gone = await startOllamaServer({ models: ['m'] })
+    const refused = gone.url.replace('http', 'redis')
+    await gone.stop()
+    const router = makeRouter({
+      env: { LLM_ROUTER_BACKENDS: JSON.stringify(servers.map((s) => rec('m', s.url))) },
+      redis: { url: refused, prefix: 'fleet-pins-down:' },
+      circuitBreaker: { threshold: 100 },
+      retry: { maxRetries: 0 },
+    })
+    const fallbacks = collect(router, 'store:fallback')
+    const ask = () => router.generate({ model: 'm', prompt: 'hi', metadata: { sessionId: 'conversation-9' } })
+    const home = (await ask()).endpoint
+    const homeServer = servers.find((s) => s.url === home) as (typeof servers)[number]
+    await homeServer.setFault('down')
+    const moved = (await ask()).endpoint
+    expect(moved).not.toBe(home)
+    await homeServer.clearFault()
+    expect((await ask()).endpoint).toBe(moved)
+    expect(fallbacks.length).toBeGreaterThan(0)
+  })
+})
+
+describe.skipIf(!hasRedis)('health probes across a fleet', () => {
+  it('one instance probes an endpoint, the others use its results; another takes over when it stops', async () => {
+    let probes = 0
+    let up = true
+    const server = createServer((req, res) => {
+      req.resume()
+      if (req.url === '/api/version') probes++
+      res.writeHead(up ? 200 : 500, { 'content-type': 'application/json' })
+      res.end(up ? '{"version":"0.5.0"}' : '{"error":"down"}')
+    })
+    const url = await listen(server)
+    const options = {
+      env: { LLM_ROUTER_BACKENDS: JSON.stringify([rec('m', url)]) },
+      redis: {
+        url: (redis as RedisServer).url,
+        prefix: `fleet-probes-${process.pid}-${++seq}:`,
+        timeoutMs: 2000,
+      },
+      healthCheck: { intervalMs: 100, jitter: 0 },
+    }
+    const stores: Store[] = []
+    const routers = [makeRouter(options, stores), makeRouter(options, stores), makeRouter(options, stores)]
+    await until(() => stores.length === 3 && stores.every((s) => s.warm === true), 'Redis connected')
+    for (const r of routers) await r.refresh()
+    await until(() => routers.every((r) => r.health()[0]?.state === 'up'), 'all up')
+    const before = probes
+    await new Promise((r) => setTimeout(r, 1000))
+    const inASecond = probes - before
+    // One prober at 100 ms: about 10 a second (three probing on their own: about 30).
+    expect(inASecond).toBeGreaterThanOrEqual(5)
+    expect(inASecond).toBeLessThanOrEqual(15)
+
+    up = false
+    await until(
+      () => routers.every((r) => r.health()[0]?.inRotation === false),
+      'all take it out of rotation',
+      2000,
+    )
+    // Whichever led stops: the others take over (its claim expires), and see the endpoint come back.
+    await routers[0]?.close()
+    await routers[1]?.close()
+    up = true
+    await until(
+      () => routers[2]?.health()[0]?.inRotation === true,
+      'the last one puts it back in rotation',
+      2000,
+    )
   })
 })

@@ -1,7 +1,8 @@
 /**
  * Several Node processes, one redis-server: the fleet-wide limits hold across processes (max 2 in
  * flight under concurrent load from all of them; an RPM limit over a short window), a circuit opened
- * in one process is honoured by another within 1 s, and killing Redis mid-run and restarting it loses
+ * in one process is honoured by another within 1 s, a config change one process fetched is used by all
+ * within 1 s, and killing Redis mid-run and restarting it loses
  * no request and leaks no lease.
  */
 import { type ChildProcess, spawn } from 'node:child_process'
@@ -10,6 +11,7 @@ import type { AddressInfo } from 'node:net'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { RedisStore } from '../src/store/redis.js'
+import { startAdminServer } from '../src/testing/index.js'
 import { root } from './helpers/build.js'
 import { bundleForChild, type ChildBundle } from './helpers/child-bundle.js'
 import { type RedisServer, redisAvailable, startRedis } from './helpers/redis-server.js'
@@ -33,9 +35,15 @@ router.on('store:rejoined', () => events.rejoined++)
 const circuitOpened = []
 router.on('circuit:open', (info) => circuitOpened.push({ endpoint: info.endpoint, at: Date.now() }))
 while (!store.warm) await new Promise((r) => setTimeout(r, 10))
+if (cfg.configMode) {
+  // The admin's first config is loaded, and the notice subscription is up (just after the connection).
+  await router.refresh()
+  await new Promise((r) => setTimeout(r, 100))
+}
 process.stdout.write('ready\\n')
 await new Promise((r) => process.stdin.once('data', r))
 const results = []
+const config = { fetchedAt: null, seenAt: null }
 let next = 0
 async function lane() {
   while (next < cfg.requests) {
@@ -49,7 +57,23 @@ async function lane() {
     if (cfg.pauseMs) await new Promise((r) => setTimeout(r, cfg.pauseMs))
   }
 }
-if (cfg.waitForCircuit) {
+if (cfg.configMode) {
+  // The fetcher refetches the changed config; the others (a 10 min TTL) only hear of it through Redis.
+  if (cfg.fetcher) {
+    await router.refresh()
+    config.fetchedAt = Date.now()
+  }
+  const giveUpAt = Date.now() + 5000
+  while (router.config()?.records[0]?.model_name !== 'new' && Date.now() < giveUpAt)
+    await new Promise((r) => setTimeout(r, 5))
+  config.seenAt = Date.now()
+  try {
+    const r = await router.generate({ model: 'new', prompt: 'hi' })
+    results.push({ ok: true, endpoint: r.endpoint })
+  } catch (e) {
+    results.push({ ok: false, code: e.code, message: e.message })
+  }
+} else if (cfg.waitForCircuit) {
   // The watcher: sends nothing until another process's circuit notice arrives, then one request.
   while (circuitOpened.length === 0) await new Promise((r) => setTimeout(r, 5))
   const r = await router.generate({ model: 'm', prompt: 'hi' })
@@ -63,7 +87,7 @@ if (cfg.waitForCircuit) {
 await new Promise((r) => setTimeout(r, 100))
 const leases = {}
 for (const rec of cfg.records) leases[rec.endpoint_url] = await store.local.inFlight('m|' + rec.endpoint_url, Date.now())
-process.stdout.write(JSON.stringify({ results, events, leases, circuitOpened }) + '\\n')
+process.stdout.write(JSON.stringify({ results, events, leases, circuitOpened, config }) + '\\n')
 await router.close()
 process.exit(0)
 `
@@ -73,6 +97,7 @@ interface Report {
   results: { ok: boolean; endpoint?: string; code?: string; message?: string; firstCode?: string }[]
   events: { fallback: number; rejoined: number }
   leases: Record<string, number>
+  config: { fetchedAt: number | null; seenAt: number | null }
 }
 
 let redis: RedisServer | null = null
@@ -136,6 +161,7 @@ async function runFleet(
   cfg: Record<string, unknown>,
   during?: () => Promise<void>,
   perProcess: Record<string, unknown>[] = [],
+  beforeGo?: () => void,
 ): Promise<{ reports: Report[]; prefix: string }> {
   const prefix = `procs-${process.pid}-${++seq}:`
   const env = {
@@ -189,6 +215,7 @@ async function runFleet(
   }
   try {
     await Promise.all(readies)
+    beforeGo?.()
     for (const child of children) child.stdin?.write('go\n')
     if (during) await during()
     await Promise.all(exits)
@@ -267,6 +294,36 @@ describe.skipIf(!hasRedis)('a fleet of processes on one Redis', () => {
       expect(watcher.results).toEqual([{ ok: true, endpoint: live.url, firstCode: 'CIRCUIT_OPEN' }])
     } finally {
       await live.close()
+    }
+  }, 30_000)
+
+  it('a config change one process fetched is used by the others within 1 s (their TTL is 10 min)', async () => {
+    const b = await backend(1)
+    const rec = (model: string) => ({
+      model_name: model,
+      backend_type: 'ollama',
+      endpoint_url: b.url,
+      enabled: true,
+    })
+    const admin = await startAdminServer({ records: [rec('old')] })
+    try {
+      const { reports } = await runFleet(
+        3,
+        { configMode: true, records: [], options: { adminUrl: admin.url, cacheTtlMs: 600_000 } },
+        undefined,
+        [{ fetcher: true }],
+        // Every child has loaded the old config: now the admin changes, before "go".
+        () => admin.setRecords([rec('new')]),
+      )
+      const fetchedAt = reports[0]?.config.fetchedAt as number
+      expect(fetchedAt).not.toBeNull()
+      for (const r of reports) {
+        expect(r.results).toEqual([{ ok: true, endpoint: b.url }])
+        expect((r.config.seenAt as number) - fetchedAt).toBeLessThan(1000)
+      }
+    } finally {
+      await admin.stop()
+      await b.close()
     }
   }, 30_000)
 

@@ -39,7 +39,22 @@ export function rendezvousScore(sessionHash: number, memberHash: number, weight:
 interface Pin {
   endpoint: string
   at: number
+  /** When this pin was last written to the shared store (0: never). */
+  sharedAt: number
 }
+
+/**
+ * Where pins are shared across a fleet (the store's TTL'd values when Redis is configured): a
+ * session placed by one instance is kept by another. `get` is the one store read on a request's path,
+ * made only when this instance has no pin for the session; writes run beside the request.
+ */
+export interface SharedPinStore {
+  get(key: string): Promise<string | null>
+  set(key: string, value: string, ttlMs: number | null): Promise<boolean>
+}
+
+/** The store key of a session's pin in a pool (the pool key holds a NUL between model and priority). */
+const sharedKey = (pool: string, session: string) => `pin:${pool.replace('\u0000', '|')}:${session}`
 
 /** A pin refreshed more recently than this keeps its place in the LRU order (saves a Map delete + set per request). */
 const REORDER_AFTER_MS = 1000
@@ -56,7 +71,28 @@ export class SessionPins {
   constructor(
     readonly ttlMs: number,
     readonly maxSessions: number,
+    /** The fleet's store (Redis configured); without it pins are this process's own. */
+    readonly shared: SharedPinStore | null = null,
   ) {}
+
+  /**
+   * The session's member like `get`, asking the shared store when this instance has no pin (another
+   * instance may have placed the session). A store that is down answers from local state (the
+   * resilient store's fallback), so the hash places the session as without a fleet.
+   */
+  async recall(pool: string, session: string, now: number): Promise<string | undefined> {
+    const local = this.get(pool, session, now)
+    if (local !== undefined || this.shared === null) return local
+    let endpoint: string | null = null
+    try {
+      endpoint = await this.shared.get(sharedKey(pool, session))
+    } catch {
+      return undefined
+    }
+    if (endpoint === null) return undefined
+    this.set(pool, session, endpoint, now, now)
+    return endpoint
+  }
 
   /** The session's member in `pool` at `now` (epoch ms), if pinned and not expired. */
   get(pool: string, session: string, now: number): string | undefined {
@@ -71,7 +107,8 @@ export class SessionPins {
     return pin.endpoint
   }
 
-  set(pool: string, session: string, endpoint: string, now: number): void {
+  /** Pins the session (`sharedAt`: the shared store already has it, as when recalled from there). */
+  set(pool: string, session: string, endpoint: string, now: number, sharedAt = 0): void {
     let pins = this.pools.get(pool)
     if (pins === undefined) {
       pins = new Map()
@@ -80,16 +117,28 @@ export class SessionPins {
     const pin = pins.get(session)
     if (pin !== undefined) {
       if (pin.endpoint === endpoint && now - pin.at < REORDER_AFTER_MS) return
+      const moved = pin.endpoint !== endpoint
       // Re-inserted so Map order stays least-recently-used first.
       pins.delete(session)
       pin.endpoint = endpoint
       pin.at = now
       pins.set(session, pin)
+      // A move is told at once; a kept pin's shared TTL is refreshed at most every half TTL.
+      if (moved || now - pin.sharedAt >= this.ttlMs / 2) this.share(pool, session, pin, now)
       return
     }
     if (this.count >= this.maxSessions) this.evictOne(pins)
-    pins.set(session, { endpoint, at: now })
+    const added: Pin = { endpoint, at: now, sharedAt }
+    pins.set(session, added)
     this.count++
+    if (sharedAt === 0) this.share(pool, session, added, now)
+  }
+
+  /** Writes the pin to the shared store beside the request (a failure leaves it local: the fallback). */
+  private share(pool: string, session: string, pin: Pin, now: number): void {
+    if (this.shared === null) return
+    pin.sharedAt = now
+    this.shared.set(sharedKey(pool, session), pin.endpoint, this.ttlMs).catch(() => {})
   }
 
   /** Drops the least recently used pin of `preferred` (else of the first pool that has one). */

@@ -21,9 +21,11 @@ import {
   fetchLoadedModels,
   type OpenAIProbePath,
   type ProbeContext,
+  type ProbeResult,
   type ProbeTarget,
   probeMember,
 } from './probe.js'
+import type { ProbeLeader } from './probe-leader.js'
 import type { MemberLoad, MemberSignals } from './signals.js'
 import { WarmthCache } from './warmth.js'
 
@@ -37,6 +39,8 @@ export interface HealthMonitorOptions {
   headersFor(target: Target): Record<string, string>
   /** Pool for probes and `/api/ps`, apart from the request pool. */
   probeDispatcher: ProbeContext['dispatcher']
+  /** A fleet (Redis): one instance probes each endpoint and the others read its results. */
+  leader?: ProbeLeader | null
   emit<K extends keyof RouterEvents>(event: K, payload: RouterEvents[K]): void
 }
 
@@ -70,6 +74,8 @@ interface Member {
   openaiPath: OpenAIProbePath
   timer: unknown
   probing: boolean
+  /** `at` of the fleet leader's result applied last (each is applied once). */
+  sharedAt: number
 }
 
 const DRAINED_REASON = 'drained with router.drain(); undrain() puts it back'
@@ -243,6 +249,7 @@ export class HealthMonitor implements MemberSignals, MemberHooks {
       openaiPath: '/health',
       timer: null,
       probing: false,
+      sharedAt: 0,
     }
     m.state = this.#stateOf(m).state
     return m
@@ -288,13 +295,25 @@ export class HealthMonitor implements MemberSignals, MemberHooks {
     if (hc === null || m.probing || this.#closed) return
     m.probing = true
     try {
-      const { result, openaiPath } = await probeMember(
-        this.#probeTarget(m.target),
-        this.#ctx(hc.timeoutMs),
-        m.openaiPath,
-      )
-      if (this.#closed) return
-      m.openaiPath = openaiPath
+      const leader = this.o.leader ?? null
+      // The leader's claim outlives a missed renewal or two; then another instance takes over.
+      const ttlMs = hc.intervalMs * 3
+      let result: ProbeResult | null = null
+      if (leader !== null && !(await leader.lead(m.endpoint, ttlMs).catch(() => true))) {
+        const seen = await leader.read(m.endpoint).catch(() => null)
+        if (this.#closed || (seen !== null && seen.at === m.sharedAt)) return
+        if (seen !== null) {
+          m.sharedAt = seen.at
+          result = seen.result
+        }
+      }
+      if (result === null) {
+        const probed = await probeMember(this.#probeTarget(m.target), this.#ctx(hc.timeoutMs), m.openaiPath)
+        if (this.#closed) return
+        result = probed.result
+        m.openaiPath = probed.openaiPath
+        leader?.publish(m.endpoint, { result, at: this.o.clock.now() }, ttlMs)
+      }
       const at = this.o.clock.now()
       if (result.ok) {
         m.lastProbe = { at, ok: true, latencyMs: Math.round(result.latencyMs), error: null }

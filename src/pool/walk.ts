@@ -64,6 +64,10 @@ export async function walkPool<Res>(
   }
   const sessionId = host.sessionId
   const sessionHash = sessionId === undefined ? null : hashString(sessionId)
+  // A fleet shares pins: a session new to this instance may have been placed by another one (one
+  // store read, only on a local miss; the loop below then finds it locally).
+  if (sessionId !== undefined && host.pins.shared !== null)
+    await host.pins.recall(pool.key, sessionId, host.clock.now())
   for (;;) {
     if (host.control.stopped) throw host.poolStopped(pool.members[0] as PoolMember)
     const now = host.clock.now()
