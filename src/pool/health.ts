@@ -343,6 +343,8 @@ export class HealthMonitor implements MemberSignals, MemberHooks {
    */
   drain(endpoint: string): boolean {
     const key = this.#key(endpoint, 'drain')
+    // `known` is about the config in use now, not the table the monitor saw last.
+    this.sync(this.o.currentTable())
     const m = this.#members.get(key)
     if (!this.#drained.has(key)) {
       this.#drained.set(key, this.o.clock.now())
