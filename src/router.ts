@@ -184,6 +184,8 @@ export function createLLMRouter(options?: RouterOptions, internals: RouterIntern
   }
 
   const fleet = createFleet(opts, clock, emit, internals.fleet)
+  // In flight and recent latency per endpoint: the pools' own accounting (src/pool/load.ts).
+  const load = new LoadRegistry()
 
   const config = createConfigSource({
     admin: { ...opts.admin, url: opts.adminUrl },
@@ -195,6 +197,12 @@ export function createLLMRouter(options?: RouterOptions, internals: RouterIntern
     emit: (event, payload) => {
       emit(event, payload)
       fleet.configEvent(event, payload)
+      // New records may add pool members: requests waiting for a slot pick again.
+      if (
+        event === 'config:loaded' ||
+        (event === 'config:refreshed' && (payload as { changed: boolean }).changed)
+      )
+        load.nudge()
     },
     lastGood: fleet.lastGood,
   })
@@ -213,9 +221,8 @@ export function createLLMRouter(options?: RouterOptions, internals: RouterIntern
     headersFor: (target) => requestHeaders(target, opts.env).headers,
     probeDispatcher: probeAgent.dispatcher,
     emit,
+    backInRotation: () => load.nudge(),
   })
-  // In flight and recent latency per endpoint: the pools' own accounting (src/pool/load.ts).
-  const load = new LoadRegistry()
   health.load = load
   // Circuits opened or closed by other instances reach the health view too.
   fleet.attach(config, circuits, (endpoint) => health.circuitChanged(endpoint))
@@ -288,6 +295,10 @@ export function createLLMRouter(options?: RouterOptions, internals: RouterIntern
     signals: internals.signals ?? health,
     pins: new SessionPins(opts.pool.sessionTtlMs, opts.pool.maxSessions),
     members: health,
+    currentRoutes: () => {
+      const s = config.current()
+      return s === null ? null : routes(s)
+    },
   }
 
   let closed = false

@@ -38,6 +38,8 @@ export interface HealthMonitorOptions {
   /** Pool for probes and `/api/ps`, apart from the request pool. */
   probeDispatcher: ProbeContext['dispatcher']
   emit<K extends keyof RouterEvents>(event: K, payload: RouterEvents[K]): void
+  /** A member came back into rotation (undrained, a probe passed): requests waiting for a slot pick again. */
+  backInRotation?(): void
 }
 
 /** What the dispatcher calls around each attempt (DispatchCore.members). */
@@ -302,6 +304,7 @@ export class HealthMonitor implements MemberSignals, MemberHooks {
         if (m.probe === 'down') {
           m.probe = 'recovering'
           m.probeReason = null
+          this.o.backInRotation?.()
         } else if (m.probe === 'unknown') m.probe = 'up'
         // In the background: the next probe is scheduled now, whatever /api/ps does.
         if (m.kind === 'ollama' && this.#warmth !== null) void this.#warmth.refreshIfStale(m.endpoint)
@@ -365,6 +368,7 @@ export class HealthMonitor implements MemberSignals, MemberHooks {
     const m = this.#members.get(key)
     if (m !== undefined) this.#touch(m)
     this.o.emit('member:undrained', { endpoint: key })
+    this.o.backInRotation?.()
     return true
   }
 
