@@ -211,6 +211,19 @@ describe('choosing without a session', () => {
     }
   })
 
+  it("reads warmth with the pick's own clock reading (one per pick, not one per member)", () => {
+    const { pool } = poolOf(urls(4).map((u) => ({ endpoint_url: u })))
+    const nows: (number | undefined)[] = []
+    const warm = signals({
+      isWarm: (_endpoint, _model, now) => {
+        nows.push(now)
+        return undefined
+      },
+    })
+    pickMember(input(pool, { signals: warm, now: 12_345 }))
+    expect(nows).toEqual([12_345, 12_345, 12_345, 12_345])
+  })
+
   it('stops favouring a warm member once it holds more than its share of the load', () => {
     const [a, b] = urls(2) as [string, string]
     const { pool, byUrl } = poolOf([{ endpoint_url: a }, { endpoint_url: b }])

@@ -121,11 +121,11 @@ export class HealthMonitor implements MemberSignals, MemberHooks {
     return this.#members.get(endpoint)?.probe !== 'down'
   }
 
-  isWarm(endpoint: string, model: string): boolean | undefined {
+  isWarm(endpoint: string, model: string, now?: number): boolean | undefined {
     const m = this.#members.get(endpoint)
     if (this.#warmth === null || m === undefined || m.kind !== 'ollama') return undefined
     if (!m.pooled && this.o.healthCheck === null) return undefined
-    return this.#warmth.isWarm(endpoint, model)
+    return this.#warmth.isWarm(endpoint, model, now)
   }
 
   reportOutcome(endpoint: string, ok: boolean): void {
