@@ -2,8 +2,9 @@
 // node:http stand-ins (Ollama, mlx_lm.server, admin API) while faults from the fault matrix are
 // switched on and off, requests are aborted at random, streams are broken off, and the admin's
 // records change under a short cache TTL. A pool of three more Ollama stand-ins serves model `p`
-// (members failing with the faults, leaving and joining with the admin's changes, with weights,
-// max_concurrency and sessions). Then it checks what an embedding service relies on:
+// (members failing with the faults, leaving and joining with the admin's changes, drained and
+// undrained with router.drain()/undrain(), with weights, max_concurrency and sessions). Then it
+// checks what an embedding service relies on:
 //
 //   - every call settles (per-request bound and an overall watchdog), only with RouterErrors
 //   - no unhandled rejection or uncaught exception
@@ -11,6 +12,8 @@
 //     admin's intake or was reported dropped
 //   - sockets back to the baseline after close() (server-side counts and TCP handles)
 //   - heap growth after GC bounded (see HEAP_BOUND_MB)
+//   - no request answered by a pool member that was drained for the whole time the request ran, and
+//     router.health() says `draining` (out of rotation) right after drain() returned true
 //
 //   npm run soak                      20,000 requests
 //   npm run soak -- --requests 50000
@@ -50,6 +53,8 @@ const SEED = value('--seed', Date.now() % 1_000_000)
 const SLICE_MS = 40
 /** The admin's records change this often. */
 const CONFIG_CHANGE_MS = 30
+/** A pool member is drained or undrained about this often (real ms). */
+const DRAIN_CHANGE_MS = 60
 /** Upper bound of a worker's pause between two requests (real ms). */
 const THINK_MS = 20
 /** Deadline bounds (real ms) of the requests. */
@@ -183,6 +188,8 @@ const admin = await startAdminServer({
 const pool = await Promise.all([1, 2, 3].map((n) => startOllamaServer({ ...recording(`pool${n}`), ...pace })))
 const servers = { ollama, mlx, admin, pool1: pool[0], pool2: pool[1], pool3: pool[2] }
 const selectedBy = new Map()
+const trimSlash = (url) => url.replace(/\/+$/, '')
+const poolUrls = pool.map((m) => trimSlash(m.url))
 
 function recordsVariant() {
   const ollamaPriority = between(1, 3)
@@ -293,6 +300,50 @@ async function configChurn() {
   }
 }
 
+// Drain churn: the soak drains and undrains pool members while requests run (and while members
+// leave and join: a member drained while out of the config is drained when it comes back).
+// `drainEpoch` counts every change per member, so a request can tell afterwards whether the member
+// stayed drained for its whole run.
+const drained = new Set()
+const drainEpoch = new Map(poolUrls.map((u) => [u, 0]))
+const drainCalls = new Map()
+let drainedEvents = 0
+let undrainedEvents = 0
+let drainedSkips = 0
+async function drainChurn() {
+  while (chaosOn) {
+    await new Promise((r) => setTimeout(r, between(DRAIN_CHANGE_MS / 2, DRAIN_CHANGE_MS * 2)))
+    if (!chaosOn) break
+    const url = pick(poolUrls)
+    if (drained.has(url)) {
+      if (random() < 0.7) {
+        if (!router.undrain(url)) violate(`undrain(${url}) returned false for a drained member`)
+        drained.delete(url)
+        drainEpoch.set(url, drainEpoch.get(url) + 1)
+        countBy(drainCalls, 'undrain')
+      }
+    } else if (random() < 0.5) {
+      const known = router.drain(url)
+      drained.add(url)
+      drainEpoch.set(url, drainEpoch.get(url) + 1)
+      countBy(drainCalls, known ? 'drain (in the config)' : 'drain (not in the config)')
+      if (known) {
+        const h = router.health().find((m) => m.endpoint === url)
+        if (h === undefined) violate(`drain(${url}) returned true but health() does not list it`)
+        else if (h.state !== 'draining' || h.inRotation) {
+          violate(`health() after drain(${url}): state ${h.state}, inRotation ${h.inRotation}`)
+        }
+      }
+    }
+  }
+  // Everything back in rotation before the end (close() must not depend on it either way).
+  for (const url of drained) {
+    router.undrain(url)
+    countBy(drainCalls, 'undrain')
+  }
+  drained.clear()
+}
+
 // --- the router -----------------------------------------------------------------------------
 
 const router = createLLMRouter({
@@ -328,6 +379,12 @@ router.on('metrics:dropped', ({ dropped }) => {
 router.on('config:failed', () => {
   configFailed++
 })
+router.on('member:drained', () => {
+  drainedEvents++
+})
+router.on('member:undrained', () => {
+  undrainedEvents++
+})
 
 // --- requests -------------------------------------------------------------------------------
 
@@ -356,6 +413,20 @@ async function one(i) {
   }
   const breakEarly = stream && random() < 0.05
   countBy(modes, stream ? (breakEarly ? 'stream (broken off)' : 'stream') : 'generate')
+  // Pool members drained now, with the epoch of their drain: if one is still drained under the same
+  // epoch when the request settles, it was drained for the whole request and must not have answered.
+  const drainedAtStart =
+    model === 'p' && drained.size > 0 ? [...drained].map((u) => [u, drainEpoch.get(u)]) : null
+  const checkAnswer = (result) => {
+    if (drainedAtStart !== null) {
+      for (const [url, epoch] of drainedAtStart) {
+        if (result.endpoint === url && drained.has(url) && drainEpoch.get(url) === epoch) {
+          violate(`r${i}: answered by ${url}, drained for the whole request`)
+        }
+      }
+    }
+    countDrainedSkips(result.attempts)
+  }
 
   const t0 = performance.now()
   let code = 'ok'
@@ -370,12 +441,14 @@ async function one(i) {
       if (!breakEarly) {
         const result = await s.result
         if (typeof result.response !== 'string') violate(`r${i}: result without response`)
+        checkAnswer(result)
       }
     } else {
       const result = await router.generate(req)
       if (typeof result.response !== 'string' || result.response.length === 0) {
         violate(`r${i}: empty response`)
       }
+      checkAnswer(result)
     }
   } catch (error) {
     if (!isRouterError(error)) {
@@ -383,6 +456,7 @@ async function one(i) {
       code = 'non-RouterError'
     } else {
       code = error.code
+      countDrainedSkips(error.attempts)
       // Which failure ended the chain says more than ALL_BACKENDS_FAILED alone.
       if (code === 'ALL_BACKENDS_FAILED') code += ` (last: ${error.attempts.at(-1)?.code ?? 'none'})`
     }
@@ -395,6 +469,12 @@ async function one(i) {
     violate(`r${i}: settled after ${Math.round(elapsed)} ms (deadline ${timeoutMs} ms)`)
   }
   countBy(outcomes, code)
+}
+
+/** Attempts that skipped a drained member (attempt entries with MEMBER_DRAINED). */
+function countDrainedSkips(attempts) {
+  if (attempts === undefined) return
+  for (const a of attempts) if (a.code === 'MEMBER_DRAINED') drainedSkips++
 }
 
 // --- run ------------------------------------------------------------------------------------
@@ -420,6 +500,7 @@ const heapBefore = await settleHeap()
 
 const chaosDone = chaos()
 const churnDone = configChurn()
+const drainDone = drainChurn()
 let progress = 0
 const progressTimer = setInterval(() => {
   if (next - progress >= REQUESTS / 10) {
@@ -448,7 +529,7 @@ clearTimeout(watchdog)
 clearInterval(progressTimer)
 if (!allSettled) violate(`watchdog: requests still pending ${WATCHDOG_MS} ms after the last was sent`)
 chaosOn = false
-await Promise.all([chaosDone, churnDone])
+await Promise.all([chaosDone, churnDone, drainDone])
 const runMs = performance.now() - started
 
 const closeStarted = performance.now()
@@ -491,6 +572,14 @@ if (adminMissing > metricsDropped) {
 }
 if ((selectedBy.size === 0 || [...selectedBy.keys()].every((k) => k.startsWith('('))) && REQUESTS >= 1000)
   violate('no pool request was answered by a chosen member (selected_by)')
+const drainsKnown = drainCalls.get('drain (in the config)') ?? 0
+const drainsTotal = drainsKnown + (drainCalls.get('drain (not in the config)') ?? 0)
+if (drainedEvents !== drainsTotal)
+  violate(`${drainedEvents} member:drained events for ${drainsTotal} drain() calls`)
+if (undrainedEvents !== (drainCalls.get('undrain') ?? 0))
+  violate(`${undrainedEvents} member:undrained events for ${drainCalls.get('undrain') ?? 0} undrain() calls`)
+if (REQUESTS >= 1000 && drainsKnown === 0) violate('no pool member was drained while in the config')
+if (REQUESTS >= 1000 && drainedSkips === 0) violate('no request skipped a drained member (MEMBER_DRAINED)')
 if (socketsAfter > socketsBaseline)
   violate(`TCP sockets: ${socketsAfter} after close vs ${socketsBaseline} before`)
 if (serverConnections.some((c) => c > 0)) {
@@ -517,6 +606,9 @@ table('pool requests (model p) by selected_by', selectedBy)
 table('fault slices started (server:fault)', faultsSet)
 table('requests that met a fault (server:fault)', faultHits)
 log(`\nconfig changes      ${configChanges} (config:failed events: ${configFailed})`)
+log(
+  `drain churn         ${[...drainCalls].map(([k, v]) => `${k} ${v}`).join(', ')}; events drained ${drainedEvents}, undrained ${undrainedEvents}; MEMBER_DRAINED skips ${drainedSkips}`,
+)
 log(`metric events       ${metricEvents} (requests without one: ${missing}, with several: ${duplicated})`)
 log(
   `admin metrics       received for ${REQUESTS - adminMissing} requests, dropped ${metricsDropped}, duplicated ${adminDuplicated}`,

@@ -185,6 +185,8 @@ export function createLLMRouter(options?: RouterOptions, internals: RouterIntern
   }
 
   const fleet = createFleet(opts, clock, emit, internals.fleet)
+  // In flight and recent latency per endpoint: the pools' own accounting (src/pool/load.ts).
+  const load = new LoadRegistry()
 
   const config = createConfigSource({
     admin: { ...opts.admin, url: opts.adminUrl },
@@ -196,6 +198,12 @@ export function createLLMRouter(options?: RouterOptions, internals: RouterIntern
     emit: (event, payload) => {
       emit(event, payload)
       fleet.configEvent(event, payload)
+      // New records may add pool members: requests waiting for a slot pick again.
+      if (
+        event === 'config:loaded' ||
+        (event === 'config:refreshed' && (payload as { changed: boolean }).changed)
+      )
+        load.nudge()
     },
     lastGood: fleet.lastGood,
   })
@@ -215,9 +223,8 @@ export function createLLMRouter(options?: RouterOptions, internals: RouterIntern
     probeDispatcher: probeAgent.dispatcher,
     leader: opts.redis === null ? null : storeProbeLeader(fleet.store, fleet.instanceId),
     emit,
+    backInRotation: () => load.nudge(),
   })
-  // In flight and recent latency per endpoint: the pools' own accounting (src/pool/load.ts).
-  const load = new LoadRegistry()
   health.load = load
   // Circuits opened or closed by other instances reach the health view too.
   fleet.attach(config, circuits, (endpoint) => health.circuitChanged(endpoint))
@@ -294,6 +301,10 @@ export function createLLMRouter(options?: RouterOptions, internals: RouterIntern
       opts.redis === null ? null : fleet.store,
     ),
     members: health,
+    currentRoutes: () => {
+      const s = config.current()
+      return s === null ? null : routes(s)
+    },
   }
 
   let closed = false

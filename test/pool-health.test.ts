@@ -372,6 +372,11 @@ describe('drain / undrain', () => {
     admin.setRecords([rec(b.url, 1)])
     await r.refresh()
     expect(r.health().map((m) => m.endpoint)).toEqual([b.url])
+    // drain()'s answer is about the config in use now, even when nothing has read it since the change.
+    admin.setRecords([rec(b.url, 1), rec(a.url, 2)])
+    await r.refresh()
+    expect(r.drain(a.url)).toBe(true)
+    expect(member(r, a.url)).toMatchObject({ state: 'draining', inRotation: false })
   })
 
   it('draining the only member fails the request without connecting', async () => {

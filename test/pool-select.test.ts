@@ -211,6 +211,19 @@ describe('choosing without a session', () => {
     }
   })
 
+  it("reads warmth with the pick's own clock reading (one per pick, not one per member)", () => {
+    const { pool } = poolOf(urls(4).map((u) => ({ endpoint_url: u })))
+    const nows: (number | undefined)[] = []
+    const warm = signals({
+      isWarm: (_endpoint, _model, now) => {
+        nows.push(now)
+        return undefined
+      },
+    })
+    pickMember(input(pool, { signals: warm, now: 12_345 }))
+    expect(nows).toEqual([12_345, 12_345, 12_345, 12_345])
+  })
+
   it('stops favouring a warm member once it holds more than its share of the load', () => {
     const [a, b] = urls(2) as [string, string]
     const { pool, byUrl } = poolOf([{ endpoint_url: a }, { endpoint_url: b }])
@@ -389,9 +402,9 @@ describe('slots and the wait queue', () => {
     b.release()
     // The slot was handed over: a newcomer finds b full.
     expect(b.tryAcquire(1)).toBe(false)
-    expect(await first?.promise).toBe(b)
+    expect(await first?.next()).toBe(b)
     a.release()
-    expect(await second?.promise).toBe(a)
+    expect(await second?.next()).toBe(a)
     expect([a.inFlight, b.inFlight, a.waiting, b.waiting]).toEqual([1, 1, 0, 0])
     // A waiter that gives up after it was granted hands the slot back.
     const third = load.wait([a], [1], 2)
@@ -400,6 +413,30 @@ describe('slots and the wait queue', () => {
     a.release()
     expect(a.inFlight).toBe(0)
     expect(load.inFlight('http://a')).toBe(0)
+  })
+
+  it('a nudge wakes every waiter to pick again; each keeps its place in the queue', async () => {
+    const load = new LoadRegistry()
+    const a = load.member('http://a')
+    expect(a.tryAcquire(1)).toBe(true)
+    const first = load.wait([a], [1], 4)
+    const second = load.wait([a], [1], 4)
+    const pending = [first?.next(), second?.next()]
+    load.nudge()
+    expect(await Promise.all(pending)).toEqual([null, null])
+    expect(a.waiting).toBe(2)
+    // A nudge while nobody is listening is kept for the next next().
+    load.nudge()
+    expect(await first?.next()).toBeNull()
+    a.release()
+    expect(await first?.next()).toBe(a)
+    expect(second?.done).toBe(false)
+    first?.cancel()?.release()
+    expect(await second?.next()).toBe(a)
+    expect([a.inFlight, a.waiting]).toEqual([1, 0])
+    // Done waiters are not nudged.
+    load.nudge()
+    expect(await second?.next()).toBe(a)
   })
 
   it('recent latency is a moving average of successful attempts', () => {

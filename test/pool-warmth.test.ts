@@ -72,6 +72,17 @@ describe('WarmthCache', () => {
     expect(cache.isWarm('http://a', 'phi3:mini')).toBe(true)
   })
 
+  it('a caller that passes `now` sets the TTL check (the clock is not read again)', async () => {
+    const { cache, calls, settle, clock } = setup(1000)
+    cache.isWarm('http://a', 'm')
+    await settle()
+    expect(calls).toHaveLength(1)
+    expect(cache.isWarm('http://a', 'llama3.2', clock.now() + 999)).toBe(true)
+    expect(calls).toHaveLength(1)
+    expect(cache.isWarm('http://a', 'llama3.2', clock.now() + 1000)).toBe(true)
+    expect(calls).toHaveLength(2)
+  })
+
   it('a failed or unusable fetch makes warmth unknown again', async () => {
     const { cache, settle, clock, set } = setup(1000)
     cache.isWarm('http://a', 'm')

@@ -154,6 +154,19 @@ describe('router.embed() on Ollama', () => {
     })
   })
 
+  it("sends the record's keep_alive like generate and chat do; the request's keepAlive or options win", async () => {
+    const s = await ollama()
+    const { router } = makeRouter([rec({ model_name: 'emb', endpoint_url: s.url, keep_alive: '30m' })])
+    await router.embed({ model: 'emb', input: ['a'] })
+    await router.embed({ model: 'emb', input: ['b'], keepAlive: 0 })
+    await router.embed({ model: 'emb', input: ['c'], options: { keep_alive: '1m' } })
+    expect(embedCalls(s).map((r) => (r.body as { keep_alive?: unknown }).keep_alive)).toEqual([
+      '30m',
+      0,
+      '1m',
+    ])
+  })
+
   it('rejects bad input with INVALID_REQUEST before anything is sent', async () => {
     const s = await ollama()
     const { router, sink } = makeRouter([rec({ model_name: 'emb', endpoint_url: s.url })])

@@ -12,7 +12,7 @@ import { createLLMRouter, hasErrorCode, type LLMRouter, type RouterError } from 
 import type { Clock } from '../src/internal/clock.js'
 import { hashString, rendezvousScore } from '../src/pool/affinity.js'
 import { type MemberSignals, NO_MEMBER_SIGNALS } from '../src/pool/signals.js'
-import { type OllamaServer, startOllamaServer } from '../src/testing/index.js'
+import { type OllamaServer, startAdminServer, startOllamaServer } from '../src/testing/index.js'
 import type { MetricRecord } from '../src/types.js'
 import { ManualClock, until } from './helpers/manual-clock.js'
 import { seeded } from './helpers/random.js'
@@ -179,6 +179,78 @@ describe('max_concurrency', () => {
     ac.abort()
     await holder
     expect(metrics.map((m) => m.error_code).sort()).toEqual(['ABORTED', 'ALL_BACKENDS_FAILED', 'POOL_BUSY'])
+  })
+})
+
+describe('a request waiting for a slot', () => {
+  it('is woken when a drained member is undrained, and runs there at once', async () => {
+    const [a, b] = (await ollamas(2)) as [OllamaServer, OllamaServer]
+    await a.setFault('hang')
+    const clock = new ManualClock(Date.now())
+    const { router } = routerFor(
+      [
+        { endpoint_url: a.url, max_concurrency: 1 },
+        { endpoint_url: b.url, max_concurrency: 1 },
+      ],
+      { clock },
+    )
+    await router.resolve('m')
+    router.drain(b.url)
+    const ac = new AbortController()
+    const holder = router.generate({ model: 'm', prompt: 'hold', signal: ac.signal }).catch((e: unknown) => e)
+    await until(() => generated(a).length === 1, 'the held request')
+    const waiting = router.generate({ model: 'm', prompt: 'wait', timeoutMs: 60_000 })
+    await until(() => clock.pendingDelays().includes(60_000), 'the waiting request to arm its deadline')
+    await new Promise((r) => setTimeout(r, 30))
+    expect(generated(b)).toHaveLength(0)
+    // No slot frees on a; b comes back: the waiter picks again (no clock advance: not the deadline).
+    router.undrain(b.url)
+    const r = await waiting
+    expect(r.endpoint).toBe(b.url)
+    expect(r.attempts.map((x) => [x.endpoint, x.code ?? null])).toEqual([
+      [b.url, 'MEMBER_DRAINED'],
+      [b.url, null],
+    ])
+    expect(generated(b)).toHaveLength(1)
+    expect(generated(a)).toHaveLength(1)
+    ac.abort()
+    expect(await holder).toMatchObject({ code: 'ABORTED' })
+  })
+
+  it('is woken when a member joins through an admin change, and runs on it', async () => {
+    const [a, b] = (await ollamas(2)) as [OllamaServer, OllamaServer]
+    await a.setFault('hang')
+    const rec = (url: string, extra: Record<string, unknown> = {}) => ({
+      model_name: 'm',
+      backend_type: 'ollama',
+      endpoint_url: url,
+      enabled: true,
+      priority: 1,
+      ...extra,
+    })
+    const admin = await startAdminServer({ records: [rec(a.url, { max_concurrency: 1 })] })
+    const clock = new ManualClock(Date.now())
+    const router = createLLMRouter({ adminUrl: admin.url, metrics: false }, { clock })
+    routers.push(router)
+    try {
+      const ac = new AbortController()
+      const holder = router
+        .generate({ model: 'm', prompt: 'hold', signal: ac.signal })
+        .catch((e: unknown) => e)
+      await until(() => generated(a).length === 1, 'the held request')
+      const waiting = router.generate({ model: 'm', prompt: 'wait', timeoutMs: 60_000 })
+      await until(() => clock.pendingDelays().includes(60_000), 'the waiting request to arm its deadline')
+      admin.setRecords([rec(a.url, { max_concurrency: 1 }), rec(b.url)])
+      await router.refresh()
+      const r = await waiting
+      expect([r.endpoint, r.attempts.map((x) => x.endpoint)]).toEqual([b.url, [b.url]])
+      expect(generated(a)).toHaveLength(1)
+      ac.abort()
+      expect(await holder).toMatchObject({ code: 'ABORTED' })
+    } finally {
+      await router.close()
+      await admin.stop()
+    }
   })
 })
 

@@ -59,6 +59,8 @@ export interface DispatchCore {
   pins: SessionPins
   /** Member health (drain, probes): skips endpoints out of rotation, counts attempts, hears outcomes. */
   members?: MemberHooks
+  /** The route table of the config in use now (pools: a request waiting for a slot takes joined members). */
+  currentRoutes?(): RouteTable | null
 }
 
 /** Hooks a streaming run passes in; a plain (one-answer) run passes none. */
@@ -504,6 +506,10 @@ class RequestRun<Req extends DispatchRequest, Out, Res extends DispatchResult, D
   get sessionId(): string | undefined {
     return this.req.metadata?.sessionId
   }
+  currentRoutes(): RouteTable | null {
+    return this.core.currentRoutes?.() ?? null
+  }
+
   poolUnable(candidate: Candidate): string | null {
     return this.op.unable(this.req, candidate)
   }

@@ -79,7 +79,13 @@ export function embedBatchOperation(
       const wire: Parameters<EmbedAdapter['encode']>[0] = { inputs: req.inputs }
       if (target.sendModel !== undefined) wire.model = target.sendModel
       if (req.dimensions !== undefined) wire.dimensions = req.dimensions
-      if (req.keepAlive !== undefined) wire.keepAlive = req.keepAlive
+      // The record's keep_alive (Ollama targets only) like generate and chat; the request's own wins.
+      const keepAlive =
+        req.keepAlive ??
+        (req.options?.keep_alive === undefined
+          ? (target.extras?.keep_alive as string | number | undefined)
+          : undefined)
+      if (keepAlive !== undefined) wire.keepAlive = keepAlive
       if (req.options !== undefined) wire.options = req.options
       return embedAdapter(target.kind).encode(wire)
     },

@@ -42,6 +42,8 @@ export interface HealthMonitorOptions {
   /** A fleet (Redis): one instance probes each endpoint and the others read its results. */
   leader?: ProbeLeader | null
   emit<K extends keyof RouterEvents>(event: K, payload: RouterEvents[K]): void
+  /** A member came back into rotation (undrained, a probe passed): requests waiting for a slot pick again. */
+  backInRotation?(): void
 }
 
 /** What the dispatcher calls around each attempt (DispatchCore.members). */
@@ -125,11 +127,11 @@ export class HealthMonitor implements MemberSignals, MemberHooks {
     return this.#members.get(endpoint)?.probe !== 'down'
   }
 
-  isWarm(endpoint: string, model: string): boolean | undefined {
+  isWarm(endpoint: string, model: string, now?: number): boolean | undefined {
     const m = this.#members.get(endpoint)
     if (this.#warmth === null || m === undefined || m.kind !== 'ollama') return undefined
     if (!m.pooled && this.o.healthCheck === null) return undefined
-    return this.#warmth.isWarm(endpoint, model)
+    return this.#warmth.isWarm(endpoint, model, now)
   }
 
   reportOutcome(endpoint: string, ok: boolean): void {
@@ -321,6 +323,7 @@ export class HealthMonitor implements MemberSignals, MemberHooks {
         if (m.probe === 'down') {
           m.probe = 'recovering'
           m.probeReason = null
+          this.o.backInRotation?.()
         } else if (m.probe === 'unknown') m.probe = 'up'
         // In the background: the next probe is scheduled now, whatever /api/ps does.
         if (m.kind === 'ollama' && this.#warmth !== null) void this.#warmth.refreshIfStale(m.endpoint)
@@ -362,6 +365,8 @@ export class HealthMonitor implements MemberSignals, MemberHooks {
    */
   drain(endpoint: string): boolean {
     const key = this.#key(endpoint, 'drain')
+    // `known` is about the config in use now, not the table the monitor saw last.
+    this.sync(this.o.currentTable())
     const m = this.#members.get(key)
     if (!this.#drained.has(key)) {
       this.#drained.set(key, this.o.clock.now())
@@ -382,6 +387,7 @@ export class HealthMonitor implements MemberSignals, MemberHooks {
     const m = this.#members.get(key)
     if (m !== undefined) this.#touch(m)
     this.o.emit('member:undrained', { endpoint: key })
+    this.o.backInRotation?.()
     return true
   }
 

@@ -13,22 +13,44 @@ import type { MemberLoad } from './signals.js'
 /** Weight of the newest sample in the latency average: about the last ten answers count. */
 const LATENCY_ALPHA = 0.2
 
-/** A request waiting for a slot on any of several full members. */
+/**
+ * A request waiting for a slot on any of several full members. Besides a freed slot it can be
+ * nudged (`LoadRegistry.nudge()`: a member came back into rotation or joined the pool), so the
+ * request picks again; it keeps its place in the queues if it goes on waiting.
+ */
 export class SlotWaiter {
   /** Set when a slot was handed over (the member's `inFlight` already counts it). */
   granted: MemberState | null = null
   done = false
-  readonly promise: Promise<MemberState>
-  private resolve!: (state: MemberState) => void
+  private pending: ((state: MemberState | null) => void) | null = null
+  private nudged = false
 
   constructor(
     readonly states: readonly MemberState[],
     /** `limits[i]` is the slot count of `states[i]` for this request's record. */
     readonly limits: readonly number[],
-  ) {
-    this.promise = new Promise((resolve) => {
-      this.resolve = resolve
+    private readonly live: Set<SlotWaiter>,
+  ) {}
+
+  /** The next event: the state whose slot it was granted (held), or null when nudged (pick again). */
+  next(): Promise<MemberState | null> {
+    if (this.granted !== null) return Promise.resolve(this.granted)
+    if (this.nudged) {
+      this.nudged = false
+      return Promise.resolve(null)
+    }
+    return new Promise((resolve) => {
+      this.pending = resolve
     })
+  }
+
+  /** The pool may have a new option: the pending `next()` resolves with null. */
+  nudge(): void {
+    if (this.done) return
+    const pending = this.pending
+    this.pending = null
+    if (pending === null) this.nudged = true
+    else pending(null)
   }
 
   /** Takes a slot just freed on `state` if this waiter may use it. */
@@ -39,7 +61,9 @@ export class SlotWaiter {
     state.inFlight++
     this.granted = state
     this.finish()
-    this.resolve(state)
+    const pending = this.pending
+    this.pending = null
+    pending?.(state)
     return true
   }
 
@@ -51,6 +75,7 @@ export class SlotWaiter {
 
   private finish(): void {
     this.done = true
+    this.live.delete(this)
     for (const s of this.states) s.waiting--
   }
 }
@@ -106,6 +131,8 @@ export class MemberState {
 /** The router's per-endpoint load, shared by every route table it compiles. */
 export class LoadRegistry implements MemberLoad {
   private readonly members = new Map<string, MemberState>()
+  /** Requests waiting for a slot now. */
+  private readonly waiters = new Set<SlotWaiter>()
 
   /** The endpoint's state (created on first use; endpoints come from the config, so the map is bounded by it). */
   member(endpoint: string): MemberState {
@@ -132,8 +159,17 @@ export class LoadRegistry implements MemberLoad {
    */
   wait(states: readonly MemberState[], limits: readonly number[], maxQueued: number): SlotWaiter | null {
     for (const s of states) if (s.waiting >= maxQueued) return null
-    const waiter = new SlotWaiter(states, limits)
+    const waiter = new SlotWaiter(states, limits, this.waiters)
     for (const s of states) s.enqueue(waiter)
+    this.waiters.add(waiter)
     return waiter
+  }
+
+  /**
+   * A member came back into rotation (undrain, a probe passed) or the config changed (a member may have
+   * joined): every waiting request picks again, and waits on in its place when nothing is free.
+   */
+  nudge(): void {
+    for (const w of [...this.waiters]) w.nudge()
   }
 }

@@ -152,7 +152,7 @@ export function pickMember(input: PickInput): Pick {
   if (choices.length > 1) {
     const warmOnes: PoolMember[] = []
     for (const m of choices) {
-      if (signals.isWarm(m.endpoint, m.warmModel) === true && !overCap(m)) warmOnes.push(m)
+      if (signals.isWarm(m.endpoint, m.warmModel, input.now) === true && !overCap(m)) warmOnes.push(m)
     }
     if (warmOnes.length > 0 && warmOnes.length < choices.length) {
       choices = warmOnes

@@ -8,8 +8,11 @@
 export interface MemberSignals {
   /** False when the member is out of rotation (probes failing, drained). Selection skips it. */
   inRotation(endpoint: string): boolean
-  /** True: `model` is loaded there; false: known not loaded; undefined: not known (no probe data). */
-  isWarm(endpoint: string, model: string): boolean | undefined
+  /**
+   * True: `model` is loaded there; false: known not loaded; undefined: not known (no probe data).
+   * `now` (epoch ms): the pick's clock reading, so a pick reads the clock once, not once per member.
+   */
+  isWarm(endpoint: string, model: string, now?: number): boolean | undefined
   /** Outcome of a real request to the member, so a member back from probes re-enters after one success. */
   reportOutcome(endpoint: string, ok: boolean): void
 }

@@ -10,13 +10,13 @@
  * its move after a failure); an overflow or a queued slot elsewhere leaves the pin where it was.
  */
 import type { RequestControl } from '../dispatch/attempt.js'
-import type { Candidate } from '../dispatch/routes.js'
+import type { Candidate, RouteTable } from '../dispatch/routes.js'
 import { ErrorCode, RouterError } from '../errors.js'
 import type { Clock } from '../internal/clock.js'
 import type { BackendKind } from '../types.js'
 import { hashString, type SessionPins } from './affinity.js'
 import { bindPool } from './groups.js'
-import type { LoadRegistry } from './load.js'
+import type { LoadRegistry, MemberState, SlotWaiter } from './load.js'
 import { type PickReason, type Pool, type PoolMember, pickMember, type SkipCode } from './select.js'
 import type { MemberSignals } from './signals.js'
 
@@ -33,6 +33,8 @@ export interface PoolHost<Res> {
   readonly control: RequestControl
   readonly model: string | undefined
   readonly sessionId: string | undefined
+  /** The route table of the config in use now (a waiting request takes members that joined), or null. */
+  currentRoutes(): RouteTable | null
   /** Why the operation cannot use this candidate (capabilities), or null. */
   poolUnable(candidate: Candidate): string | null
   /** Lists a candidate the operation cannot use in the attempts. */
@@ -48,28 +50,42 @@ export interface PoolHost<Res> {
 }
 
 export async function walkPool<Res>(
-  pool: Pool,
+  first: Pool,
   promptTokens: number,
   host: PoolHost<Res>,
 ): Promise<Res | null> {
+  let pool = first
   bindPool(pool, host.load)
-  const tried: PoolMember[] = []
-  const listed: PoolMember[] = []
-  for (const m of pool.members) {
-    const why = host.poolUnable(m.candidate)
-    if (why !== null) {
-      host.poolSkipUnable(m.candidate, why)
-      tried.push(m)
+  let tried: PoolMember[] = []
+  let listed: PoolMember[] = []
+  const checkUnable = (members: readonly PoolMember[]) => {
+    for (const m of members) {
+      const why = host.poolUnable(m.candidate)
+      if (why !== null) {
+        host.poolSkipUnable(m.candidate, why)
+        tried.push(m)
+      }
     }
   }
+  checkUnable(pool.members)
   const sessionId = host.sessionId
   const sessionHash = sessionId === undefined ? null : hashString(sessionId)
   // A fleet shares pins: a session new to this instance may have been placed by another one (one
   // store read, only on a local miss; the loop below then finds it locally).
   if (sessionId !== undefined && host.pins.shared !== null)
     await host.pins.recall(pool.key, sessionId, host.clock.now())
+  // While every member is full: the request's place in the queues, kept across nudges.
+  let queued: SlotWaiter | null = null
+  let queuedSince = 0
+  const leaveQueue = () => {
+    queued?.cancel()?.release()
+    queued = null
+  }
   for (;;) {
-    if (host.control.stopped) throw host.poolStopped(pool.members[0] as PoolMember)
+    if (host.control.stopped) {
+      leaveQueue()
+      throw host.poolStopped(pool.members[0] as PoolMember)
+    }
     const now = host.clock.now()
     const pick = pickMember({
       pool,
@@ -95,13 +111,44 @@ export async function walkPool<Res>(
     }
     let member = pick.member
     let reason = pick.reason
-    if (member !== null) member.state.inFlight++
-    else if (pick.full.length > 0) {
-      member = await waitForSlot(pick.full, host)
-      reason = 'queued'
-      if (member === null) {
-        for (const m of pick.full) host.poolNote(m, queueFull(m, host.maxQueued))
+    if (member !== null) {
+      leaveQueue()
+      member.state.inFlight++
+    } else if (pick.full.length > 0) {
+      const states = pick.full.map((m) => m.state)
+      if (queued === null || !sameStates(queued.states, states)) {
+        leaveQueue()
+        queued = host.load.wait(
+          states,
+          pick.full.map((m) => m.limit),
+          host.maxQueued,
+        )
+        if (queued === null) {
+          for (const m of pick.full) host.poolNote(m, queueFull(m, host.maxQueued))
+          return null
+        }
+        if (queuedSince === 0) queuedSince = host.clock.now()
       }
+      const state = await waitForSlot(queued, pick.full, queuedSince, host)
+      if (state === null) {
+        // Nudged: a member came back into rotation or the config changed. Pick again, among the
+        // members of the config in use now (a joined member is one of them).
+        const now = currentPool(host.currentRoutes(), pool)
+        if (now !== pool) {
+          bindPool(now, host.load)
+          const known = new Set(pool.members.map((m) => m.endpoint))
+          const triedAt = new Set(tried.map((m) => m.endpoint))
+          const listedAt = new Set(listed.map((m) => m.endpoint))
+          tried = now.members.filter((m) => triedAt.has(m.endpoint))
+          listed = now.members.filter((m) => listedAt.has(m.endpoint))
+          checkUnable(now.members.filter((m) => !known.has(m.endpoint)))
+          pool = now
+        }
+        continue
+      }
+      queued = null
+      member = pick.full.find((m) => m.state === state) as PoolMember
+      reason = 'queued'
     }
     if (member === null) return null
     tried.push(member)
@@ -119,18 +166,30 @@ export async function walkPool<Res>(
   }
 }
 
-/** Waits for the first slot on any of `full`; null when their queue is full. Holds the slot it returns. */
-async function waitForSlot<Res>(full: PoolMember[], host: PoolHost<Res>): Promise<PoolMember | null> {
-  const waiter = host.load.wait(
-    full.map((m) => m.state),
-    full.map((m) => m.limit),
-    host.maxQueued,
-  )
-  if (waiter === null) return null
-  const startedAt = host.clock.now()
+function sameStates(a: readonly unknown[], b: readonly unknown[]): boolean {
+  return a.length === b.length && a.every((s) => b.includes(s))
+}
+
+/** The pool of the same model and priority in `table` (the config in use), or `pool` when it has none. */
+function currentPool(table: RouteTable | null, pool: Pool): Pool {
+  const model = pool.members[0]?.candidate.model
+  if (table === null || model === undefined) return pool
+  for (const c of table.byModel.get(model) ?? []) if (c.pool?.key === pool.key) return c.pool
+  return pool
+}
+
+/**
+ * Waits on `waiter` (queued on every member of `full`): the state whose slot it now holds, or null
+ * when nudged (it stays queued). On deadline, abort or close it leaves the queue and throws.
+ */
+async function waitForSlot<Res>(
+  waiter: SlotWaiter,
+  full: PoolMember[],
+  startedAt: number,
+  host: PoolHost<Res>,
+): Promise<MemberState | null> {
   try {
-    const state = await host.control.wait(waiter.promise)
-    return full.find((m) => m.state === state) as PoolMember
+    return await host.control.wait(waiter.next())
   } catch (caught) {
     waiter.cancel()?.release()
     const stopped = host.control.stopped

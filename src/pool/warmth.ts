@@ -25,9 +25,9 @@ export class WarmthCache {
   ) {}
 
   /** True/false from the last `/api/ps` of `endpoint`; undefined when none is known. May start a background refresh. */
-  isWarm(endpoint: string, model: string): boolean | undefined {
+  isWarm(endpoint: string, model: string, now: number = this.clock.now()): boolean | undefined {
     const entry = this.#entries.get(endpoint)
-    if (entry === undefined || this.clock.now() - entry.fetchedAt >= this.ttlMs) this.refresh(endpoint)
+    if (entry === undefined || now - entry.fetchedAt >= this.ttlMs) this.refresh(endpoint)
     const models = entry?.models
     if (models === null || models === undefined) return undefined
     return models.has(ollamaTagged(model))
