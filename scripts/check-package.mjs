@@ -14,8 +14,9 @@ import { findOldNode } from './lib/old-node.mjs'
 const root = resolve(import.meta.dirname, '..')
 const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8'))
 // The goal is 15 kB (issue 16). The CI budget is the current size plus a little headroom, so growth is caught
-// (see README, Performance): 28.0 kB after issues 10-11 and the ./sinks split, budget 28.5 kB.
-const SIZE_BUDGET = 28.5 * 1024
+// (see README, Performance): 28.0 kB after issues 10-11 and the ./sinks split (budget 28.5 kB); 58.0 kB after
+// chat, embeddings, the other admin schemas, pools, member health, limits and the fleet store (issues 12-15).
+const SIZE_BUDGET = 60 * 1024
 const run = (cmd, args, opts = {}) => execFileSync(cmd, args, { stdio: 'inherit', cwd: root, ...opts })
 const npmInstall = (cwd, specs) =>
   run('npm', ['install', '--no-audit', '--no-fund', '--loglevel=error', ...specs], { cwd })
