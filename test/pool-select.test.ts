@@ -224,6 +224,21 @@ describe('choosing without a session', () => {
     expect(nows).toEqual([12_345, 12_345, 12_345, 12_345])
   })
 
+  it('asks warmth for the tagged name /api/ps lists, tagged once when the pool is compiled', () => {
+    const [a, b] = urls(2) as [string, string]
+    const { pool } = poolOf([{ endpoint_url: a }, { endpoint_url: b, backend_model: 'llama3.2:3b' }])
+    expect(pool.members.map((m) => m.warmModel)).toEqual(['m:latest', 'llama3.2:3b'])
+    const asked: string[] = []
+    const warm = signals({
+      isWarm: (_endpoint, model) => {
+        asked.push(model)
+        return undefined
+      },
+    })
+    pickMember(input(pool, { signals: warm }))
+    expect(asked).toEqual(['m:latest', 'llama3.2:3b'])
+  })
+
   it('stops favouring a warm member once it holds more than its share of the load', () => {
     const [a, b] = urls(2) as [string, string]
     const { pool, byUrl } = poolOf([{ endpoint_url: a }, { endpoint_url: b }])

@@ -1,10 +1,12 @@
 /**
  * The store contract: the in-memory store and the Redis store (against a real redis-server) give the
  * same answers to the same calls. Time is passed in, so windows and leases move without sleeping.
+ * Last, the resilient wrapper's handling of an admission that answers after its budget.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { MemoryStore } from '../src/store/memory.js'
 import { RedisStore } from '../src/store/redis.js'
+import { ResilientStore } from '../src/store/resilient.js'
 import type { Limits, Store, StoreMessage } from '../src/store/types.js'
 import { ManualClock } from './helpers/manual-clock.js'
 import { type RedisServer, redisAvailable, startRedis } from './helpers/redis-server.js'
@@ -279,5 +281,69 @@ describe.each(kinds)('store contract: %s', (kind, fixture) => {
     )
     expect(all.filter((r) => r.ok).length).toBe(2)
     expect(await store.inFlight('hot2', T0)).toBe(2)
+  })
+})
+
+describe('resilient store: an admission that answers after its budget', () => {
+  /** A shared store whose admissions answer only when the test says so; records its settlements. */
+  function slowShared() {
+    const answers: ((r: { ok: true } | { ok: false; limit: 'requests'; retryAfterMs: number }) => void)[] = []
+    const settled: { id: string; used: number; estimate: number }[] = []
+    const shared: Store = {
+      kind: 'redis',
+      admit: () => new Promise((resolve) => answers.push(resolve)),
+      settle: async (input) => {
+        settled.push({ id: input.id, used: input.used, estimate: input.estimate })
+      },
+      renew: async () => {},
+      inFlight: async () => 0,
+      set: async () => true,
+      get: async () => null,
+      delete: async () => {},
+      publish: async () => {},
+      subscribe: () => () => {},
+      close: async () => {},
+    }
+    return { shared, answers, settled }
+  }
+  const input = (id: string) => ({
+    key: 'ep',
+    id,
+    now: T0,
+    limits: { ...none, concurrency: 1 },
+    tokens: 30,
+    windowMs: 1000,
+    leaseTtlMs: 5000,
+  })
+
+  it('is admitted locally, and a late admission in Redis is released there at once; the local lease settles locally', async () => {
+    const { shared, answers, settled } = slowShared()
+    const fallbacks: string[] = []
+    const store = new ResilientStore(shared, 20, {
+      fallback: (_e, op) => fallbacks.push(op),
+      rejoined: () => {},
+    })
+    expect(await store.admit(input('a'))).toEqual({ ok: true })
+    expect(fallbacks).toEqual(['admit'])
+    expect(await store.local.inFlight('ep', T0)).toBe(1)
+    // Redis admits it after all: that lease is given back with nothing used.
+    answers[0]?.({ ok: true })
+    await new Promise((r) => setTimeout(r, 0))
+    expect(settled).toEqual([{ id: 'a', used: 0, estimate: 30 }])
+    // The request's own settlement goes where it was admitted (local), never to Redis.
+    await store.settle({ key: 'ep', id: 'a', now: T0 + 5, limits: input('a').limits, estimate: 30, used: 12 })
+    expect(await store.local.inFlight('ep', T0 + 5)).toBe(0)
+    expect(settled).toHaveLength(1)
+    await store.close()
+  })
+
+  it('a late refusal releases nothing', async () => {
+    const { shared, answers, settled } = slowShared()
+    const store = new ResilientStore(shared, 20, { fallback: () => {}, rejoined: () => {} })
+    expect((await store.admit(input('b'))).ok).toBe(true)
+    answers[0]?.({ ok: false, limit: 'requests', retryAfterMs: 100 })
+    await new Promise((r) => setTimeout(r, 0))
+    expect(settled).toEqual([])
+    await store.close()
   })
 })

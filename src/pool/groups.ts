@@ -7,6 +7,7 @@ import type { Candidate } from '../dispatch/routes.js'
 import type { BackendRecord } from '../types.js'
 import { hashString } from './affinity.js'
 import { type LoadRegistry, MemberState } from './load.js'
+import { ollamaTagged } from './probe.js'
 import type { Pool, PoolMember } from './select.js'
 
 /** Placeholder until the pool is bound to a router's load registry (`bindPool`). */
@@ -32,7 +33,8 @@ function memberOf(candidate: Candidate): PoolMember {
     weight: candidate.record.weight ?? 1,
     limit: candidate.record.max_concurrency ?? Number.POSITIVE_INFINITY,
     contextLength: candidate.record.context_length ?? null,
-    warmModel: first?.sendModel ?? candidate.model,
+    // Tagged once here: /api/ps lists tagged names, and a pick checks every member's.
+    warmModel: ollamaTagged(first?.sendModel ?? candidate.model),
     circuit: first?.circuit ?? null,
     hash: hashString(endpoint),
   }

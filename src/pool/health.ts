@@ -103,15 +103,14 @@ export class HealthMonitor implements MemberSignals, MemberHooks {
   readonly #drained = new Map<string, number>()
   readonly #warmth: WarmthCache | null
   readonly #abort = new AbortController()
-  readonly #inFlight = new Map<string, number>()
   #table: RouteTable | null = null
   #wildcards = 0
   #closed = false
-  /** What `health()` reads for load. The router sets the pools' LoadRegistry; the default counts attempts (started/ended). */
-  load: MemberLoad = {
-    inFlight: (endpoint) => this.#inFlight.get(endpoint) ?? 0,
-    recentLatencyMs: () => null,
-  }
+  /**
+   * What `health()` reads for load: the router sets its LoadRegistry, which already counts every
+   * attempt (the dispatcher holds a slot there around each one), so nothing here counts them again.
+   */
+  load: MemberLoad = { inFlight: () => 0, recentLatencyMs: () => null }
 
   constructor(private readonly o: HealthMonitorOptions) {
     this.#warmth =
@@ -173,14 +172,10 @@ export class HealthMonitor implements MemberSignals, MemberHooks {
     return null
   }
 
-  started(endpoint: string): void {
-    this.#inFlight.set(endpoint, (this.#inFlight.get(endpoint) ?? 0) + 1)
-  }
+  /** Nothing to do: the in-flight count is the load registry's (see `load`). */
+  started(_endpoint: string): void {}
 
   ended(endpoint: string, ok: boolean | null): void {
-    const n = (this.#inFlight.get(endpoint) ?? 1) - 1
-    if (n <= 0) this.#inFlight.delete(endpoint)
-    else this.#inFlight.set(endpoint, n)
     if (ok !== null) this.reportOutcome(endpoint, ok)
   }
 

@@ -61,7 +61,7 @@ export interface PoolMember {
   /** `max_concurrency`, or Infinity. */
   limit: number
   contextLength: number | null
-  /** Model name the server knows (for warmth). */
+  /** Model name the server knows, tagged as /api/ps lists it (`m` -> `m:latest`), for warmth. */
   warmModel: string
   circuit: Circuit | null
   /** Hash of the endpoint, for rendezvous. */

@@ -47,9 +47,18 @@ export interface Fleet {
   close(): Promise<void>
 }
 
+/** Each snapshot's version, hashed once: every notice from another instance asks for the current one. */
+const versions = new WeakMap<object, string>()
+
 const versionOf = (config: ConfigSource): string | null => {
   const current = config.current()
-  return current === null ? null : createHash('sha1').update(contentKey(current.allRecords)).digest('hex')
+  if (current === null) return null
+  let version = versions.get(current)
+  if (version === undefined) {
+    version = createHash('sha1').update(contentKey(current.allRecords)).digest('hex')
+    versions.set(current, version)
+  }
+  return version
 }
 
 export function createFleet(

@@ -157,8 +157,8 @@ export class RedisStore implements Store {
     return [`${base}:leases`, `${base}:window`, `${base}:tokens`, budgetKey]
   }
 
-  private budgetKey(key: string, now: number, periodMs: number): string {
-    return `${this.options.prefix}{${key}}:budget:${budgetPeriod(now, periodMs)}`
+  private budgetKey(key: string, period: number): string {
+    return `${this.options.prefix}{${key}}:budget:${period}`
   }
 
   private async run(name: keyof typeof SCRIPTS, keys: string[], args: string[]): Promise<unknown> {
@@ -189,8 +189,8 @@ export class RedisStore implements Store {
   async admit(input: AdmitInput): Promise<AdmitResult> {
     const { limits, now } = input
     const n = (v: number | null) => String(v ?? -1)
-    const budgetKey = this.budgetKey(input.key, now, limits.budgetPeriodMs)
     const period = budgetPeriod(now, limits.budgetPeriodMs)
+    const budgetKey = this.budgetKey(input.key, period)
     const reply = (await this.run('admit', this.keys(input.key, budgetKey), [
       String(now),
       input.id,
