@@ -290,6 +290,7 @@ class ChatSseDecoder extends SseDecoder<ChatOutput, ChatDelta> {
     choice: JsonObject,
     onDelta: OnDelta,
   ): void {
+    const reason = choice.finish_reason
     const delta = isObject(choice.delta) ? choice.delta : undefined
     if (delta !== undefined) {
       const content = text(delta, 'content')
@@ -305,7 +306,6 @@ class ChatSseDecoder extends SseDecoder<ChatOutput, ChatDelta> {
         if (reasoning.length > 0) out.reasoning = reasoning
         onDelta(out)
       }
-      const reason = choice.finish_reason
       if (
         event === '' &&
         content.length > 0 &&
@@ -318,7 +318,6 @@ class ChatSseDecoder extends SseDecoder<ChatOutput, ChatDelta> {
         this.shape?.learn(data, content)
       }
     }
-    const reason = choice.finish_reason
     if (typeof reason === 'string' && reason.length > 0) {
       this.doneReason = reason
       this.sawFinish = true
