@@ -37,6 +37,19 @@ const joined = (deltas: ChatDelta[]) => ({
   toolCalls: deltas.flatMap((d) => d.toolCalls ?? []),
 })
 
+/** WIRE's tools as both dialects send them. */
+const WIRE_TOOLS = [
+  {
+    type: 'function',
+    function: {
+      name: 'get_weather',
+      description: 'Current weather',
+      parameters: { type: 'object', properties: { city: { type: 'string' } } },
+    },
+  },
+  { type: 'function', function: { name: 'get_time', parameters: { type: 'object', properties: {} } } },
+]
+
 const WIRE: ChatWire = {
   model: 'qwen3',
   messages: [
@@ -178,17 +191,7 @@ describe('ollamaChatAdapter encode', () => {
         },
         { role: 'tool', content: '{"temp":21}', tool_name: 'get_weather', tool_call_id: 'call_1' },
       ],
-      tools: [
-        {
-          type: 'function',
-          function: {
-            name: 'get_weather',
-            description: 'Current weather',
-            parameters: { type: 'object', properties: { city: { type: 'string' } } },
-          },
-        },
-        { type: 'function', function: { name: 'get_time', parameters: { type: 'object', properties: {} } } },
-      ],
+      tools: WIRE_TOOLS,
       format: { type: 'object' },
       think: true,
       keep_alive: '10m',
@@ -341,17 +344,7 @@ describe('openaiChatAdapter encode', () => {
       stop: ['###'],
       stream: true,
       stream_options: { include_usage: true },
-      tools: [
-        {
-          type: 'function',
-          function: {
-            name: 'get_weather',
-            description: 'Current weather',
-            parameters: { type: 'object', properties: { city: { type: 'string' } } },
-          },
-        },
-        { type: 'function', function: { name: 'get_time', parameters: { type: 'object', properties: {} } } },
-      ],
+      tools: WIRE_TOOLS,
       response_format: {
         type: 'json_schema',
         json_schema: { name: 'Weather', schema: { title: 'Weather', type: 'object' } },

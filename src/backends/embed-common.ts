@@ -4,7 +4,7 @@
  */
 import { ErrorCode } from '../errors.js'
 import type { BackendKind } from '../types.js'
-import { malformed, preview } from './common.js'
+import { errorMessage, malformed, preview } from './common.js'
 
 /**
  * A vector as the server sent it: an array of finite numbers, or (OpenAI `encoding_format: "base64"`)
@@ -65,12 +65,15 @@ const CANNOT_EMBED = /does not support embeddings|does not support embeddings ap
  *   missing (`{"error":"model 'x' not found"}`) and keeps its usual MODEL_NOT_FOUND;
  * - 400 whose message says so (vLLM serving a generation model: "The model does not support Embeddings API").
  */
-export function embedStatusCode(status: number, body: string, message: string): ErrorCode | undefined {
+export function embedStatusCode(status: number, body: string): ErrorCode | undefined {
   if (status === 501) return ErrorCode.UNSUPPORTED_OPERATION
   if (status === 404) {
     const first = body.trimStart().charCodeAt(0)
     return first === 0x7b /* { */ ? undefined : ErrorCode.UNSUPPORTED_OPERATION
   }
-  if ((status === 400 || status === 500) && CANNOT_EMBED.test(message)) return ErrorCode.UNSUPPORTED_OPERATION
+  // The body's message is read (a JSON parse) only for the statuses whose meaning depends on it.
+  if ((status === 400 || status === 500) && CANNOT_EMBED.test(errorMessage(status, body))) {
+    return ErrorCode.UNSUPPORTED_OPERATION
+  }
   return undefined
 }

@@ -85,5 +85,5 @@ export const ollamaEmbedAdapter: EmbedAdapter = {
   encode,
   decode,
   errorMessage,
-  statusCode: (status, body) => embedStatusCode(status, body, errorMessage(status, body)),
+  statusCode: embedStatusCode,
 }

@@ -48,10 +48,10 @@ import {
   streamError,
 } from './common.js'
 import { FrameShape } from './fast-frame.js'
-import { isErrorPayload } from './openai.js'
-import { SseDecoder } from './sse.js'
+import { isErrorPayload, SseDecoder } from './sse.js'
 
 const LABEL = 'OpenAI-compatible backend'
+const STREAM = `${LABEL} chat stream`
 
 /** Keys the chat adapter controls; the same keys in `options.openai` are ignored. */
 const RESERVED = new Set(['model', 'messages', 'stream', 'stream_options'])
@@ -243,31 +243,7 @@ class ChatSseDecoder extends SseDecoder<ChatOutput, ChatDelta> {
         return
       }
     }
-    let parsed: unknown
-    try {
-      parsed = JSON.parse(data)
-    } catch (cause) {
-      if (this.atEnd) {
-        throw streamError(
-          'mlx',
-          `${LABEL} chat stream ended in the middle of an event; ${this.delivered} characters delivered`,
-          this.delivered,
-          cause,
-        )
-      }
-      if (event === 'error') throw this.errorFrame(data)
-      throw malformed(
-        'mlx',
-        `${LABEL} chat stream event is not JSON: ${preview(data)}; check that the endpoint serves /v1/chat/completions`,
-        cause,
-      )
-    }
-    if (!isObject(parsed)) {
-      if (event === 'error') throw this.errorFrame(parsed)
-      throw malformed('mlx', `${LABEL} chat stream event is not a JSON object: ${preview(data)}`)
-    }
-    if (event === 'error') throw this.errorFrame(parsed)
-    if (isErrorPayload(parsed)) throw this.errorFrame(parsed.error ?? parsed)
+    const parsed = this.parseEvent(data, event, 'mlx', STREAM, '/v1/chat/completions', this.delivered)
     const choices = parsed.choices
     const choice = Array.isArray(choices) ? choices[0] : undefined
     if (isObject(choice)) this.onChoice(data, event, parsed, choice, onDelta)
@@ -290,6 +266,7 @@ class ChatSseDecoder extends SseDecoder<ChatOutput, ChatDelta> {
     choice: JsonObject,
     onDelta: OnDelta,
   ): void {
+    const reason = choice.finish_reason
     const delta = isObject(choice.delta) ? choice.delta : undefined
     if (delta !== undefined) {
       const content = text(delta, 'content')
@@ -305,7 +282,6 @@ class ChatSseDecoder extends SseDecoder<ChatOutput, ChatDelta> {
         if (reasoning.length > 0) out.reasoning = reasoning
         onDelta(out)
       }
-      const reason = choice.finish_reason
       if (
         event === '' &&
         content.length > 0 &&
@@ -318,7 +294,6 @@ class ChatSseDecoder extends SseDecoder<ChatOutput, ChatDelta> {
         this.shape?.learn(data, content)
       }
     }
-    const reason = choice.finish_reason
     if (typeof reason === 'string' && reason.length > 0) {
       this.doneReason = reason
       this.sawFinish = true

@@ -88,5 +88,5 @@ export const openaiEmbedAdapter: EmbedAdapter = {
   encode,
   decode,
   errorMessage,
-  statusCode: (status, body) => embedStatusCode(status, body, errorMessage(status, body)),
+  statusCode: embedStatusCode,
 }

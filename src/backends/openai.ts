@@ -40,10 +40,11 @@ import {
   streamError,
 } from './common.js'
 import { FrameShape, ShapeMemo } from './fast-frame.js'
-import { SseDecoder } from './sse.js'
+import { isErrorPayload, SseDecoder } from './sse.js'
 import type { BackendAdapter, BackendOutput, StreamDecoder, WireRequest } from './types.js'
 
 const LABEL = 'OpenAI-compatible backend'
+const STREAM = `${LABEL} stream`
 
 /** Keys the adapter controls; the same keys in caller extras are ignored. */
 export const OPENAI_RESERVED_FIELDS: ReadonlySet<string> = new Set([
@@ -75,10 +76,6 @@ function encode(request: WireRequest): string {
     }
   }
   return JSON.stringify(body)
-}
-
-export function isErrorPayload(object: JsonObject): boolean {
-  return (object.error !== undefined && object.error !== null) || object.object === 'error'
 }
 
 function decode(body: string): BackendOutput {
@@ -150,31 +147,7 @@ class SseStreamDecoder extends SseDecoder<BackendOutput, string> {
         return
       }
     }
-    let parsed: unknown
-    try {
-      parsed = JSON.parse(data)
-    } catch (cause) {
-      if (this.atEnd) {
-        throw streamError(
-          'mlx',
-          `${LABEL} stream ended in the middle of an event; ${this.text.length} characters delivered`,
-          this.text.length,
-          cause,
-        )
-      }
-      if (event === 'error') throw this.errorFrame(data)
-      throw malformed(
-        'mlx',
-        `${LABEL} stream event is not JSON: ${preview(data)}; check that the endpoint serves /v1/completions`,
-        cause,
-      )
-    }
-    if (!isObject(parsed)) {
-      if (event === 'error') throw this.errorFrame(parsed)
-      throw malformed('mlx', `${LABEL} stream event is not a JSON object: ${preview(data)}`)
-    }
-    if (event === 'error') throw this.errorFrame(parsed)
-    if (isErrorPayload(parsed)) throw this.errorFrame(parsed.error ?? parsed)
+    const parsed = this.parseEvent(data, event, 'mlx', STREAM, '/v1/completions', this.text.length)
     const choices = parsed.choices
     if (Array.isArray(choices) && choices.length > 0) {
       const choice = choices[0]

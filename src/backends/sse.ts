@@ -5,6 +5,8 @@
  * are joined with `\n`; an event is dispatched on its blank line. An `error:` field line (llama.cpp) is
  * handed to `errorFrame`. Subclasses read the events.
  */
+import type { BackendKind } from '../types.js'
+import { isObject, type JsonObject, malformed, preview, streamError } from './common.js'
 import { LineDecoder } from './lines.js'
 import type { BackendOutput } from './types.js'
 
@@ -19,6 +21,50 @@ export abstract class SseDecoder<Out = BackendOutput, Delta = string> extends Li
   protected abstract dispatch(data: string, event: string, onDelta: OnDelta<Delta>): void
   /** The error to throw for an error payload found in the stream. */
   protected abstract errorFrame(payload: unknown): Error
+
+  /**
+   * One event's data as a JSON object (not `[DONE]`, which the subclass handles). Throws STREAM_ERROR for
+   * an event cut off by the end of the body, the subclass's errorFrame for an `event: error` event or an
+   * error payload (`error`, or older vLLM's `"object":"error"`), MALFORMED_RESPONSE for anything else.
+   * @param stream what the messages call the stream, e.g. `OpenAI-compatible backend chat stream`
+   * @param route the path to check the endpoint serves, named in the not-JSON message
+   * @param delivered characters handed out so far
+   */
+  protected parseEvent(
+    data: string,
+    event: string,
+    backend: BackendKind,
+    stream: string,
+    route: string,
+    delivered: number,
+  ): JsonObject {
+    let parsed: unknown
+    try {
+      parsed = JSON.parse(data)
+    } catch (cause) {
+      if (this.atEnd) {
+        throw streamError(
+          backend,
+          `${stream} ended in the middle of an event; ${delivered} characters delivered`,
+          delivered,
+          cause,
+        )
+      }
+      if (event === 'error') throw this.errorFrame(data)
+      throw malformed(
+        backend,
+        `${stream} event is not JSON: ${preview(data)}; check that the endpoint serves ${route}`,
+        cause,
+      )
+    }
+    if (!isObject(parsed)) {
+      if (event === 'error') throw this.errorFrame(parsed)
+      throw malformed(backend, `${stream} event is not a JSON object: ${preview(data)}`)
+    }
+    if (event === 'error') throw this.errorFrame(parsed)
+    if (isErrorPayload(parsed)) throw this.errorFrame(parsed.error ?? parsed)
+    return parsed
+  }
 
   protected onLine(line: string, onText: OnDelta<Delta>): void {
     if (line.length === 0) {
@@ -65,6 +111,11 @@ export abstract class SseDecoder<Out = BackendOutput, Delta = string> extends Li
     this.data = null
     if (data !== null && data.length > 0) this.dispatch(data, event, onText)
   }
+}
+
+/** An OpenAI-dialect error payload: `error` set, or older vLLM's flat `{"object":"error",...}`. */
+export function isErrorPayload(object: JsonObject): boolean {
+  return (object.error !== undefined && object.error !== null) || object.object === 'error'
 }
 
 /** Value of an SSE field line: after the first colon, minus one leading space. */
