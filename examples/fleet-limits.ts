@@ -27,7 +27,9 @@ if (process.argv[2] === 'worker') {
   ]
   const router = createLLMRouter({
     env: { ...process.env, LLM_ROUTER_BACKENDS: JSON.stringify(records) },
-    redis: { url: redisUrl, prefix: process.env.FLEET_PREFIX },
+    // A generous store budget (default 100 ms): on a loaded machine a slower answer would send this
+    // instance to local state, where it enforces the whole rpm on its own (README: when Redis is slow).
+    redis: { url: redisUrl, prefix: process.env.FLEET_PREFIX, timeoutMs: 1000 },
     limits: { maxWaitMs: 0 },
     metrics: false,
   })
