@@ -10,7 +10,6 @@ import { openaiChatAdapter } from '../backends/openai-chat.js'
 import { toolFunction } from '../chat/request.js'
 import type { AssistantMessage, ChatRequest, ChatResult, ChatStreamChunk } from '../chat/types.js'
 import type { Capability } from '../types.js'
-import { unableFor } from './capabilities.js'
 import type { Operation } from './operation.js'
 import { buildResult } from './outcome.js'
 import type { Candidate, Target } from './routes.js'
@@ -63,7 +62,7 @@ const ADAPTERS = { ollama: ollamaChatAdapter, mlx: openaiChatAdapter, openai: ho
 export const chatOperation: Operation<ChatRequest, ChatOutput, ChatResult, ChatDelta> = {
   name: 'chat',
   adapter: (kind) => ADAPTERS[kind],
-  unable: (req, candidate) => unableFor(candidate, chatNeeds(req)),
+  needs: chatNeeds,
   // For records with context_length: the text the model reads (message contents).
   promptChars: (req) => {
     let chars = 0
