@@ -553,6 +553,32 @@ describe('router.embed() under backend faults', () => {
     ])
   })
 
+  it('emits request:start and request:end for a call that answers and for one that fails', async () => {
+    const s = await ollama()
+    const { router } = makeRouter([rec({ model_name: 'emb', endpoint_url: s.url })])
+    const starts: RouterEvents['request:start'][] = []
+    const ends: RouterEvents['request:end'][] = []
+    router.on('request:start', (e) => starts.push(e))
+    router.on('request:end', (e) => ends.push(e))
+    await router.embed({ model: 'emb', input: 'x', metadata: { requestId: 'r1' } })
+    await s.setFault('404-model')
+    const error = await router.embed({ model: 'emb', input: 'x' }).catch((e: unknown) => e)
+    expect(isRouterError(error)).toBe(true)
+    expect(starts).toEqual([
+      { requestId: 'r1', model: 'emb', stream: false },
+      { requestId: null, model: 'emb', stream: false },
+    ])
+    expect(ends).toEqual([
+      expect.objectContaining({ requestId: 'r1', model: 'emb', ok: true, code: null }),
+      expect.objectContaining({
+        requestId: null,
+        model: 'emb',
+        ok: false,
+        code: (error as { code: string }).code,
+      }),
+    ])
+  })
+
   it('close() stops a call still in flight with CLOSED and records its metric', async () => {
     const s = await ollama()
     await s.setFault('hang')
