@@ -167,6 +167,26 @@ describe('router.embed() on Ollama', () => {
     ])
   })
 
+  it("sends the record's keep_alive also when the record reads its base URL from the environment (generate and chat too)", async () => {
+    const s = await ollama()
+    const records = [
+      rec({ model_name: 'emb', endpoint_url: '', endpoint_url_env: 'EMB_URL', keep_alive: '30m' }),
+    ]
+    const router = createLLMRouter(
+      { env: { LLM_ROUTER_BACKENDS: JSON.stringify(records), EMB_URL: s.url }, metrics: false },
+      { clock: new ManualClock(Date.now()) },
+    )
+    routers.push(router)
+    await router.embed({ model: 'emb', input: ['a'] })
+    await router.generate({ model: 'emb', prompt: 'b' })
+    await router.chat({ model: 'emb', messages: [{ role: 'user', content: 'c' }] })
+    const keepAlive = (path: string) =>
+      s.requests.filter((r) => r.path === path).map((r) => (r.body as { keep_alive?: unknown }).keep_alive)
+    expect(keepAlive('/api/embed')).toEqual(['30m'])
+    expect(keepAlive('/api/generate')).toEqual(['30m'])
+    expect(keepAlive('/api/chat')).toEqual(['30m'])
+  })
+
   it('rejects bad input with INVALID_REQUEST before anything is sent', async () => {
     const s = await ollama()
     const { router, sink } = makeRouter([rec({ model_name: 'emb', endpoint_url: s.url })])
