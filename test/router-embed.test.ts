@@ -170,7 +170,13 @@ describe('router.embed() on Ollama', () => {
   it("sends the record's keep_alive also when the record reads its base URL from the environment (generate and chat too)", async () => {
     const s = await ollama()
     const records = [
-      rec({ model_name: 'emb', endpoint_url: '', endpoint_url_env: 'EMB_URL', keep_alive: '30m' }),
+      rec({
+        model_name: 'emb',
+        endpoint_url: '',
+        endpoint_url_env: 'EMB_URL',
+        keep_alive: '30m',
+        context_length: 8192,
+      }),
     ]
     const router = createLLMRouter(
       { env: { LLM_ROUTER_BACKENDS: JSON.stringify(records), EMB_URL: s.url }, metrics: false },
@@ -185,6 +191,8 @@ describe('router.embed() on Ollama', () => {
     expect(keepAlive('/api/embed')).toEqual(['30m'])
     expect(keepAlive('/api/generate')).toEqual(['30m'])
     expect(keepAlive('/api/chat')).toEqual(['30m'])
+    const generated = s.requests.find((r) => r.path === '/api/generate')
+    expect((generated?.body as { options?: { num_ctx?: unknown } } | undefined)?.options?.num_ctx).toBe(8192)
   })
 
   it('rejects bad input with INVALID_REQUEST before anything is sent', async () => {
