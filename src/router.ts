@@ -318,7 +318,12 @@ export function createLLMRouter(options?: RouterOptions, internals: RouterIntern
     if (listens('request:start'))
       emit('request:start', { requestId: req.metadata?.requestId ?? null, model: req.model, stream })
   }
-  const requestEnd = (req: DispatchRequest, result: DispatchResult | null, error: unknown, t0: number) => {
+  const requestEnd = (
+    req: DispatchRequest,
+    result: Pick<DispatchResult, 'model'> | null,
+    error: unknown,
+    t0: number,
+  ) => {
     if (!listens('request:end')) return
     emit('request:end', {
       requestId: req.metadata?.requestId ?? null,
@@ -343,7 +348,19 @@ export function createLLMRouter(options?: RouterOptions, internals: RouterIntern
     }
     const t0 = performance.now()
     requestStart(request, false)
-    const p = runRequest(core, op, request, config.get(request.model, request.fallbackModels), null, t0)
+    return tracked(
+      request,
+      t0,
+      runRequest(core, op, request, config.get(request.model, request.fallbackModels), null, t0),
+    )
+  }
+
+  /** A one-answer call in flight: held for close(), request:end when it settles (request:end reads only a result's model). */
+  const tracked = <Res extends { model: string }>(
+    request: DispatchRequest,
+    t0: number,
+    p: Promise<Res>,
+  ): Promise<Res> => {
     inflight.add(p)
     return p.then(
       (result) => {
@@ -476,26 +493,10 @@ export function createLLMRouter(options?: RouterOptions, internals: RouterIntern
       }
       const t0 = performance.now()
       requestStart(request, false)
-      const p = runEmbed(
-        core,
+      return tracked(
         request,
-        inputs,
-        (model, fallbackModels) => config.get(model, fallbackModels),
         t0,
-      )
-      inflight.add(p)
-      return p.then(
-        (result) => {
-          inflight.delete(p)
-          // request:end reads only the model of a result.
-          requestEnd(request, result as unknown as DispatchResult, null, t0)
-          return result
-        },
-        (error: unknown) => {
-          inflight.delete(p)
-          requestEnd(request, null, error, t0)
-          throw error
-        },
+        runEmbed(core, request, inputs, (model, fallbackModels) => config.get(model, fallbackModels), t0),
       )
     },
 

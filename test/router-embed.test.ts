@@ -167,6 +167,34 @@ describe('router.embed() on Ollama', () => {
     ])
   })
 
+  it("sends the record's keep_alive also when the record reads its base URL from the environment (generate and chat too)", async () => {
+    const s = await ollama()
+    const records = [
+      rec({
+        model_name: 'emb',
+        endpoint_url: '',
+        endpoint_url_env: 'EMB_URL',
+        keep_alive: '30m',
+        context_length: 8192,
+      }),
+    ]
+    const router = createLLMRouter(
+      { env: { LLM_ROUTER_BACKENDS: JSON.stringify(records), EMB_URL: s.url }, metrics: false },
+      { clock: new ManualClock(Date.now()) },
+    )
+    routers.push(router)
+    await router.embed({ model: 'emb', input: ['a'] })
+    await router.generate({ model: 'emb', prompt: 'b' })
+    await router.chat({ model: 'emb', messages: [{ role: 'user', content: 'c' }] })
+    const keepAlive = (path: string) =>
+      s.requests.filter((r) => r.path === path).map((r) => (r.body as { keep_alive?: unknown }).keep_alive)
+    expect(keepAlive('/api/embed')).toEqual(['30m'])
+    expect(keepAlive('/api/generate')).toEqual(['30m'])
+    expect(keepAlive('/api/chat')).toEqual(['30m'])
+    const generated = s.requests.find((r) => r.path === '/api/generate')
+    expect((generated?.body as { options?: { num_ctx?: unknown } } | undefined)?.options?.num_ctx).toBe(8192)
+  })
+
   it('rejects bad input with INVALID_REQUEST before anything is sent', async () => {
     const s = await ollama()
     const { router, sink } = makeRouter([rec({ model_name: 'emb', endpoint_url: s.url })])
@@ -550,6 +578,32 @@ describe('router.embed() under backend faults', () => {
       'ok',
       'BACKEND_UNREACHABLE',
       'ok',
+    ])
+  })
+
+  it('emits request:start and request:end for a call that answers and for one that fails', async () => {
+    const s = await ollama()
+    const { router } = makeRouter([rec({ model_name: 'emb', endpoint_url: s.url })])
+    const starts: RouterEvents['request:start'][] = []
+    const ends: RouterEvents['request:end'][] = []
+    router.on('request:start', (e) => starts.push(e))
+    router.on('request:end', (e) => ends.push(e))
+    await router.embed({ model: 'emb', input: 'x', metadata: { requestId: 'r1' } })
+    await s.setFault('404-model')
+    const error = await router.embed({ model: 'emb', input: 'x' }).catch((e: unknown) => e)
+    expect(isRouterError(error)).toBe(true)
+    expect(starts).toEqual([
+      { requestId: 'r1', model: 'emb', stream: false },
+      { requestId: null, model: 'emb', stream: false },
+    ])
+    expect(ends).toEqual([
+      expect.objectContaining({ requestId: 'r1', model: 'emb', ok: true, code: null }),
+      expect.objectContaining({
+        requestId: null,
+        model: 'emb',
+        ok: false,
+        code: (error as { code: string }).code,
+      }),
     ])
   })
 

@@ -2,7 +2,8 @@
  * Capability routing: a record may declare what its model can do (`capabilities`); a request that
  * needs something (tools, images, a JSON schema, reasoning, embeddings) skips candidates whose record
  * declares capabilities without it. A record that declares none is assumed able (the behaviour before
- * capabilities existed). Operations call `unableFor` from their `Operation.unable`.
+ * capabilities existed). The dispatcher reads `Operation.needs` once per request and calls `unableFor`
+ * per candidate.
  */
 import type { BackendRecord, Capability } from '../types.js'
 import type { Candidate } from './routes.js'

@@ -10,7 +10,6 @@ import { openaiChatAdapter } from '../backends/openai-chat.js'
 import { toolFunction } from '../chat/request.js'
 import type { AssistantMessage, ChatRequest, ChatResult, ChatStreamChunk } from '../chat/types.js'
 import type { Capability } from '../types.js'
-import { unableFor } from './capabilities.js'
 import type { Operation } from './operation.js'
 import { buildResult } from './outcome.js'
 import type { Candidate, Target } from './routes.js'
@@ -39,11 +38,13 @@ function toWire(req: ChatRequest, candidate: Candidate, target: Target, stream: 
   if (maxTokens !== undefined) wire.maxTokens = maxTokens
   if (req.stop !== undefined) wire.stop = req.stop
   // Ollama-only fields: OpenAI-compatible servers have no per-request equivalent (vLLM would only log them as ignored).
-  // The record's keep_alive and context_length (src/pool/) are the defaults of keepAlive and numCtx.
+  // The record's keep_alive and context_length (src/pool/), compiled into the Ollama target's extras like
+  // for generate and embed, are the defaults of keepAlive and numCtx.
   if (target.kind === 'ollama') {
-    const keepAlive = req.keepAlive ?? record.keep_alive
+    const extras = target.extras
+    const keepAlive = req.keepAlive ?? (extras?.keep_alive as string | number | undefined)
     if (keepAlive !== undefined) wire.keepAlive = keepAlive
-    const numCtx = req.numCtx ?? record.context_length
+    const numCtx = req.numCtx ?? (extras?.num_ctx as number | undefined)
     if (numCtx !== undefined) wire.numCtx = numCtx
   }
   const extras = target.kind === 'ollama' ? req.options?.ollama : req.options?.openai
@@ -63,7 +64,7 @@ const ADAPTERS = { ollama: ollamaChatAdapter, mlx: openaiChatAdapter, openai: ho
 export const chatOperation: Operation<ChatRequest, ChatOutput, ChatResult, ChatDelta> = {
   name: 'chat',
   adapter: (kind) => ADAPTERS[kind],
-  unable: (req, candidate) => unableFor(candidate, chatNeeds(req)),
+  needs: chatNeeds,
   // For records with context_length: the text the model reads (message contents).
   promptChars: (req) => {
     let chars = 0

@@ -17,7 +17,7 @@ import type { LoadRegistry, MemberState } from '../pool/load.js'
 import { type PickReason, type Pool, type PoolMember, promptTokensAtLeast } from '../pool/select.js'
 import type { MemberSignals } from '../pool/signals.js'
 import { type PoolHost, walkPool } from '../pool/walk.js'
-import type { MetricRecord, RouterEvents } from '../types.js'
+import type { Capability, MetricRecord, RouterEvents } from '../types.js'
 import {
   type AttemptContext,
   type AttemptLimits,
@@ -25,6 +25,7 @@ import {
   RequestControl,
   sendAttempt,
 } from './attempt.js'
+import { unableFor } from './capabilities.js'
 import { type CircuitEvents, CircuitGuard, type CircuitRegistry } from './circuit.js'
 import { costOf } from './cost.js'
 import type { DispatchRequest, DispatchResult, Operation } from './operation.js'
@@ -167,6 +168,8 @@ class RequestRun<Req extends DispatchRequest, Out, Res extends DispatchResult, D
   fallback = false
   /** Endpoint limits of this request (null: no limiter). */
   readonly gate: LimitGate | null
+  /** What the request needs from a record's declared capabilities (read once, checked per candidate). */
+  readonly needs: readonly Capability[]
   /** Whether the current pass sent anything (false: every target was skipped by a limit, circuit or rotation). */
   private sent = false
 
@@ -179,6 +182,12 @@ class RequestRun<Req extends DispatchRequest, Out, Res extends DispatchResult, D
     readonly t0: number,
   ) {
     this.gate = core.limiter ? new LimitGate(core.limiter, req, gateHost(core, control)) : null
+    this.needs = op.needs(req)
+  }
+
+  /** Why `candidate` cannot serve this request (a capability its record lacks), or null. */
+  unable(candidate: Candidate): string | null {
+    return unableFor(candidate, this.needs)
   }
 
   delivered(): number {
@@ -246,7 +255,7 @@ class RequestRun<Req extends DispatchRequest, Out, Res extends DispatchResult, D
         if (out !== null) return out
         continue
       }
-      const unable = this.op.unable(this.req, candidate)
+      const unable = this.unable(candidate)
       if (unable !== null) {
         this.skip(candidate, unable)
         continue
@@ -421,7 +430,7 @@ class RequestRun<Req extends DispatchRequest, Out, Res extends DispatchResult, D
     if (candidates.length === 0) return
     const reasons: string[] = []
     for (const candidate of candidates) {
-      const why = this.op.unable(this.req, candidate)
+      const why = this.unable(candidate)
       if (why === null) return
       reasons.push(why)
     }
@@ -511,7 +520,7 @@ class RequestRun<Req extends DispatchRequest, Out, Res extends DispatchResult, D
   }
 
   poolUnable(candidate: Candidate): string | null {
-    return this.op.unable(this.req, candidate)
+    return this.unable(candidate)
   }
   poolSkipUnable(candidate: Candidate, why: string): void {
     this.skip(candidate, why)

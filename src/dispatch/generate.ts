@@ -9,6 +9,8 @@ import type { Operation } from './operation.js'
 import { buildResult } from './outcome.js'
 import type { Candidate, Target } from './routes.js'
 
+const NO_NEEDS: readonly [] = []
+
 function toWire(req: GenerateRequest, candidate: Candidate, target: Target, stream: boolean): WireRequest {
   const record = candidate.record
   const wire: WireRequest = { prompt: req.prompt, stream }
@@ -30,7 +32,7 @@ export const generateOperation: Operation<GenerateRequest, BackendOutput, Genera
   name: 'generate',
   adapter: adapterFor,
   // A prompt needs no capability: every record can complete one.
-  unable: () => null,
+  needs: () => NO_NEEDS,
   promptChars: (req) => req.prompt.length + (req.system?.length ?? 0),
   encode: (req, candidate, target, stream) =>
     adapterFor(target.kind).encode(toWire(req, candidate, target, stream)),

@@ -6,7 +6,7 @@
  */
 import type { ProtocolAdapter } from '../backends/types.js'
 import type { AttemptInfo } from '../errors.js'
-import type { BackendKind, GenerateRequest, Usage } from '../types.js'
+import type { BackendKind, Capability, GenerateRequest, Usage } from '../types.js'
 import type { AttemptWhere, Timings } from './outcome.js'
 import type { Candidate, Target } from './routes.js'
 
@@ -46,10 +46,11 @@ export interface Operation<Req extends DispatchRequest, Out, Res extends Dispatc
   /** The adapter that speaks this operation to `kind`; its `path` is appended to the endpoint's base path. */
   adapter(kind: BackendKind): ProtocolAdapter<Out, Delta>
   /**
-   * Why `candidate` cannot serve `req` (a capability its record does not declare), or null. Candidates
-   * that cannot are skipped before anything is sent, and the skip is listed in the attempts.
+   * The capabilities `req` needs from a record (dispatch/capabilities.ts), read once per request.
+   * Candidates whose record declares capabilities without one of them are skipped before anything is
+   * sent, and the skip is listed in the attempts.
    */
-  unable(req: Req, candidate: Candidate): string | null
+  needs(req: Req): readonly Capability[]
   /**
    * Characters of the request's text the model reads (prompt, system, messages), for the context-length
    * check of records with `context_length` (src/pool/). Absent: such records are not checked.

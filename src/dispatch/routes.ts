@@ -224,6 +224,7 @@ export function compileCandidate(
       // No URL to show: errors, attempts and metrics name the variable instead.
       if (values.url === UNRESOLVED_URL) target.endpoint = `env:${record.endpoint_url_env}`
     }
+    if (kind === 'ollama') target.extras = recordExtras(record)
     return { model, record, targets: [target] }
   }
   const ollamaModel = record.backend_type === 'ollama' ? (record.backend_model ?? model) : model

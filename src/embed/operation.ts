@@ -9,7 +9,6 @@ import { hostedEmbedAdapter } from '../backends/hosted.js'
 import { ollamaEmbedAdapter } from '../backends/ollama-embed.js'
 import { openaiEmbedAdapter } from '../backends/openai-embed.js'
 import type { ProtocolAdapter } from '../backends/types.js'
-import { unableFor } from '../dispatch/capabilities.js'
 import type { DispatchRequest, DispatchResult, Operation } from '../dispatch/operation.js'
 import { buildResult } from '../dispatch/outcome.js'
 import { ErrorCode, RouterError } from '../errors.js'
@@ -74,7 +73,7 @@ export function embedBatchOperation(
       return adapter
     },
     // Records that declare capabilities without `embeddings` are skipped (dispatch/capabilities.ts).
-    unable: (_req, candidate) => unableFor(candidate, NEEDS_EMBEDDINGS),
+    needs: () => NEEDS_EMBEDDINGS,
     encode(req, _candidate, target) {
       const wire: Parameters<EmbedAdapter['encode']>[0] = { inputs: req.inputs }
       if (target.sendModel !== undefined) wire.model = target.sendModel
