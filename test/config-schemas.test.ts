@@ -301,6 +301,38 @@ describe("admin.schema 'providers' (seed 003)", () => {
   })
 })
 
+describe('provider names that are Object.prototype keys', () => {
+  it('are unknown llms providers and plain hosted providers, never a lookup of the prototype', () => {
+    const llms = parseRows(
+      'llms',
+      [
+        { name: 'a', provider: 'constructor', model_name: 'm' },
+        { name: 'b', provider: '__proto__', model_name: 'm' },
+      ],
+      ctx(),
+    )
+    expect(llms.records).toEqual([])
+    expect(llms.invalid.map((i) => i.message)).toEqual([
+      'unknown provider "constructor"; expected openai, azure, fireworks, google, ollama',
+      'unknown provider "__proto__"; expected openai, azure, fireworks, google, ollama',
+    ])
+    const providers = parseRows(
+      'providers',
+      [{ id: 'constructor', base_url: 'https://api.example.test/v1', models: [{ id: 'm' }] }],
+      ctx(),
+    )
+    expect(providers.invalid).toEqual([])
+    expect(providers.records).toMatchObject([
+      {
+        model_name: 'm',
+        provider: 'constructor',
+        backend_type: 'openai',
+        endpoint_url: 'https://api.example.test/v1',
+      },
+    ])
+  })
+})
+
 describe('the new record fields in llm_backends records', () => {
   it('accepts env references, an empty endpoint_url only with endpoint_url_env, and no env references on auto records', () => {
     const base = { model_name: 'm', backend_type: 'openai' }

@@ -14,6 +14,7 @@ import {
   envNameAt,
   invalidOf,
   isObject,
+  lookup,
   nameOf,
   objectField,
   RowError,
@@ -93,7 +94,7 @@ function mapRow(row: Record<string, unknown>, ctx: SchemaContext): Record<string
   if (row.id !== undefined && row.id !== null) out.id = row.id
   out.model_name = name
   out.backend_model = modelName
-  const unsupported = UNSUPPORTED_PROVIDERS[provider]
+  const unsupported = lookup(UNSUPPORTED_PROVIDERS, provider)
   if (unsupported !== undefined) throw new RowError('provider', unsupported)
   const apiKeyEnv = () => envNameAt(authMeta, 'api_key_env', 'auth_meta.api_key_env')
   if (provider === 'azure') {
@@ -114,7 +115,7 @@ function mapRow(row: Record<string, unknown>, ctx: SchemaContext): Record<string
     out.auth = { header: 'api-key', value_env: keyEnv }
   } else {
     // ollama and the hosted providers: a base URL and a bearer key, each optionally from a variable.
-    const hosted = HOSTED[provider]
+    const hosted = lookup(HOSTED, provider)
     if (provider !== 'ollama' && hosted === undefined) {
       throw new RowError(
         'provider',

@@ -22,6 +22,7 @@ import type { InvalidRecord, ParseRecordsResult } from '../schema.js'
 import {
   invalidOf,
   isObject,
+  lookup,
   nameOf,
   RowError,
   requiredString,
@@ -64,7 +65,7 @@ interface ProviderBase {
 function mapProvider(row: Record<string, unknown>, ctx: SchemaContext): ProviderBase {
   const id = requiredString(row, 'id')
   const kind = id.toLowerCase()
-  const unsupported = UNSUPPORTED_PROVIDERS[kind]
+  const unsupported = lookup(UNSUPPORTED_PROVIDERS, kind)
   if (unsupported !== undefined) throw new RowError('id', unsupported)
   const fields: Record<string, unknown> = { provider: id }
   const baseUrl = row.base_url
