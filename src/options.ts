@@ -3,6 +3,7 @@
  * no optional fields so the rest of the code never re-checks defaults.
  */
 import { z } from 'zod'
+import { ENV_NAME } from './config/schema.js'
 import { type AdminSchema, DEFAULT_ENCRYPTION_KEY_ENV, SCHEMA_LIST_PATH } from './config/schemas/index.js'
 import { ErrorCode, RouterError } from './errors.js'
 import { joinUrl } from './http/url.js'
@@ -19,6 +20,8 @@ import {
 } from './pool/health-options.js'
 import type { MetricsSink } from './types.js'
 
+/** An environment variable's name (the records' `*_env` fields use the same pattern). */
+const envVarName = z.string().regex(ENV_NAME)
 const httpUrl = z.url({ protocol: /^https?$/, error: 'must be an http(s) URL' })
 const nonNegInt = z.number().int().nonnegative()
 const posInt = z.number().int().positive()
@@ -35,10 +38,7 @@ const adminSchema = z
     lookup: z.enum(['list', 'model']).optional(),
     headers: headersSchema.optional(),
     /** Env var holding a bearer token for the admin API (sent as `Authorization: Bearer ...`). */
-    bearerTokenEnv: z
-      .string()
-      .regex(/^[A-Za-z_][A-Za-z0-9_]*$/)
-      .optional(),
+    bearerTokenEnv: envVarName.optional(),
     /** @default 5000 */
     timeoutMs: posInt.optional(),
     /** @default 1 MiB */
@@ -57,10 +57,7 @@ const adminSchema = z
     /** Payload shape: seed 000's `llm_backends` records, seed 002's `llms` rows, seed 003's providers. @default 'llm_backends' */
     schema: z.enum(['llm_backends', 'llms', 'providers']).optional(),
     /** Env var holding the Fernet key for `api_key_encrypted` (providers schema). @default 'LLM_ROUTER_ENCRYPTION_KEY' */
-    encryptionKeyEnv: z
-      .string()
-      .regex(/^[A-Za-z_][A-Za-z0-9_]*$/)
-      .optional(),
+    encryptionKeyEnv: envVarName.optional(),
   })
   .strict()
 

@@ -272,6 +272,44 @@ describe("admin.schema 'providers' (seed 003)", () => {
     expect(JSON.stringify([ok, wrong, unset])).not.toContain('csk-plaintext-key')
   })
 
+  it('takes api_key_encrypted trimmed; a blank or non-string one is reported for each model, and a provider without an id by its index', () => {
+    const key = fernetGenerateKey()
+    const token = fernetEncrypt('csk-plaintext-key', key)
+    const row = (api_key_encrypted: unknown, id: unknown = 'acme') => ({
+      id,
+      base_url: 'https://api.example.test/v1',
+      api_key_encrypted,
+      models: [{ id: 'm1' }, { id: 'm2' }],
+    })
+    const env = { LLM_ROUTER_ENCRYPTION_KEY: key }
+    const padded = parseRows('providers', [row(`  ${token}\n`)], ctx({ env }))
+    expect(padded.invalid).toEqual([])
+    expect(padded.records.map((r) => r.auth)).toEqual([
+      { bearer_encrypted: token, key_env: 'LLM_ROUTER_ENCRYPTION_KEY' },
+      { bearer_encrypted: token, key_env: 'LLM_ROUTER_ENCRYPTION_KEY' },
+    ])
+    for (const bad of [42, '   ']) {
+      const result = parseRows('providers', [row(bad)], ctx({ env }))
+      expect(result.records).toEqual([])
+      expect(result.invalid).toEqual(
+        ['m1', 'm2'].map((modelName) => ({
+          index: 0,
+          modelName,
+          field: 'api_key_encrypted',
+          message: 'provider acme: must be a Fernet token (a string)',
+        })),
+      )
+    }
+    expect(parseRows('providers', [row(token, 7)], ctx({ env })).invalid).toEqual(
+      ['m1', 'm2'].map((modelName) => ({
+        index: 0,
+        modelName,
+        field: 'id',
+        message: 'provider #0: must be a non-empty string',
+      })),
+    )
+  })
+
   it('reports bad providers and models by their ids', () => {
     const seed = [
       { id: 'anthropic', base_url: 'https://api.anthropic.com/v1', models: [{ id: 'claude' }] },
@@ -297,6 +335,38 @@ describe("admin.schema 'providers' (seed 003)", () => {
       [3, 'a', 'models[0].fallback_priority'],
       [3, null, 'models[1].id'],
       [3, 'b', 'models[2].provider_id'],
+    ])
+  })
+})
+
+describe('provider names that are Object.prototype keys', () => {
+  it('are unknown llms providers and plain hosted providers, never a lookup of the prototype', () => {
+    const llms = parseRows(
+      'llms',
+      [
+        { name: 'a', provider: 'constructor', model_name: 'm' },
+        { name: 'b', provider: '__proto__', model_name: 'm' },
+      ],
+      ctx(),
+    )
+    expect(llms.records).toEqual([])
+    expect(llms.invalid.map((i) => i.message)).toEqual([
+      'unknown provider "constructor"; expected openai, azure, fireworks, google, ollama',
+      'unknown provider "__proto__"; expected openai, azure, fireworks, google, ollama',
+    ])
+    const providers = parseRows(
+      'providers',
+      [{ id: 'constructor', base_url: 'https://api.example.test/v1', models: [{ id: 'm' }] }],
+      ctx(),
+    )
+    expect(providers.invalid).toEqual([])
+    expect(providers.records).toMatchObject([
+      {
+        model_name: 'm',
+        provider: 'constructor',
+        backend_type: 'openai',
+        endpoint_url: 'https://api.example.test/v1',
+      },
     ])
   })
 })

@@ -40,4 +40,18 @@ describe('resolveOptions', () => {
       closeTimeoutMs: 10_000,
     })
   })
+
+  it('takes only environment variable names in admin.bearerTokenEnv and admin.encryptionKeyEnv, never a secret', () => {
+    for (const option of ['bearerTokenEnv', 'encryptionKeyEnv']) {
+      expect(
+        resolveOptions({ admin: { [option]: 'ADMIN_TOKEN_2' }, env: { ADMIN_TOKEN_2: 't' } }).admin,
+      ).toBeDefined()
+      expect(() => resolveOptions({ admin: { [option]: 'sk-live-123' }, env: {} })).toThrow(
+        expect.objectContaining({
+          code: 'INVALID_OPTIONS',
+          issues: [expect.objectContaining({ path: `admin.${option}` })],
+        }),
+      )
+    }
+  })
 })

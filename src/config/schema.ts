@@ -232,11 +232,7 @@ const recordShape = z.object({
     .finite('must be a positive number')
     .positive('must be a positive number (share of the pool; disable a record with enabled: false)')
     .optional(),
-  max_concurrency: z
-    .number({ error: 'must be a positive integer' })
-    .int('must be a positive integer')
-    .positive('must be a positive integer')
-    .optional(),
+  max_concurrency: positiveInt.optional(),
   keep_alive: keepAlive.optional(),
   context_length: z
     .number({ error: 'must be a positive integer (tokens)' })

@@ -26,6 +26,11 @@ export const UNSUPPORTED_PROVIDERS: Readonly<Record<string, string>> = {
     'provider bedrock is not supported: AWS Bedrock is called with AWS SigV4 credentials, not an OpenAI-compatible API key',
 }
 
+/** `table[key]` for the table's own keys only (a row's `constructor` or `__proto__` is no entry). */
+export function lookup<T>(table: Readonly<Record<string, T>>, key: string): T | undefined {
+  return Object.hasOwn(table, key) ? table[key] : undefined
+}
+
 /** A row field that could not be mapped. */
 export class RowError extends Error {
   constructor(

@@ -14,6 +14,7 @@ import {
   envNameAt,
   invalidOf,
   isObject,
+  lookup,
   nameOf,
   objectField,
   RowError,
@@ -35,15 +36,13 @@ const HOSTED: Readonly<Record<string, HostedProvider>> = {
   google: { url: 'https://generativelanguage.googleapis.com/v1beta/openai' },
 }
 
-/** Why a provider in the table is not mapped. */
-
 const KNOWN = 'openai, azure, fireworks, google, ollama'
 
 /** `auth_meta` keys each provider kind accepts. */
 const AUTH_KEYS = {
-  hosted: ['api_key_env', 'base_url_env'],
+  /** ollama and the hosted providers. */
+  bearer: ['api_key_env', 'base_url_env'],
   azure: ['api_key_env', 'endpoint_env', 'deployment_name_env', 'api_version_env'],
-  ollama: ['api_key_env', 'base_url_env'],
 } as const
 
 /** Record field -> row field, for reporting validation errors under the row's names. */
@@ -95,7 +94,7 @@ function mapRow(row: Record<string, unknown>, ctx: SchemaContext): Record<string
   if (row.id !== undefined && row.id !== null) out.id = row.id
   out.model_name = name
   out.backend_model = modelName
-  const unsupported = UNSUPPORTED_PROVIDERS[provider]
+  const unsupported = lookup(UNSUPPORTED_PROVIDERS, provider)
   if (unsupported !== undefined) throw new RowError('provider', unsupported)
   const apiKeyEnv = () => envNameAt(authMeta, 'api_key_env', 'auth_meta.api_key_env')
   if (provider === 'azure') {
@@ -114,25 +113,18 @@ function mapRow(row: Record<string, unknown>, ctx: SchemaContext): Record<string
     const deploymentEnv = envNameAt(authMeta, 'deployment_name_env', 'auth_meta.deployment_name_env')
     if (deploymentEnv !== undefined) out.backend_model_env = deploymentEnv
     out.auth = { header: 'api-key', value_env: keyEnv }
-  } else if (provider === 'ollama') {
-    checkAuthKeys(authMeta, AUTH_KEYS.ollama, provider)
-    out.backend_type = 'ollama'
-    out.endpoint_url = defaultOllamaUrl(ctx.env)
-    const urlEnv = envNameAt(authMeta, 'base_url_env', 'auth_meta.base_url_env')
-    if (urlEnv !== undefined) out.endpoint_url_env = urlEnv
-    const keyEnv = apiKeyEnv()
-    if (keyEnv !== undefined) out.auth = { bearer_env: keyEnv }
   } else {
-    const hosted = HOSTED[provider]
-    if (hosted === undefined) {
+    // ollama and the hosted providers: a base URL and a bearer key, each optionally from a variable.
+    const hosted = lookup(HOSTED, provider)
+    if (provider !== 'ollama' && hosted === undefined) {
       throw new RowError(
         'provider',
         `unknown provider ${JSON.stringify(provider.slice(0, 40))}; expected ${KNOWN}`,
       )
     }
-    checkAuthKeys(authMeta, AUTH_KEYS.hosted, provider)
-    out.backend_type = 'openai'
-    out.endpoint_url = hosted.url
+    checkAuthKeys(authMeta, AUTH_KEYS.bearer, provider)
+    out.backend_type = hosted === undefined ? 'ollama' : 'openai'
+    out.endpoint_url = hosted === undefined ? defaultOllamaUrl(ctx.env) : hosted.url
     const urlEnv = envNameAt(authMeta, 'base_url_env', 'auth_meta.base_url_env')
     if (urlEnv !== undefined) out.endpoint_url_env = urlEnv
     const keyEnv = apiKeyEnv()

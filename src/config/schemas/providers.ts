@@ -22,6 +22,7 @@ import type { InvalidRecord, ParseRecordsResult } from '../schema.js'
 import {
   invalidOf,
   isObject,
+  lookup,
   nameOf,
   RowError,
   requiredString,
@@ -64,7 +65,7 @@ interface ProviderBase {
 function mapProvider(row: Record<string, unknown>, ctx: SchemaContext): ProviderBase {
   const id = requiredString(row, 'id')
   const kind = id.toLowerCase()
-  const unsupported = UNSUPPORTED_PROVIDERS[kind]
+  const unsupported = lookup(UNSUPPORTED_PROVIDERS, kind)
   if (unsupported !== undefined) throw new RowError('id', unsupported)
   const fields: Record<string, unknown> = { provider: id }
   const baseUrl = row.base_url
@@ -87,20 +88,19 @@ function mapProvider(row: Record<string, unknown>, ctx: SchemaContext): Provider
   }
   if (row.rpm_limit !== undefined && row.rpm_limit !== null) fields.rpm = row.rpm_limit
   if (row.tpm_limit !== undefined && row.tpm_limit !== null) fields.tpm = row.tpm_limit
-  const token = row.api_key_encrypted
-  if (token !== undefined && token !== null) {
-    if (typeof token !== 'string' || token.trim() === '') {
-      throw new RowError('api_key_encrypted', 'must be a Fernet token (a string)')
-    }
+  const raw = row.api_key_encrypted
+  if (raw !== undefined && raw !== null) {
+    const token = typeof raw === 'string' ? raw.trim() : ''
+    if (token === '') throw new RowError('api_key_encrypted', 'must be a Fernet token (a string)')
     const keyEnv = ctx.encryptionKeyEnv
     const keyValue = readEnv(ctx.env, keyEnv)
     // Checked now when the key is known; unset, the request reports MISSING_CREDENTIAL naming it.
     if (keyValue !== undefined) {
-      const result = decryptKey(token.trim(), keyValue, keyEnv)
+      const result = decryptKey(token, keyValue, keyEnv)
       if (!result.ok)
         throw new RowError('api_key_encrypted', result.reason.replace(/^api_key_encrypted /, ''))
     }
-    fields.auth = { bearer_encrypted: token.trim(), key_env: keyEnv }
+    fields.auth = { bearer_encrypted: token, key_env: keyEnv }
   }
   const champion = typeof row.champion_model === 'string' ? row.champion_model : null
   const defaultModel = typeof row.default_model === 'string' ? row.default_model : null
@@ -126,11 +126,15 @@ export function mapProviderRows(rows: readonly unknown[], ctx: SchemaContext): P
       // Reported once per model it leaves without a record, so a request for one of them says why
       // (see the notes routing uses); a provider without models is reported by its id.
       const ids = isObject(row) && Array.isArray(row.models) ? row.models.map((m) => nameOf(m, 'id')) : []
-      const base = invalidOf(index, nameOf(row, 'id'), error)
+      const providerId = nameOf(row, 'id')
+      const base = invalidOf(index, providerId, error)
       if (ids.length === 0) invalid.push(base)
-      const provider = nameOf(row, 'id') ?? `#${index}`
       for (const id of ids)
-        invalid.push({ ...base, modelName: id, message: `provider ${provider}: ${base.message}` })
+        invalid.push({
+          ...base,
+          modelName: id,
+          message: `provider ${providerId ?? `#${index}`}: ${base.message}`,
+        })
       return
     }
     const mapped: BackendRecord[] = []
