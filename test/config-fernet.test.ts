@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs'
 import { describe, expect, it } from 'vitest'
+import { decryptKey } from '../src/config/encrypted-key.js'
 import { FernetError, fernetDecrypt, fernetEncrypt, fernetGenerateKey } from '../src/config/fernet.js'
 
 interface Vector {
@@ -97,5 +98,18 @@ describe('Fernet in use', () => {
     raw[30] = (raw[30] as number) ^ 1
     const tampered = raw.toString('base64url').padEnd(Math.ceil(raw.length / 3) * 4, '=')
     expect(() => fernetDecrypt(tampered, key)).toThrow(/signature does not match/)
+  })
+})
+
+describe('decryptKey (request time)', () => {
+  it('a token that does not decrypt with the key in the variable says why and keeps the FernetError as cause', () => {
+    const token = fernetEncrypt('sk-plain', fernetGenerateKey())
+    const result = decryptKey(token, fernetGenerateKey(), 'KEY_ENV')
+    expect(result.ok).toBe(false)
+    if (result.ok) return
+    expect(result.unset).toBe(false)
+    expect(result.reason).toContain('cannot be decrypted with the key in KEY_ENV')
+    expect(result.cause).toBeInstanceOf(FernetError)
+    expect(result.reason).not.toContain('sk-plain')
   })
 })

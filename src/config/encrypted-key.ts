@@ -7,7 +7,9 @@
 import { FernetError, fernetDecrypt } from './fernet.js'
 
 /** Why a key could not be had: the variable is unset, or the token does not decrypt with its value. */
-export type EncryptedKeyResult = { ok: true; key: string } | { ok: false; unset: boolean; reason: string }
+export type EncryptedKeyResult =
+  | { ok: true; key: string }
+  | { ok: false; unset: boolean; reason: string; cause?: unknown }
 
 const MAX_CACHED = 256
 const cache = new Map<string, string>()
@@ -35,6 +37,7 @@ export function decryptKey(token: string, keyValue: string | undefined, keyEnv: 
       ok: false,
       unset: false,
       reason: `api_key_encrypted cannot be decrypted with the key in ${keyEnv}: ${why}`,
+      cause: error,
     }
   }
 }

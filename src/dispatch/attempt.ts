@@ -185,10 +185,7 @@ export function requestHeaders(
       throw new RouterError(
         ErrorCode.MISSING_CREDENTIAL,
         `The record for ${target.endpoint}: ${result.reason}`,
-        {
-          backend: target.kind,
-          endpoint: target.endpoint,
-        },
+        { backend: target.kind, endpoint: target.endpoint, cause: result.cause },
       )
     }
     return { headers: { ...target.headers, authorization: `Bearer ${result.key}` }, secret: result.key }
