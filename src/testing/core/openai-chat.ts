@@ -107,10 +107,15 @@ export function checkSampling(host: OpenAIChatHost, body: Record<string, unknown
     return host.invalidReply(400, 'stream must be a boolean')
   }
   const maxField = body.max_completion_tokens ?? body.max_tokens
+  // The least each server takes: -1 (unlimited) on llama-server, 0 on mlx_lm.server, 1 on vLLM.
+  const least = host.flavor === 'llamacpp' ? -1 : host.flavor === 'mlx' ? 0 : 1
   if (
     maxField !== undefined &&
-    (typeof maxField !== 'number' || !Number.isInteger(maxField) || maxField < -1)
+    (typeof maxField !== 'number' || !Number.isInteger(maxField) || maxField < least)
   ) {
+    if (host.flavor === 'vllm' && typeof maxField === 'number' && Number.isInteger(maxField)) {
+      return host.errorReply(400, `max_tokens must be at least 1, got ${maxField}.`)
+    }
     return host.invalidReply(400, 'max_tokens must be a non-negative integer')
   }
   if (body.temperature !== undefined && (typeof body.temperature !== 'number' || body.temperature < 0)) {
