@@ -27,6 +27,16 @@ const CONTEXT = Array.from(
   (_, i) => 128000 + ((i * 7919) % 4096),
 )
 
+/** Ollama's final-line counters, the same on every final line (generation and chat). */
+const OLLAMA_METRICS = {
+  total_duration: 1_162_761_250,
+  load_duration: 6_683_708,
+  prompt_eval_count: PROMPT_TOKENS,
+  prompt_eval_duration: 201_222_000,
+  eval_count: COMPLETION_TOKENS,
+  eval_duration: 953_997_000,
+}
+
 /** Ollama `/api/generate` with `stream:false` (field order and key set as Ollama emits them). */
 export function ollamaJson() {
   return JSON.stringify({
@@ -36,12 +46,7 @@ export function ollamaJson() {
     done: true,
     done_reason: 'stop',
     context: CONTEXT,
-    total_duration: 1_162_761_250,
-    load_duration: 6_683_708,
-    prompt_eval_count: PROMPT_TOKENS,
-    prompt_eval_duration: 201_222_000,
-    eval_count: COMPLETION_TOKENS,
-    eval_duration: 953_997_000,
+    ...OLLAMA_METRICS,
   })
 }
 
@@ -58,12 +63,7 @@ export function ollamaStreamLines() {
       done: true,
       done_reason: 'stop',
       context: CONTEXT,
-      total_duration: 1_162_761_250,
-      load_duration: 6_683_708,
-      prompt_eval_count: PROMPT_TOKENS,
-      prompt_eval_duration: 201_222_000,
-      eval_count: COMPLETION_TOKENS,
-      eval_duration: 953_997_000,
+      ...OLLAMA_METRICS,
     })}\n`,
   )
   return lines
@@ -173,16 +173,6 @@ export function adminRecords(ports) {
 }
 
 // --- chat (issue 12) ----------------------------------------------------------------------------
-
-/** The counters of Ollama's final line, as the generation answers above carry them. */
-const OLLAMA_METRICS = {
-  total_duration: 1_162_761_250,
-  load_duration: 6_683_708,
-  prompt_eval_count: PROMPT_TOKENS,
-  prompt_eval_duration: 201_222_000,
-  eval_count: COMPLETION_TOKENS,
-  eval_duration: 953_997_000,
-}
 
 /** The conversation the chat scenarios send (the router and the raw client send the same messages). */
 export const CHAT_MESSAGES = [
