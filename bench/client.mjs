@@ -53,36 +53,21 @@ const wrong = (what) => {
 
 // --- scenarios ------------------------------------------------------------------------------
 
-/** The body a hand-written client sends for the same request the router builds from the record. */
-const rawOllamaBody = (stream) =>
+/**
+ * The body a hand-written client sends for the same request the router builds from the record:
+ * `input` is `{ prompt }` (generation) or `{ messages }` (chat, issue 12).
+ */
+const rawOllamaBody = (stream, input = { prompt: PROMPT }) =>
   JSON.stringify({
     model: OLLAMA_MODEL,
-    prompt: PROMPT,
+    ...input,
     stream,
     options: { num_predict: 256, temperature: 0.7 },
   })
-const rawOpenaiBody = (stream) =>
+const rawOpenaiBody = (stream, input = { prompt: PROMPT }) =>
   JSON.stringify({
     model: MLX_MODEL,
-    prompt: PROMPT,
-    max_tokens: 256,
-    temperature: 0.7,
-    stream,
-    ...(stream ? { stream_options: { include_usage: true } } : {}),
-  })
-
-/** The chat bodies the router builds from the bench records (issue 12), written by hand. */
-const rawOllamaChatBody = (stream) =>
-  JSON.stringify({
-    model: OLLAMA_MODEL,
-    messages: CHAT_MESSAGES,
-    stream,
-    options: { num_predict: 256, temperature: 0.7 },
-  })
-const rawOpenaiChatBody = (stream) =>
-  JSON.stringify({
-    model: MLX_MODEL,
-    messages: CHAT_MESSAGES,
+    ...input,
     max_tokens: 256,
     temperature: 0.7,
     stream,
@@ -98,7 +83,7 @@ async function makeChatScenario(name) {
   const stream = name.endsWith('-stream')
   if (name.startsWith('raw-')) {
     const url = isOllama ? ollamaChatUrl : openaiChatUrl
-    const body = (isOllama ? rawOllamaChatBody : rawOpenaiChatBody)(stream)
+    const body = (isOllama ? rawOllamaBody : rawOpenaiBody)(stream, { messages: CHAT_MESSAGES })
     if (!stream) {
       const textOf = isOllama ? (j) => j.message.content : (j) => j.choices[0].message.content
       return {

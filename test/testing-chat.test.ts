@@ -236,6 +236,17 @@ describe('Ollama stand-in: POST /api/chat', () => {
     await get.body.text()
   })
 
+  it('decodes the whole body before the model lookup; no model is a 400 (ChatHandler)', async () => {
+    const s = await ollama({ models: ['llama3.2:latest'] })
+    const noModel = await post(`${s.url}/api/chat`, { messages: USER })
+    expect(noModel.status).toBe(400)
+    expect(noModel.text).toBe('{"error":"model is required"}')
+    // An unknown model with a body that does not decode: the decode error, not the 404.
+    const bad = await post(`${s.url}/api/chat`, { model: 'mistral', messages: 'hi' })
+    expect(bad.status).toBe(400)
+    expect(obj(bad).error).toMatch(/^json: cannot unmarshal string/)
+  })
+
   it('no messages loads the model (done_reason "load"); num_predict cuts (done_reason "length")', async () => {
     const s = await ollama({ chat: 'one two three four five' })
     const load = obj(await post(`${s.url}/api/chat`, { model: 'llama3.2', messages: [] }))

@@ -92,6 +92,25 @@ describe('Ollama stand-in: loaded models and cold loads', () => {
     expect(await psNames(s.url)).toEqual(['llama3.2:latest'])
   })
 
+  it('/api/ps lists the longest time left first, as PsHandler sorts by expires_at', async () => {
+    const s = await ollama()
+    for (const [model, keep_alive] of [
+      ['llama3.2', '1m'],
+      ['phi3:mini', '10m'],
+      ['qwen2.5', '5m'],
+    ]) {
+      const res = await request(`${s.url}/api/generate`, {
+        dispatcher: agent,
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ model, prompt: 'hi', stream: false, keep_alive }),
+      })
+      expect(res.statusCode).toBe(200)
+      await res.body.text()
+    }
+    expect(await psNames(s.url)).toEqual(['phi3:mini', 'qwen2.5:latest', 'llama3.2:latest'])
+  })
+
   it('loadModel() warms a model by hand; unloadAll() empties /api/ps', async () => {
     const s = await ollama()
     s.loadModel('phi3:mini')

@@ -506,6 +506,8 @@ describe('OpenAI-compatible (mlx) stand-in', () => {
     expect((await failure(send(`${s.url}/v1/completions`, { body: { max_tokens: 3 } }))).code).toBe(
       'UND_ERR_SOCKET',
     )
+    // max_tokens below 0 fails validate_model_parameters (llama-server takes -1 as unlimited).
+    expect((await failure(complete(s, { max_tokens: -1 }))).code).toBe('UND_ERR_SOCKET')
   })
 
   it('health, models, unknown routes, and 404 for models outside the list', async () => {

@@ -121,6 +121,12 @@ describe('OpenAI-compatible stand-in (vLLM): chat', () => {
     expect(so.status).toBe(400)
     expect((obj(so).error as Obj).type).toBe('BadRequestError')
     expect((await post(`${s.url}/v1/chat/completions`, { model: MODEL })).status).toBe(400)
+    // SamplingParams takes no max_tokens below 1 (mlx_lm.server takes 0, llama-server -1).
+    const zero = await post(`${s.url}/v1/chat/completions`, { messages: USER, max_tokens: 0 })
+    expect(zero.status).toBe(400)
+    expect((obj(zero).error as Obj).message).toBe('max_tokens must be at least 1, got 0.')
+    const unlimited = await post(`${s.url}/v1/completions`, { prompt: 'hi', max_tokens: -1 })
+    expect(unlimited.status).toBe(400)
     expect((await post(`${s.url}/v1/chat/completions`, '{oops')).status).toBe(400)
     const unknown = await post(`${s.url}/v1/nope`, {})
     expect([unknown.status, unknown.text]).toEqual([404, '{"detail":"Not Found"}'])

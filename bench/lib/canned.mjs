@@ -27,6 +27,16 @@ const CONTEXT = Array.from(
   (_, i) => 128000 + ((i * 7919) % 4096),
 )
 
+/** Ollama's final-line counters, the same on every final line (generation and chat). */
+const OLLAMA_METRICS = {
+  total_duration: 1_162_761_250,
+  load_duration: 6_683_708,
+  prompt_eval_count: PROMPT_TOKENS,
+  prompt_eval_duration: 201_222_000,
+  eval_count: COMPLETION_TOKENS,
+  eval_duration: 953_997_000,
+}
+
 /** Ollama `/api/generate` with `stream:false` (field order and key set as Ollama emits them). */
 export function ollamaJson() {
   return JSON.stringify({
@@ -36,12 +46,7 @@ export function ollamaJson() {
     done: true,
     done_reason: 'stop',
     context: CONTEXT,
-    total_duration: 1_162_761_250,
-    load_duration: 6_683_708,
-    prompt_eval_count: PROMPT_TOKENS,
-    prompt_eval_duration: 201_222_000,
-    eval_count: COMPLETION_TOKENS,
-    eval_duration: 953_997_000,
+    ...OLLAMA_METRICS,
   })
 }
 
@@ -58,12 +63,7 @@ export function ollamaStreamLines() {
       done: true,
       done_reason: 'stop',
       context: CONTEXT,
-      total_duration: 1_162_761_250,
-      load_duration: 6_683_708,
-      prompt_eval_count: PROMPT_TOKENS,
-      prompt_eval_duration: 201_222_000,
-      eval_count: COMPLETION_TOKENS,
-      eval_duration: 953_997_000,
+      ...OLLAMA_METRICS,
     })}\n`,
   )
   return lines
@@ -111,116 +111,68 @@ export function openaiSseEvents() {
 /** Admin records for the bench. `ports` come from the server process. */
 export function adminRecords(ports) {
   const local = (port) => `http://127.0.0.1:${port}`
-  // `bench-pool`: four records of one model and priority, so the router chooses among them.
-  const pool = (ports.ollamaPool ?? []).map((port, i) => ({
-    id: 100 + i,
-    model_name: 'bench-pool',
-    backend_type: 'ollama',
-    endpoint_url: local(port),
-    backend_model: OLLAMA_MODEL,
+  // Every bench record has the same priority and limits; `extra` (a fallback) goes before them.
+  const record = (id, model_name, backend_type, endpoint_url, backend_model, description, extra = {}) => ({
+    id,
+    model_name,
+    backend_type,
+    endpoint_url,
+    backend_model,
+    ...extra,
     enabled: true,
     priority: 100,
     max_tokens: 256,
     temperature_default: 0.7,
     timeout_seconds: 60,
-    description: `bench: pool member ${i + 1} of 4`,
-  }))
+    description,
+  })
+  // `bench-pool`: four records of one model and priority, so the router chooses among them.
+  const pool = (ports.ollamaPool ?? []).map((port, i) =>
+    record(100 + i, 'bench-pool', 'ollama', local(port), OLLAMA_MODEL, `bench: pool member ${i + 1} of 4`),
+  )
+  const fallback = { fallback_url: local(ports.ollama) }
   return [
     ...pool,
-    {
-      id: 1,
-      model_name: 'bench-ollama',
-      backend_type: 'ollama',
-      endpoint_url: local(ports.ollama),
-      backend_model: OLLAMA_MODEL,
-      enabled: true,
-      priority: 100,
-      max_tokens: 256,
-      temperature_default: 0.7,
-      timeout_seconds: 60,
-      description: 'bench: Ollama stand-in',
-    },
-    {
-      id: 2,
-      model_name: 'bench-mlx',
-      backend_type: 'mlx',
-      endpoint_url: local(ports.openai),
-      backend_model: MLX_MODEL,
-      enabled: true,
-      priority: 100,
-      max_tokens: 256,
-      temperature_default: 0.7,
-      timeout_seconds: 60,
-      description: 'bench: mlx_lm.server stand-in',
-    },
-    {
-      id: 5,
-      model_name: 'bench-ollama-tokens',
-      backend_type: 'ollama',
-      endpoint_url: `${local(ports.ollama)}/tokens`,
-      backend_model: OLLAMA_MODEL,
-      enabled: true,
-      priority: 100,
-      max_tokens: 256,
-      temperature_default: 0.7,
-      timeout_seconds: 60,
-      description: 'bench: Ollama stand-in, streams one write per token',
-    },
-    {
-      id: 6,
-      model_name: 'bench-mlx-tokens',
-      backend_type: 'mlx',
-      endpoint_url: `${local(ports.openai)}/tokens`,
-      backend_model: MLX_MODEL,
-      enabled: true,
-      priority: 100,
-      max_tokens: 256,
-      temperature_default: 0.7,
-      timeout_seconds: 60,
-      description: 'bench: mlx_lm.server stand-in, streams one write per token',
-    },
-    {
-      id: 3,
-      model_name: 'bench-auto-refused',
-      backend_type: 'auto',
-      endpoint_url: local(ports.refused),
-      backend_model: MLX_MODEL,
-      fallback_url: local(ports.ollama),
-      enabled: true,
-      priority: 100,
-      max_tokens: 256,
-      temperature_default: 0.7,
-      timeout_seconds: 60,
-      description: 'bench: MLX endpoint refuses connections, Ollama answers',
-    },
-    {
-      id: 4,
-      model_name: 'bench-auto-counting',
-      backend_type: 'auto',
-      endpoint_url: local(ports.counting),
-      backend_model: MLX_MODEL,
-      fallback_url: local(ports.ollama),
-      enabled: true,
-      priority: 100,
-      max_tokens: 256,
-      temperature_default: 0.7,
-      timeout_seconds: 60,
-      description: 'bench: MLX endpoint accepts and drops every connection (counted), Ollama answers',
-    },
+    record(1, 'bench-ollama', 'ollama', local(ports.ollama), OLLAMA_MODEL, 'bench: Ollama stand-in'),
+    record(2, 'bench-mlx', 'mlx', local(ports.openai), MLX_MODEL, 'bench: mlx_lm.server stand-in'),
+    record(
+      5,
+      'bench-ollama-tokens',
+      'ollama',
+      `${local(ports.ollama)}/tokens`,
+      OLLAMA_MODEL,
+      'bench: Ollama stand-in, streams one write per token',
+    ),
+    record(
+      6,
+      'bench-mlx-tokens',
+      'mlx',
+      `${local(ports.openai)}/tokens`,
+      MLX_MODEL,
+      'bench: mlx_lm.server stand-in, streams one write per token',
+    ),
+    record(
+      3,
+      'bench-auto-refused',
+      'auto',
+      local(ports.refused),
+      MLX_MODEL,
+      'bench: MLX endpoint refuses connections, Ollama answers',
+      fallback,
+    ),
+    record(
+      4,
+      'bench-auto-counting',
+      'auto',
+      local(ports.counting),
+      MLX_MODEL,
+      'bench: MLX endpoint accepts and drops every connection (counted), Ollama answers',
+      fallback,
+    ),
   ]
 }
 
 // --- chat (issue 12) ----------------------------------------------------------------------------
-
-/** The counters of Ollama's final line, as the generation answers above carry them. */
-const OLLAMA_METRICS = {
-  total_duration: 1_162_761_250,
-  load_duration: 6_683_708,
-  prompt_eval_count: PROMPT_TOKENS,
-  prompt_eval_duration: 201_222_000,
-  eval_count: COMPLETION_TOKENS,
-  eval_duration: 953_997_000,
-}
 
 /** The conversation the chat scenarios send (the router and the raw client send the same messages). */
 export const CHAT_MESSAGES = [

@@ -161,10 +161,6 @@ function ollamaToolCalls(
 export function ollamaChat(host: OllamaChatHost, rawBody: string, fault: FaultSpec | null): Action {
   const body = readOllamaBody(rawBody, 'ChatRequest')
   if (isReply(body)) return body
-  const model = typeof body.model === 'string' ? body.model : ''
-  if (!host.hasModel(model) || fault?.type === '404-model') {
-    return error(404, fault?.message ?? `model '${model}' not found`)
-  }
   if (body.messages !== undefined && body.messages !== null && !Array.isArray(body.messages)) {
     return error(
       400,
@@ -189,6 +185,13 @@ export function ollamaChat(host: OllamaChatHost, rawBody: string, fault: FaultSp
       const bad = Array.isArray(m.images) ? m.images.find((i) => !isBase64(i)) : m.images
       if (bad !== undefined) return error(400, 'illegal base64 data at input byte 0')
     }
+  }
+  // The body is decoded whole (the checks above) before the model is looked up; a missing name is a
+  // 400 on /api/chat (ChatHandler), where /api/generate answers 404 "model '' not found".
+  const model = typeof body.model === 'string' ? body.model : ''
+  if (model === '') return error(400, 'model is required')
+  if (!host.hasModel(model) || fault?.type === '404-model') {
+    return error(404, fault?.message ?? `model '${model}' not found`)
   }
   const think = body.think
   if (

@@ -244,7 +244,8 @@ export class OllamaCore extends ServiceCore implements OllamaChatHost {
         context_length: 4096,
       })
     }
-    return out
+    // PsHandler lists the longest time left first (a stable sort on expires_at).
+    return out.sort((a, b) => Date.parse(String(b.expires_at)) - Date.parse(String(a.expires_at)))
   }
 
   /** Unloads every model, so the next request pays `loadMs` again. */

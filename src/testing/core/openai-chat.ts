@@ -107,10 +107,15 @@ export function checkSampling(host: OpenAIChatHost, body: Record<string, unknown
     return host.invalidReply(400, 'stream must be a boolean')
   }
   const maxField = body.max_completion_tokens ?? body.max_tokens
+  // The least each server takes: -1 (unlimited) on llama-server, 0 on mlx_lm.server, 1 on vLLM.
+  const least = host.flavor === 'llamacpp' ? -1 : host.flavor === 'mlx' ? 0 : 1
   if (
     maxField !== undefined &&
-    (typeof maxField !== 'number' || !Number.isInteger(maxField) || maxField < -1)
+    (typeof maxField !== 'number' || !Number.isInteger(maxField) || maxField < least)
   ) {
+    if (host.flavor === 'vllm' && typeof maxField === 'number' && Number.isInteger(maxField)) {
+      return host.errorReply(400, `max_tokens must be at least 1, got ${maxField}.`)
+    }
     return host.invalidReply(400, 'max_tokens must be a non-negative integer')
   }
   if (body.temperature !== undefined && (typeof body.temperature !== 'number' || body.temperature < 0)) {
@@ -229,6 +234,52 @@ export function mlxStreamTail(body: Record<string, unknown>, usageChunk: () => u
   return frames
 }
 
+/** The pacing options as every generation route reads them. */
+export function openAIPacing(host: OpenAIChatHost) {
+  const tps = host.options.tokensPerSecond ?? 0
+  return {
+    perTokenMs: tps > 0 ? 1000 / tps : 0,
+    ttftMs: host.options.timeToFirstTokenMs ?? 0,
+    reportedTps: host.options.reportedTokensPerSecond ?? (tps > 0 ? tps : 100),
+  }
+}
+
+/** llama-server's refusal of a prompt longer than `contextSize` (null: it fits, or another flavor). */
+export function llamaContextExceeded(
+  host: OpenAIChatHost,
+  promptTokens: number,
+  streaming: boolean,
+): Reply | null {
+  const limit = host.options.contextSize
+  if (host.flavor !== 'llamacpp' || limit === undefined || promptTokens <= limit) return null
+  if (!streaming) return host.errorReply(400, CONTEXT_EXCEEDED)
+  return streamReply(200, SSE_HEADERS, llamaStreamError(400, CONTEXT_EXCEEDED, 'invalid_request_error'))
+}
+
+/**
+ * The end of an mlx / llama-server stream after its final chunk: mlx_lm.server's tail (`usageChunk`
+ * when asked for), `[DONE]` on llama-server, whose mid-stream error is an SSE `error:` field.
+ */
+export function openAIStreamEnd(
+  host: OpenAIChatHost,
+  body: Record<string, unknown>,
+  frames: Frame[],
+  usageChunk: () => unknown,
+  timing: { loadMs: number; ttftMs: number },
+  fault: FaultSpec | null,
+): Reply {
+  const mlx = host.flavor === 'mlx'
+  if (mlx) frames.push(...mlxStreamTail(body, usageChunk))
+  else frames.push({ data: SSE_DONE, delayMs: 0, role: 'final' })
+  const midStreamError = mlx
+    ? []
+    : llamaStreamError(500, fault?.message ?? 'generation failed', 'server_error')
+  return streamReply(200, SSE_HEADERS, frames, {
+    delayMs: mlx ? timing.loadMs : timing.loadMs + timing.ttftMs,
+    midStreamError,
+  })
+}
+
 /**
  * The `invalid-json` fault's answer: the first half of the whole answer, as one SSE `data:` line then
  * `[DONE]` when streamed, or as the body.
@@ -317,12 +368,9 @@ export function openAIChat(host: OpenAIChatHost, req: IncomingRequest, fault: Fa
   if (!known || fault?.type === '404-model') return modelNotFound(host, model, fault)
   const messages = body.messages as ReceivedMessage[]
   const promptTokens = countTokens(promptText(messages))
-  const limit = host.options.contextSize
   const streaming = body.stream === true
-  if (host.flavor === 'llamacpp' && limit !== undefined && promptTokens > limit) {
-    if (!streaming) return host.errorReply(400, CONTEXT_EXCEEDED)
-    return streamReply(200, SSE_HEADERS, llamaStreamError(400, CONTEXT_EXCEEDED, 'invalid_request_error'))
-  }
+  const tooLong = llamaContextExceeded(host, promptTokens, streaming)
+  if (tooLong !== null) return tooLong
 
   const kwargs = body.chat_template_kwargs
   const thinkingOff =
@@ -361,10 +409,7 @@ export function openAIChat(host: OpenAIChatHost, req: IncomingRequest, fault: Fa
   const finish = limited.cut ? 'length' : calls.length > 0 ? 'tool_calls' : 'stop'
 
   const loadMs = host.admit(model)
-  const tps = host.options.tokensPerSecond ?? 0
-  const perTokenMs = tps > 0 ? 1000 / tps : 0
-  const ttftMs = host.options.timeToFirstTokenMs ?? 0
-  const reportedTps = host.options.reportedTokensPerSecond ?? (tps > 0 ? tps : 100)
+  const { perTokenMs, ttftMs, reportedTps } = openAIPacing(host)
   const P = promptTokens
   if (host.flavor === 'vllm') {
     return vllmChat({
@@ -469,15 +514,8 @@ export function openAIChat(host: OpenAIChatHost, req: IncomingRequest, fault: Fa
     delayMs: first ? 0 : perTokenMs,
     role: 'final',
   })
-  if (mlx) {
-    frames.push(...mlxStreamTail(body, () => ({ ...envelope([], 'chat.completion'), usage })))
-  } else {
-    frames.push({ data: SSE_DONE, delayMs: 0, role: 'final' })
-  }
-  const midStreamError = mlx
-    ? []
-    : llamaStreamError(500, fault?.message ?? 'generation failed', 'server_error')
-  return streamReply(200, SSE_HEADERS, frames, { delayMs: mlx ? loadMs : loadMs + ttftMs, midStreamError })
+  const usageChunk = () => ({ ...envelope([], 'chat.completion'), usage })
+  return openAIStreamEnd(host, body, frames, usageChunk, { loadMs, ttftMs }, fault)
 }
 
 /** `POST /v1/embeddings` (llama-server; mlx_lm.server has no such route). */

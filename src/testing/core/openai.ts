@@ -9,24 +9,23 @@ import type { FaultSpec, GenerationOptions, RecordingOptions } from '../types.js
 import type { ConversationOptions } from './conversation.js'
 import type { HostedOptions } from './hosted.js'
 import {
-  CONTEXT_EXCEEDED,
   checkSampling,
   LLAMACPP_FINGERPRINT,
-  llamaStreamError,
+  llamaContextExceeded,
   llamaTimings,
   MLX_FINGERPRINT,
   maxTokensOf,
   mlxKeepalives,
-  mlxStreamTail,
   modelNotFound,
   type OpenAIChatHost,
   openAIChat,
   openAIEmbeddings,
   openAIGenerationFailed,
   openAIInvalidJson,
+  openAIPacing,
+  openAIStreamEnd,
   openAIUsage,
   readOpenAIBody,
-  SSE_HEADERS,
 } from './openai-chat.js'
 import {
   type Action,
@@ -36,12 +35,11 @@ import {
   type IncomingRequest,
   jsonReply,
   type Reply,
-  streamReply,
 } from './reply.js'
 import { type ErrorShape, ServiceCore } from './service.js'
 import { generate } from './text.js'
 import { vllmCompletion, vllmError } from './vllm.js'
-import { SSE_DONE, sseData } from './wire.js'
+import { sseData } from './wire.js'
 
 /** Which OpenAI-compatible server to imitate. */
 export type OpenAIFlavor = 'mlx' | 'llamacpp' | 'vllm'
@@ -282,10 +280,7 @@ export class OpenAICore extends ServiceCore implements OpenAIChatHost {
       context: { model, server: 'openai', body },
     })
     const loadMs = this.admit(model)
-    const tps = this.options.tokensPerSecond ?? 0
-    const perTokenMs = tps > 0 ? 1000 / tps : 0
-    const ttftMs = this.options.timeToFirstTokenMs ?? 0
-    const reportedTps = this.options.reportedTokensPerSecond ?? (tps > 0 ? tps : 100)
+    const { perTokenMs, ttftMs, reportedTps } = openAIPacing(this)
     const n = gen.tokens.length
     const P = gen.promptTokens
     if (this.flavor === 'vllm') {
@@ -303,11 +298,8 @@ export class OpenAICore extends ServiceCore implements OpenAIChatHost {
         invalidJson: openAIInvalidJson,
       })
     }
-    const limit = this.options.contextSize
-    if (!mlx && limit !== undefined && P > limit) {
-      if (body.stream !== true) return this.errors.error(400, CONTEXT_EXCEEDED)
-      return streamReply(200, SSE_HEADERS, llamaStreamError(400, CONTEXT_EXCEEDED, 'invalid_request_error'))
-    }
+    const tooLong = llamaContextExceeded(this, P, body.stream === true)
+    if (tooLong !== null) return tooLong
     const id = mlx ? `cmpl-${randomUUID()}` : `chatcmpl-${randomUUID().replaceAll('-', '')}`
     const created = Math.floor(Date.now() / 1000)
     const fingerprint = mlx ? MLX_FINGERPRINT : LLAMACPP_FINGERPRINT
@@ -348,11 +340,7 @@ export class OpenAICore extends ServiceCore implements OpenAIChatHost {
       delayMs: n > 0 ? perTokenMs : 0,
       role: 'final',
     })
-    if (mlx) frames.push(...mlxStreamTail(body, () => ({ ...envelope([], 'chat.completion'), usage })))
-    else frames.push({ data: SSE_DONE, delayMs: 0, role: 'final' })
-    const midStreamError = mlx
-      ? []
-      : llamaStreamError(500, fault?.message ?? 'generation failed', 'server_error')
-    return streamReply(200, SSE_HEADERS, frames, { delayMs: mlx ? loadMs : loadMs + ttftMs, midStreamError })
+    const usageChunk = () => ({ ...envelope([], 'chat.completion'), usage })
+    return openAIStreamEnd(this, body, frames, usageChunk, { loadMs, ttftMs }, fault)
   }
 }
