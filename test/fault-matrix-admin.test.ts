@@ -20,6 +20,7 @@ import {
   startOllamaServer,
 } from '../src/testing/index.js'
 import type { RouterEvents } from '../src/types.js'
+import { collect } from './helpers/events.js'
 import { LeakCheck } from './helpers/leaks.js'
 import { ManualClock, until } from './helpers/manual-clock.js'
 
@@ -164,12 +165,6 @@ afterEach(async () => {
   admin.reset()
   ollama.reset()
 })
-
-function collect<K extends keyof RouterEvents>(r: LLMRouter, event: K): RouterEvents[K][] {
-  const out: RouterEvents[K][] = []
-  r.on(event, (p) => out.push(p))
-  return out
-}
 
 /**
  * Awaits `pending`; for a row whose fault is about time, first advances the clock by admin.timeoutMs

@@ -20,7 +20,8 @@ import {
   startOllamaServer,
   startOpenAIServer,
 } from '../src/testing/index.js'
-import type { GenerateResult, MetricRecord, RouterEvents } from '../src/types.js'
+import type { GenerateResult, MetricRecord } from '../src/types.js'
+import { collect } from './helpers/events.js'
 import { LeakCheck } from './helpers/leaks.js'
 import { ManualClock, until } from './helpers/manual-clock.js'
 
@@ -306,12 +307,6 @@ async function drive(clock: ManualClock, waits: readonly number[], progress: Pro
     expect(progress.settled).toBe(false)
     clock.advance(ms)
   }
-}
-
-function collect<K extends keyof RouterEvents>(r: LLMRouter, event: K): RouterEvents[K][] {
-  const out: RouterEvents[K][] = []
-  r.on(event, (p) => out.push(p))
-  return out
 }
 
 const generationRequests = (s: OllamaServer | OpenAIServer) =>

@@ -13,7 +13,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { createLLMRouter, type LLMRouter } from '../src/index.js'
 import type { Store } from '../src/store/types.js'
 import { startAdminServer, startOllamaServer } from '../src/testing/index.js'
-import type { RouterEvents } from '../src/types.js'
+import { collect } from './helpers/events.js'
 import { until } from './helpers/manual-clock.js'
 import { type RedisServer, redisAvailable, startRedis } from './helpers/redis-server.js'
 
@@ -32,12 +32,6 @@ const cleanups: (() => Promise<unknown>)[] = []
 afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c().catch(() => {})
 })
-
-function collect<K extends keyof RouterEvents>(router: LLMRouter, event: K): RouterEvents[K][] {
-  const out: RouterEvents[K][] = []
-  router.on(event, (p) => out.push(p))
-  return out
-}
 
 let seq = 0
 function makeRouter(options: Record<string, unknown>, stores?: Store[]): LLMRouter {

@@ -15,7 +15,7 @@ import {
   startMlxServer,
   startOllamaServer,
 } from '../src/testing/index.js'
-import type { RouterEvents } from '../src/types.js'
+import { collect } from './helpers/events.js'
 import { ManualClock, until } from './helpers/manual-clock.js'
 
 const INTERVAL = 1000
@@ -59,12 +59,6 @@ function router(records: unknown[], options: Record<string, unknown> = {}): LLMR
   )
   routers.push(r)
   return r
-}
-
-function collect<K extends keyof RouterEvents>(r: LLMRouter, event: K): RouterEvents[K][] {
-  const seen: RouterEvents[K][] = []
-  r.on(event, (p) => seen.push(p))
-  return seen
 }
 
 const generations = (s: OllamaServer) => s.requests.filter((q) => q.path === '/api/generate').length

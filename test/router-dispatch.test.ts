@@ -2,7 +2,8 @@ import { delay, HttpResponse, http } from 'msw'
 import { afterEach, describe, expect, it } from 'vitest'
 import { createLLMRouter, hasErrorCode, type LLMRouter } from '../src/index.js'
 import type { Clock } from '../src/internal/clock.js'
-import type { BackendRecord, MetricRecord, RouterEvents } from '../src/types.js'
+import type { BackendRecord, MetricRecord } from '../src/types.js'
+import { collect } from './helpers/events.js'
 import { ManualClock, until } from './helpers/manual-clock.js'
 import { setupMockNetwork } from './helpers/msw.js'
 
@@ -80,12 +81,6 @@ afterEach(async () => {
   await Promise.all(routers.map((r) => r.close()))
   routers = []
 })
-
-function collect<K extends keyof RouterEvents>(router: LLMRouter, event: K): RouterEvents[K][] {
-  const out: RouterEvents[K][] = []
-  router.on(event, (p) => out.push(p))
-  return out
-}
 
 describe('ollama records', () => {
   it('sends stream:false with the record defaults and maps the result', async () => {

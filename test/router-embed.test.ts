@@ -17,6 +17,7 @@ import {
   startOpenAIServer,
 } from '../src/testing/index.js'
 import type { MetricRecord, MetricsSink, RouterEvents } from '../src/types.js'
+import { collect } from './helpers/events.js'
 import { ManualClock, until } from './helpers/manual-clock.js'
 
 const servers: StandInServer[] = []
@@ -70,12 +71,6 @@ const rec = (over: Record<string, unknown>) => ({
   ...over,
 })
 const embedCalls = (s: StandInServer, path = '/api/embed') => s.requests.filter((r) => r.path === path)
-
-function collect<K extends keyof RouterEvents>(router: LLMRouter, event: K): RouterEvents[K][] {
-  const out: RouterEvents[K][] = []
-  router.on(event, (p) => out.push(p))
-  return out
-}
 
 describe('router.embed() on Ollama', () => {
   it('one text: sends /api/embed with input as a list, returns the vector and the usual result fields', async () => {

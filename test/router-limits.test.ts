@@ -5,7 +5,7 @@
 import { HttpResponse, http } from 'msw'
 import { afterEach, describe, expect, it } from 'vitest'
 import { createLLMRouter, hasErrorCode, type LLMRouter, type RouterError } from '../src/index.js'
-import type { RouterEvents } from '../src/types.js'
+import { collect } from './helpers/events.js'
 import { ManualClock, until } from './helpers/manual-clock.js'
 import { setupMockNetwork } from './helpers/msw.js'
 
@@ -79,12 +79,6 @@ function makeRouter(
   )
   routers.push(router)
   return router
-}
-
-function collect<K extends keyof RouterEvents>(router: LLMRouter, event: K): RouterEvents[K][] {
-  const out: RouterEvents[K][] = []
-  router.on(event, (p) => out.push(p))
-  return out
 }
 
 describe('limits', () => {

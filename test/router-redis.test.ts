@@ -7,6 +7,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { createLLMRouter, type LLMRouter } from '../src/index.js'
 import type { Store } from '../src/store/types.js'
 import type { RouterEvents } from '../src/types.js'
+import { collect } from './helpers/events.js'
 import { ManualClock, until } from './helpers/manual-clock.js'
 import { setupMockNetwork } from './helpers/msw.js'
 import { type RedisServer, redisAvailable, startRedis } from './helpers/redis-server.js'
@@ -72,12 +73,6 @@ function counting(...urls: string[]) {
       }),
     )
   return (url: string) => hits.get(url) ?? 0
-}
-
-function collect<K extends keyof RouterEvents>(router: LLMRouter, event: K): RouterEvents[K][] {
-  const out: RouterEvents[K][] = []
-  router.on(event, (p) => out.push(p))
-  return out
 }
 
 /** Fails the test if the router ever falls back to local state. */

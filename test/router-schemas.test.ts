@@ -9,9 +9,8 @@ import { parseRows } from '../src/config/schemas/index.js'
 import { createLLMRouter, hasErrorCode, isRouterError, type LLMRouter } from '../src/index.js'
 import { createOpenTelemetrySink } from '../src/metrics/sinks.js'
 import { startAdminServer, startOllamaServer } from '../src/testing/index.js'
-import type { RouterEvents } from '../src/types.js'
 import { llmsSeedRows, providersSeed } from './fixtures/seed-tables.js'
-import { ROUTER_EVENTS } from './helpers/events.js'
+import { collect, ROUTER_EVENTS } from './helpers/events.js'
 import { type HostedServer, hostedTestRouter, startHostedServer } from './helpers/hosted.js'
 
 const cleanups: (() => Promise<unknown>)[] = []
@@ -46,12 +45,6 @@ function router(options: Parameters<typeof createLLMRouter>[0]): LLMRouter {
 function causeText(error: unknown): string {
   const cause = (error as { cause?: unknown }).cause
   return cause instanceof Error ? cause.message : String(error)
-}
-
-function collect<K extends keyof RouterEvents>(r: LLMRouter, event: K): RouterEvents[K][] {
-  const out: RouterEvents[K][] = []
-  r.on(event, (p) => out.push(p))
-  return out
 }
 
 describe("admin.schema 'llms'", () => {

@@ -17,8 +17,7 @@ import {
   startOllamaServer,
   startOpenAIServer,
 } from '../src/testing/index.js'
-import type { RouterEvents } from '../src/types.js'
-import { ROUTER_EVENTS } from './helpers/events.js'
+import { collect, ROUTER_EVENTS } from './helpers/events.js'
 import { LeakCheck } from './helpers/leaks.js'
 import { ManualClock, until } from './helpers/manual-clock.js'
 
@@ -59,12 +58,6 @@ function router(options: RouterOptions, clock: Clock = new ManualClock(Date.now(
 
 function envRecords(records: Record<string, unknown>[], extra: Record<string, string> = {}) {
   return { LLM_ROUTER_BACKENDS: JSON.stringify(records), ...extra }
-}
-
-function collect<K extends keyof RouterEvents>(r: LLMRouter, event: K): RouterEvents[K][] {
-  const out: RouterEvents[K][] = []
-  r.on(event, (p) => out.push(p))
-  return out
 }
 
 async function serve(handler: (req: IncomingMessage, res: ServerResponse) => void): Promise<string> {
